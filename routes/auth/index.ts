@@ -1,0 +1,54 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import * as auth from '../../src/auth.js'
+import { errors } from '../../src/errors.js'
+import { AuthResult, Credentials, RefreshBody, User } from '../../schemas/auth.js'
+import { responses } from '../../schemas/common.js'
+
+/** Accounts and tokens: /v1/auth/* (no token needed) and /v1/me. */
+const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { db, config } = fastify
+  const tags = ['auth']
+
+  function signer (): auth.SignAccess {
+    if (fastify.signAccessToken === undefined) throw errors.forbidden('accounts are managed by the identity provider (JWT_PUBLIC_KEY is set)')
+    return fastify.signAccessToken
+  }
+
+  fastify.post('/auth/register', {
+    schema: { tags, summary: 'Create an account and start a session', security: [], body: Credentials, response: responses({ 201: AuthResult }) }
+  }, async function register (request, reply) {
+    if (!config.ALLOW_REGISTRATION) throw errors.forbidden('registration is switched off')
+    const result = await auth.register(db, signer(), request.body.email, request.body.password)
+    return await reply.code(201).send(result)
+  })
+
+  fastify.post('/auth/login', {
+    schema: { tags, summary: 'Log in and start a session', security: [], body: Credentials, response: responses({ 200: AuthResult }) }
+  }, async function login (request) {
+    return await auth.login(db, signer(), request.body.email, request.body.password)
+  })
+
+  fastify.post('/auth/refresh', {
+    schema: { tags, summary: 'Rotate a refresh token for a new token pair', security: [], body: RefreshBody, response: responses({ 200: AuthResult }) }
+  }, async function refresh (request) {
+    return await auth.refresh(db, signer(), request.body.refreshToken)
+  })
+
+  fastify.post('/auth/logout', {
+    schema: { tags, summary: 'Revoke a refresh token and its family', security: [], body: RefreshBody, response: responses({ 204: Type.Null() }) }
+  }, async function logout (request, reply) {
+    await auth.logout(db, request.body.refreshToken)
+    return await reply.code(204).send(null)
+  })
+
+  fastify.get('/me', {
+    onRequest: fastify.authenticate,
+    schema: { tags, summary: 'The caller', response: responses({ 200: User }) }
+  }, async function me (request) {
+    const user = await db.selectFrom('users').select(['id', 'email', 'permissions']).where('id', '=', request.actor.userId).executeTakeFirst()
+    if (user === undefined) throw errors.unauthenticated('account no longer exists')
+    return { ...user, permissions: request.actor.permissions }
+  })
+}
+export default authRoutes

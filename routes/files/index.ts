@@ -1,0 +1,3 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox"
+const fileRoutes: FastifyPluginAsyncTypebox = async () => {}
+export default fileRoutes

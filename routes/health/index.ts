@@ -1,0 +1,28 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { ping } from '../../plugins/database.js'
+import { errors } from '../../src/errors.js'
+import { responses } from '../../schemas/common.js'
+
+const Status = Type.Object({ status: Type.String() })
+
+/** Liveness and readiness, for load balancers and orchestrators. No auth. */
+const health: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/health', {
+    schema: { tags: ['operations'], summary: 'Liveness: 200 while the process serves', security: [], response: responses({ 200: Status }) }
+  }, async function liveness () {
+    return { status: 'ok' }
+  })
+
+  fastify.get('/ready', {
+    schema: { tags: ['operations'], summary: 'Readiness: 200 when the database (and Redis, when configured) answer', security: [], response: responses({ 200: Status }) }
+  }, async function readiness () {
+    try {
+      await ping(fastify.db)
+    } catch {
+      throw errors.unavailable('the database does not answer')
+    }
+    return { status: 'ready' }
+  })
+}
+export default health

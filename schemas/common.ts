@@ -1,0 +1,36 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+/** Shared primitives. Every route's schemas are built from these and the resource files beside. */
+
+export const Uuid = Type.String({ format: 'uuid' })
+// Services hand out Dates; the compiled serializer writes them as ISO-8601 UTC strings.
+export const Timestamp = Type.Unsafe<Date | string>(Type.String({ format: 'date-time', description: 'ISO-8601 UTC' }))
+
+export const ErrorSchema = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String({ description: 'stable machine-readable code, e.g. FILE_NOT_FOUND' }),
+  error: Type.String(),
+  message: Type.String(),
+  details: Type.Optional(Type.Object({}, { additionalProperties: true }))
+}, { $id: 'Error', title: 'Error' })
+export type ErrorReply = Static<typeof ErrorSchema>
+
+/** The error statuses every authenticated route may answer with, for response maps. */
+export const errorResponses = {
+  '4xx': ErrorSchema,
+  '5xx': ErrorSchema
+}
+
+/** A full response map: the given success statuses plus the shared error shape. */
+export function responses<T extends Record<number, TSchema>> (ok: T): T & typeof errorResponses {
+  return { ...ok, ...errorResponses }
+}
+
+export const WorkspaceParams = Type.Object({ id: Uuid })
+
+export const SessionHeader = Type.Object({
+  'x-session-id': Type.Optional(Uuid),
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
+})
+
+export const Cursor = Type.String({ maxLength: 2048, description: 'opaque; from the previous page' })

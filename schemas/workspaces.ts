@@ -1,0 +1,29 @@
+import { Type } from '@sinclair/typebox'
+import { Timestamp, Uuid } from './common.js'
+
+export const Role = Type.Union([Type.Literal('owner'), Type.Literal('editor'), Type.Literal('viewer')])
+
+export const Workspace = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  ownerId: Uuid,
+  role: Role,
+  revision: Type.Integer(),
+  createdAt: Timestamp
+})
+
+export const WorkspaceList = Type.Object({ items: Type.Array(Workspace) })
+
+export const CreateWorkspaceBody = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 200 })
+}, { additionalProperties: false })
+
+export const Member = Type.Object({ userId: Uuid, email: Type.String(), role: Role })
+export const MemberList = Type.Object({ items: Type.Array(Member) })
+
+export const PutMemberBody = Type.Object({
+  email: Type.String({ format: 'email', maxLength: 320 }),
+  role: Type.Union([Type.Literal('editor'), Type.Literal('viewer')])
+}, { additionalProperties: false })
+
+export const MemberParams = Type.Object({ id: Uuid, userId: Uuid })

@@ -1,0 +1,45 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Config } from './config.js'
+import configPlugin from '../plugins/config.js'
+import errorHandler from '../plugins/error-handler.js'
+import database from '../plugins/database.js'
+import auth from '../plugins/auth.js'
+import docs from '../plugins/docs.js'
+import security from '../plugins/security.js'
+import healthRoutes from '../routes/health/index.js'
+import authRoutes from '../routes/auth/index.js'
+import workspaceRoutes from '../routes/workspaces/index.js'
+import fileRoutes from '../routes/files/index.js'
+
+/**
+ * Builds the application: shared plugins first (not encapsulated), then the encapsulated route
+ * plugins. server.ts listens on it; tests use it through test/helper.ts.
+ */
+export async function buildApp (config: Config, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: {
+      level: config.LOG_LEVEL,
+      redact: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization']
+    },
+    // JSON bodies up to 1 MiB; the routes that carry file content raise it (routes/files).
+    bodyLimit: 1024 * 1024,
+    requestTimeout: 120_000,
+    keepAliveTimeout: 10_000,
+    trustProxy: true,
+    ...options
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  await app.register(configPlugin, { config })
+  await app.register(errorHandler)
+  await app.register(docs)
+  await app.register(security)
+  await app.register(database)
+  await app.register(auth)
+
+  await app.register(healthRoutes)
+  await app.register(authRoutes, { prefix: '/v1' })
+  await app.register(workspaceRoutes, { prefix: '/v1' })
+  await app.register(fileRoutes, { prefix: '/v1/workspaces' })
+  return app
+}

@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { Type, type Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+/**
+ * Every setting the server reads, as a TypeBox schema: one source for validation, defaults and the
+ * `Config` type. Values come from the environment (strings) and are converted before checking.
+ */
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATA_DIR: Type.String({ minLength: 1, default: './data' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  JWT_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  MAX_FILE_BYTES: Type.Integer({ minimum: 1, maximum: 256 * 1024 * 1024, default: 10 * 1024 * 1024 }),
+  ALLOW_REGISTRATION: Type.Boolean({ default: true }),
+  CORS_ORIGINS: Type.String({ default: '' }),
+  DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
+  DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 30_000 }),
+  CHANGE_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 0 })
+})
+type Env = Static<typeof EnvSchema>
+
+export interface Config extends Omit<Env, 'JWT_SECRET' | 'CORS_ORIGINS'> {
+  /** HS256 secret, or undefined when tokens are verified with JWT_PUBLIC_KEY. */
+  JWT_SECRET: string | undefined
+  CORS_ORIGINS: string[]
+  isProduction: boolean
+}
+
+export class ConfigError extends Error {}
+
+/** Reads and checks the configuration; throws a ConfigError that names the bad variable. */
+export function loadConfig (source: Record<string, string | undefined> = process.env): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = source[key]
+    if (value !== undefined && value !== '') raw[key] = value
+  }
+  const env = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw))
+  const firstError = Value.Errors(EnvSchema, env).First()
+  if (firstError !== undefined) {
+    const name = firstError.path.replace(/^\//, '')
+    throw new ConfigError(`invalid configuration: ${name} ${firstError.message.toLowerCase()} (got ${JSON.stringify(source[name] ?? '')})`)
+  }
+  const checked = env as Env
+  const isProduction = checked.NODE_ENV === 'production'
+  if (checked.JWT_SECRET !== undefined && checked.JWT_PUBLIC_KEY !== undefined) {
+    throw new ConfigError('invalid configuration: set JWT_SECRET or JWT_PUBLIC_KEY, not both (only one algorithm is accepted)')
+  }
+  let secret = checked.JWT_SECRET
+  if (secret === undefined && checked.JWT_PUBLIC_KEY === undefined) {
+    if (isProduction) throw new ConfigError('invalid configuration: JWT_SECRET (or JWT_PUBLIC_KEY) is required when NODE_ENV=production')
+    secret = devSecret(checked.DATA_DIR)
+  }
+  return {
+    ...checked,
+    DATA_DIR: resolve(checked.DATA_DIR),
+    JWT_SECRET: secret,
+    CORS_ORIGINS: checked.CORS_ORIGINS.split(',').map(o => o.trim()).filter(o => o !== ''),
+    isProduction
+  }
+}
+
+/** Outside production a secret is generated once and kept in DATA_DIR, so tokens survive restarts. */
+function devSecret (dataDir: string): string {
+  const file = join(dataDir, 'jwt-secret')
+  try {
+    return readFileSync(file, 'utf8').trim()
+  } catch {
+    mkdirSync(dataDir, { recursive: true })
+    const secret = randomBytes(48).toString('base64url')
+    writeFileSync(file, secret, { mode: 0o600, flag: 'wx' })
+    return secret
+  }
+}

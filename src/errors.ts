@@ -1,0 +1,74 @@
+import { STATUS_CODES } from 'node:http'
+
+/**
+ * Every error the API answers with is an AppError: an HTTP status, a stable code from the
+ * contract, a message for people and optional machine-readable details. They are made here and
+ * nowhere else, so the list of codes below is the complete list.
+ */
+export class AppError extends Error {
+  readonly statusCode: number
+  readonly code: string
+  readonly details: Record<string, unknown> | undefined
+  readonly headers: Record<string, string> | undefined
+
+  constructor (statusCode: number, code: string, message: string, details?: Record<string, unknown>, headers?: Record<string, string>) {
+    super(message)
+    this.name = 'AppError'
+    this.statusCode = statusCode
+    this.code = code
+    this.details = details
+    this.headers = headers
+  }
+
+  toJSON (): ErrorBody {
+    return errorBody(this.statusCode, this.code, this.message, this.details)
+  }
+}
+
+export interface ErrorBody {
+  statusCode: number
+  code: string
+  error: string
+  message: string
+  details?: Record<string, unknown>
+}
+
+export function errorBody (statusCode: number, code: string, message: string, details?: Record<string, unknown>): ErrorBody {
+  const body: ErrorBody = { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
+  if (details !== undefined) body.details = details
+  return body
+}
+
+const quote = (s: string): string => JSON.stringify(s)
+
+export const errors = {
+  validation: (message: string, details?: Record<string, unknown>) => new AppError(400, 'VALIDATION_FAILED', message, details),
+  invalidPath: (path: string, why: string) => new AppError(400, 'INVALID_PATH', `invalid path ${quote(path)}: ${why}`),
+  invalidMove: (from: string, to: string) => new AppError(400, 'INVALID_MOVE', `cannot move or copy ${from} into its own subtree (${to})`),
+  isADirectory: (path: string) => new AppError(400, 'IS_A_DIRECTORY', `${path} is a directory`),
+  notADirectory: (path: string) => new AppError(409, 'NOT_A_DIRECTORY', `${path} is a file, not a directory`),
+  unauthenticated: (message = 'authentication required') => new AppError(401, 'UNAUTHENTICATED', message),
+  tokenExpired: () => new AppError(401, 'TOKEN_EXPIRED', 'access token expired'),
+  invalidCredentials: () => new AppError(401, 'INVALID_CREDENTIALS', 'invalid email or password'),
+  forbidden: (message: string) => new AppError(403, 'FORBIDDEN', message),
+  notFound: (message: string) => new AppError(404, 'NOT_FOUND', message),
+  fileNotFound: (path: string) => new AppError(404, 'FILE_NOT_FOUND', `no such file or directory: ${path}`),
+  workspaceNotFound: (id: string) => new AppError(404, 'WORKSPACE_NOT_FOUND', `workspace ${id} not found`),
+  fileExists: (path: string) => new AppError(409, 'FILE_EXISTS', `${path} already exists`),
+  targetExists: (path: string) => new AppError(409, 'TARGET_EXISTS', `${path} already exists`),
+  emailTaken: () => new AppError(409, 'EMAIL_TAKEN', 'an account with this email already exists'),
+  preconditionFailed: (path: string, etag: string, current: Record<string, unknown> | null) =>
+    new AppError(412, 'PRECONDITION_FAILED', `${path} changed since etag ${quote(etag)}`, { current }),
+  fileTooLarge: (size: number, max: number) => new AppError(413, 'FILE_TOO_LARGE', `file is ${size} bytes; the limit is ${max}`),
+  payloadTooLarge: (message = 'request body is too large') => new AppError(413, 'PAYLOAD_TOO_LARGE', message),
+  unsupportedMediaType: (type: string) => new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', `unsupported content type ${quote(type)}`),
+  unavailable: (message: string, retryAfterSeconds = 5) =>
+    new AppError(503, 'UNAVAILABLE', message, undefined, { 'retry-after': String(retryAfterSeconds) }),
+  internal: () => new AppError(500, 'INTERNAL', 'internal server error')
+}
+
+/** A failed op inside a batch: the op's own error, with the batch position in details. */
+export function batchError (index: number, cause: AppError): AppError {
+  return new AppError(cause.statusCode, cause.code, `operation ${index}: ${cause.message}`,
+    { ...cause.details, index, code: cause.code })
+}
