@@ -30,6 +30,8 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
     ...options
   }).withTypeProvider<TypeBoxTypeProvider>()
 
+  // JSON only: a text/plain body is 415 UNSUPPORTED_MEDIA_TYPE rather than a confusing 400.
+  app.removeContentTypeParser('text/plain')
   await app.register(configPlugin, { config })
   await app.register(errorHandler)
   await app.register(docs)

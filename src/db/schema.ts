@@ -103,5 +103,6 @@ export interface Database {
 }
 
 export type Db = Kysely<Database>
+export type Trx = Transaction<Database>
 /** Anything queries can run on: the database or an open transaction. */
 export type Executor = Kysely<Database> | Transaction<Database>

@@ -1,0 +1,125 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { Cursor, Timestamp, Uuid } from './common.js'
+
+const Nullable = <T extends ReturnType<typeof Type.String> | ReturnType<typeof Type.Integer>>(t: T) => Type.Union([t, Type.Null()])
+
+export const Encoding = Type.Union([Type.Literal('utf8'), Type.Literal('base64')], { default: 'utf8' })
+export const Metadata = Type.Object({}, { additionalProperties: true, description: 'a JSON object of at most 16 KiB' })
+const Kind = Type.Union([Type.Literal('file'), Type.Literal('directory')])
+
+export const FileMeta = Type.Object({
+  path: Type.String(),
+  name: Type.String(),
+  kind: Kind,
+  size: Nullable(Type.Integer()),
+  mimeType: Nullable(Type.String()),
+  etag: Type.String(),
+  version: Type.Integer(),
+  sha256: Nullable(Type.String()),
+  metadata: Metadata,
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  createdBy: Nullable(Type.String()),
+  updatedBy: Nullable(Type.String())
+}, { title: 'FileMeta' })
+export type FileMeta = Static<typeof FileMeta>
+
+/** A file (meta + content + encoding) or a directory (meta + children). */
+export const Entry = Type.Composite([FileMeta, Type.Object({
+  content: Type.Optional(Type.String()),
+  encoding: Type.Optional(Type.Union([Type.Literal('utf8'), Type.Literal('base64')])),
+  children: Type.Optional(Type.Array(FileMeta)),
+  childrenTruncated: Type.Optional(Type.Boolean({ description: 'more children than a listing returns; page them with /tree' }))
+})], { title: 'Entry' })
+export type Entry = Static<typeof Entry>
+
+export const ReadQuery = Type.Object({
+  format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('raw')], { default: 'json' }))
+})
+
+export const WriteBody = Type.Object({
+  content: Type.String(),
+  encoding: Type.Optional(Encoding),
+  mimeType: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  metadata: Type.Optional(Metadata)
+}, { additionalProperties: false })
+
+export const WriteResult = Type.Object({ file: FileMeta, revision: Type.Integer() })
+export const DeleteResult = Type.Object({ revision: Type.Integer(), deleted: Type.Integer() })
+
+export const OpType = Type.Union(['create', 'update', 'delete', 'move', 'copy', 'mkdir'].map(t => Type.Literal(t as 'create' | 'update' | 'delete' | 'move' | 'copy' | 'mkdir')))
+
+export const Operation = Type.Object({
+  type: OpType,
+  path: Type.String({ maxLength: 4096 }),
+  newPath: Type.Optional(Type.String({ maxLength: 4096 })),
+  content: Type.Optional(Type.String()),
+  encoding: Type.Optional(Encoding),
+  mimeType: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  metadata: Type.Optional(Metadata),
+  ifMatch: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  overwrite: Type.Optional(Type.Boolean()),
+  sessionId: Type.Optional(Uuid)
+}, { additionalProperties: false, title: 'Operation' })
+export type Operation = Static<typeof Operation>
+
+export const DeletedData = Type.Object({ deleted: Type.Integer() })
+const OpData = Type.Union([FileMeta, DeletedData])
+
+export const OperationResult = Type.Object({
+  success: Type.Literal(true),
+  data: OpData,
+  revision: Type.Integer(),
+  timestamp: Timestamp
+})
+
+export const BatchBody = Type.Object({
+  operations: Type.Array(Operation, { minItems: 1, maxItems: 1000 })
+}, { additionalProperties: false })
+
+export const BatchResult = Type.Object({
+  results: Type.Array(Type.Object({ data: OpData, revision: Type.Integer() })),
+  revision: Type.Integer()
+})
+
+export const TreeQuery = Type.Object({
+  path: Type.String({ default: '/', maxLength: 4096 }),
+  depth: Type.Integer({ minimum: 0, maximum: 1000, default: 1, description: '0: unlimited' }),
+  limit: Type.Integer({ minimum: 1, maximum: 5000, default: 1000 }),
+  cursor: Type.Optional(Cursor)
+})
+export type TreeQuery = Static<typeof TreeQuery>
+
+export const TreeResult = Type.Object({
+  revision: Type.Integer({ description: 'the workspace revision the first page was read at' }),
+  entries: Type.Array(FileMeta),
+  nextCursor: Nullable(Type.String())
+})
+
+export const Change = Type.Object({
+  revision: Type.Integer(),
+  op: OpType,
+  kind: Kind,
+  path: Type.String(),
+  newPath: Nullable(Type.String()),
+  etag: Nullable(Type.String()),
+  version: Nullable(Type.Integer()),
+  sha256: Nullable(Type.String()),
+  size: Nullable(Type.Integer()),
+  userId: Nullable(Type.String()),
+  sessionId: Nullable(Type.String()),
+  opId: Nullable(Type.String()),
+  at: Timestamp
+}, { title: 'Change' })
+export type Change = Static<typeof Change>
+
+export const ChangesQuery = Type.Object({
+  since: Type.Integer({ minimum: 0, default: 0 }),
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 500 })
+})
+
+export const ChangesResult = Type.Object({
+  head: Type.Integer(),
+  changes: Type.Array(Change),
+  reset: Type.Optional(Type.Boolean())
+})
