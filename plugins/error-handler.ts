@@ -56,7 +56,7 @@ export function toAppError (error: unknown): AppError {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return errors.payloadTooLarge()
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return errors.unsupportedMediaType(e.message ?? '')
+      return errors.unsupportedMediaType()
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return errors.validation('content-length does not match the body')
     case '57014':

@@ -1,12 +1,16 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
+import { errors } from './errors.js'
 import configPlugin from '../plugins/config.js'
-import errorHandler from '../plugins/error-handler.js'
+import errorHandler, { toAppError } from '../plugins/error-handler.js'
 import database from '../plugins/database.js'
 import auth from '../plugins/auth.js'
 import docs from '../plugins/docs.js'
 import security from '../plugins/security.js'
+import redis from '../plugins/redis.js'
+import events from '../plugins/events.js'
+import service from '../plugins/service.js'
 import healthRoutes from '../routes/health/index.js'
 import authRoutes from '../routes/auth/index.js'
 import workspaceRoutes from '../routes/workspaces/index.js'
@@ -27,6 +31,11 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
     requestTimeout: 120_000,
     keepAliveTimeout: 10_000,
     trustProxy: true,
+    // A URL that cannot be decoded (`%ZZ`) is a bad path, in the contract's error shape.
+    frameworkErrors: function frameworkErrors (error, request, reply) {
+      const appError = error.code === 'FST_ERR_BAD_URL' ? errors.invalidPath(request.url, 'malformed percent-encoding') : toAppError(error)
+      void (reply as FastifyReply).code(appError.statusCode).send(appError.toJSON())
+    },
     ...options
   }).withTypeProvider<TypeBoxTypeProvider>()
 
@@ -38,6 +47,9 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(security)
   await app.register(database)
   await app.register(auth)
+  await app.register(redis)
+  await app.register(events)
+  await app.register(service)
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/v1' })

@@ -142,8 +142,13 @@ async function issueTokens (db: Db, sign: SignAccess, user: AuthResult['user'], 
 
 /** Tokens from an outside identity provider name users we may not know yet: add them on first sight. */
 export async function ensureUser (db: Db, id: string, email: string | undefined, permissions: string[]): Promise<void> {
-  await db.insertInto('users')
-    .values({ id, email: normaliseEmail(email ?? `${id}@external.invalid`), password_hash: null, permissions })
+  const placeholder = `${id}@external.invalid`
+  const insert = async (address: string): Promise<boolean> => undefined !== await db.insertInto('users')
+    .values({ id, email: normaliseEmail(address), password_hash: null, permissions })
     .onConflict(oc => oc.doNothing())
-    .execute()
+    .returning('id')
+    .executeTakeFirst()
+  // Nothing inserted: the user exists, or another user already has this email. In the second
+  // case the user still gets an account, under the placeholder address (unique per id).
+  if (!await insert(email ?? placeholder) && email !== undefined) await insert(placeholder)
 }

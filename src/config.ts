@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 
 /**
@@ -42,6 +42,11 @@ export function loadConfig (source: Record<string, string | undefined> = process
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = source[key]
     if (value !== undefined && value !== '') raw[key] = value
+    // Value.Convert truncates: "1e6" would become 1, "80.5" 80, "true" 1. Integers must be digits.
+    const schema: TSchema | undefined = (EnvSchema.properties as Record<string, TSchema>)[key]
+    if (schema?.type === 'integer' && value !== undefined && value !== '' && !/^\s*-?\d+\s*$/.test(value)) {
+      throw new ConfigError(`invalid configuration: ${key} expected integer (got ${JSON.stringify(value)})`)
+    }
   }
   const env = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw))
   const firstError = Value.Errors(EnvSchema, env).First()

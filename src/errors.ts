@@ -61,7 +61,7 @@ export const errors = {
     new AppError(412, 'PRECONDITION_FAILED', `${path} changed since etag ${quote(etag)}`, { current }),
   fileTooLarge: (size: number, max: number) => new AppError(413, 'FILE_TOO_LARGE', `file is ${size} bytes; the limit is ${max}`),
   payloadTooLarge: (message = 'request body is too large') => new AppError(413, 'PAYLOAD_TOO_LARGE', message),
-  unsupportedMediaType: (type: string) => new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', `unsupported content type ${quote(type)}`),
+  unsupportedMediaType: () => new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'unsupported content type: send application/json'),
   unavailable: (message: string, retryAfterSeconds = 5) =>
     new AppError(503, 'UNAVAILABLE', message, undefined, { 'retry-after': String(retryAfterSeconds) }),
   internal: () => new AppError(500, 'INTERNAL', 'internal server error')

@@ -33,27 +33,43 @@ export async function findEntry (db: Executor, workspaceId: string, path: string
 }
 
 /** The root is implicit (no row): a directory whose etag is the workspace revision. */
-async function rootMeta (db: Executor, workspaceId: string): Promise<FileMeta> {
-  const ws = await db.selectFrom('workspaces').select(['revision', 'owner_id', 'created_at']).where('id', '=', workspaceId).executeTakeFirst()
-  if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
+function rootMeta (ws: { revision: number, owner_id: string, created_at: Date }): FileMeta {
   return {
-    path: ROOT, name: '', kind: 'directory', size: null, mimeType: null, etag: String(ws.revision), version: 0, sha256: null,
-    metadata: {}, createdAt: ws.created_at, updatedAt: ws.created_at, createdBy: ws.owner_id, updatedBy: ws.owner_id
+    path: ROOT,
+    name: '',
+    kind: 'directory',
+    size: null,
+    mimeType: null,
+    etag: String(ws.revision),
+    version: 0,
+    sha256: null,
+    metadata: {},
+    createdAt: ws.created_at,
+    updatedAt: ws.created_at,
+    createdBy: ws.owner_id,
+    updatedBy: ws.owner_id
   }
 }
 
 export interface ReadResult {
   entry: Entry
+  /** the workspace revision the entry was read at: subscribe with `since` = this */
+  revision: number
+  /** the HTTP validator: a file's etag; for a directory listing, weak and tied to the revision */
+  httpEtag: string
   /** the file's bytes, for ?format=raw */
   bytes?: Buffer
 }
 
 /** A file with its content, or a directory with its children (one level, by name). */
-export async function readEntry (db: Db, actor: Actor, workspaceId: string, rawPath: string, withContent = true): Promise<ReadResult> {
+export async function readEntry (db: Db, actor: Actor, workspaceId: string, rawPath: string): Promise<ReadResult> {
   const path = canonicalPath(rawPath)
   await requireRead(db, actor, workspaceId)
   return await db.transaction().setIsolationLevel('repeatable read').execute(async trx => {
-    const meta = path === ROOT ? await rootMeta(trx, workspaceId) : await findEntry(trx, workspaceId, path).then(r => r === undefined ? undefined : toMeta(r))
+    const ws = await trx.selectFrom('workspaces').select(['revision', 'owner_id', 'created_at']).where('id', '=', workspaceId).executeTakeFirst()
+    if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
+    const row = path === ROOT ? undefined : await findEntry(trx, workspaceId, path)
+    const meta = path === ROOT ? rootMeta(ws) : row === undefined ? undefined : toMeta(row)
     if (meta === undefined) throw errors.fileNotFound(path)
     if (meta.kind === 'directory') {
       const rows = await trx.selectFrom('files').selectAll()
@@ -61,12 +77,12 @@ export async function readEntry (db: Db, actor: Actor, workspaceId: string, rawP
         .orderBy('path').limit(MAX_CHILDREN + 1).execute()
       const entry: Entry = { ...meta, children: rows.slice(0, MAX_CHILDREN).map(toMeta) }
       if (rows.length > MAX_CHILDREN) entry.childrenTruncated = true
-      return { entry }
+      // A listing changes with its children, whose changes do not touch the directory's etag.
+      return { entry, revision: ws.revision, httpEtag: `W/"${meta.etag}.${ws.revision}"` }
     }
-    if (!withContent || meta.sha256 === null) return { entry: meta }
-    const blob = await trx.selectFrom('blobs').select('content').where('sha256', '=', meta.sha256).executeTakeFirstOrThrow()
+    const blob = await trx.selectFrom('blobs').select('content').where('sha256', '=', meta.sha256 ?? '').executeTakeFirstOrThrow()
     const bytes = Buffer.from(blob.content.buffer, blob.content.byteOffset, blob.content.byteLength)
-    return { entry: { ...meta, ...encodeContent(bytes) }, bytes }
+    return { entry: { ...meta, ...encodeContent(bytes) }, revision: ws.revision, httpEtag: `"${meta.etag}"`, bytes }
   })
 }
 

@@ -319,8 +319,9 @@ async function moveOrCopy (ctx: OpContext, op: CheckedOp, kind: 'move' | 'copy')
   }
   await ensureParents(ctx, to)
   // Every path in the subtree is rewritten by replacing its `from` prefix with `to`.
-  const newPath = sql<string>`${to}::text || substr(path, ${from.length + 1})`
-  const newParent = sql<string>`CASE WHEN path = ${from} THEN ${parentOf(to)}::text ELSE ${to}::text || substr(parent, ${from.length + 1}) END`
+  // (char_length in SQL, not JS length: the two differ for characters beyond U+FFFF.)
+  const newPath = sql<string>`${to}::text || substr(path, char_length(${from}::text) + 1)`
+  const newParent = sql<string>`CASE WHEN path = ${from} THEN ${parentOf(to)}::text ELSE ${to}::text || substr(parent, char_length(${from}::text) + 1) END`
   const newDepth = sql<number>`depth + ${depthOf(to) - depthOf(from)}::int`
   if (kind === 'move') {
     await ctx.trx.updateTable('files').set({
@@ -351,6 +352,7 @@ async function moveOrCopy (ctx: OpContext, op: CheckedOp, kind: 'move' | 'copy')
 async function mkdir (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
   rootIsReadOnly(op.path)
   const existing = await findEntry(ctx.trx, ctx.workspaceId, op.path)
+  checkPrecondition(op, op.path, existing)
   if (existing?.kind === 'directory') return { data: toMeta(existing), created: false, change: null }
   if (existing !== undefined) throw errors.fileExists(op.path)
   await ensureParents(ctx, op.path)

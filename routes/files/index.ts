@@ -1,9 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { readEntry, listTree } from '../../src/files.js'
-import { applyOperations, type OpInput } from '../../src/operations.js'
-import { listChanges } from '../../src/changes.js'
 import { pathFromUrl } from '../../src/paths.js'
 import { errors } from '../../src/errors.js'
 import { responses, SessionHeader, Uuid, WorkspaceParams } from '../../schemas/common.js'
@@ -28,20 +25,21 @@ function filePath (request: FastifyRequest): string {
 
 const quoted = (etag: string): string => `"${etag}"`
 
-/** If-None-Match on a read: true when one of the listed etags (or `*`) is current. */
-function notModified (header: string | undefined, etag: string): boolean {
+const opaque = (tag: string): string => tag.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1')
+
+/** If-None-Match on a read (weak comparison): true when one of the listed tags, or `*`, is current. */
+function notModified (header: string | undefined, current: string): boolean {
   if (header === undefined) return false
-  return header.split(',').map(t => t.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1')).some(t => t === '*' || t === etag)
+  return header.split(',').some(t => t.trim() === '*' || opaque(t) === opaque(current))
 }
 
 /** Files, operations, the tree and the change feed of a workspace: /v1/workspaces/{id}/… */
 const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { db, config } = fastify
+  const { files, config } = fastify
   const tags = ['files']
   // Bodies carry file content: room for base64 (4/3) and JSON escaping, over the file limit.
   const bodyLimit = 2 * config.MAX_FILE_BYTES + 1024 * 1024
-  const writeOptions = (request: FastifyRequest) => ({
-    maxFileBytes: config.MAX_FILE_BYTES,
+  const meta = (request: FastifyRequest) => ({
     opId: typeof request.headers['idempotency-key'] === 'string' ? request.headers['idempotency-key'] : null
   })
   fastify.addHook('onRequest', fastify.authenticate)
@@ -58,9 +56,9 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     }, async function readFile (request, reply) {
       const raw = request.query.format === 'raw'
-      const { entry, bytes } = await readEntry(db, request.actor, request.params.id, filePath(request))
-      void reply.header('etag', quoted(entry.etag))
-      if (notModified(request.headers['if-none-match'], entry.etag)) return await reply.code(304).send(null)
+      const { entry, bytes, revision, httpEtag } = await files.read(request.actor, { workspaceId: request.params.id, path: filePath(request) })
+      void reply.header('etag', httpEtag).header('x-revision', String(revision))
+      if (notModified(request.headers['if-none-match'], httpEtag)) return await reply.code(304).send(null)
       if (!raw) return entry
       if (bytes === undefined) throw errors.isADirectory(entry.path)
       // Raw bytes bypass the JSON serializer, so the reply is widened from the schema-typed one.
@@ -68,53 +66,48 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     })
   }
 
-  fastify.put('/:id/files/*', {
-    bodyLimit,
-    schema: {
-      tags,
-      summary: 'Write a file (created with its missing parents, or replaced); If-Match / If-None-Match: * honoured',
-      params: FileParams,
-      headers: WriteHeaders,
-      body: WriteBody,
-      response: responses({ 200: WriteResult, 201: WriteResult })
-    }
-  }, async function writeFile (request, reply) {
-    const ifNoneMatch = request.headers['if-none-match']
-    if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw errors.validation('If-None-Match on a write must be *')
-    const op: OpInput = {
-      type: 'update',
-      upsert: true,
-      path: filePath(request),
-      ...request.body,
-      ...(request.headers['if-match'] === undefined ? {} : { ifMatch: request.headers['if-match'] }),
-      ifNoneMatch: ifNoneMatch !== undefined
-    }
-    const { results, revision } = await applyOperations(db, request.actor, request.params.id, [op], writeOptions(request))
-    const result = results[0]
-    if (result === undefined || !('path' in result.data)) throw errors.internal()
-    void reply.header('etag', quoted(result.data.etag))
-    return await reply.code(result.created ? 201 : 200).send({ file: result.data, revision })
-  })
+  for (const url of ['/:id/files', '/:id/files/*']) {
+    fastify.put(url, {
+      bodyLimit,
+      schema: {
+        tags,
+        summary: 'Write a file (created with its missing parents, or replaced); If-Match / If-None-Match: * honoured',
+        params: FileParams,
+        headers: WriteHeaders,
+        body: WriteBody,
+        response: responses({ 200: WriteResult, 201: WriteResult })
+      }
+    }, async function writeFile (request, reply) {
+      const { 'if-match': ifMatch, 'if-none-match': ifNoneMatch } = request.headers
+      const { statusCode, body } = await files.write(request.actor, {
+        workspaceId: request.params.id,
+        path: filePath(request),
+        ...request.body,
+        ...(ifMatch === undefined ? {} : { ifMatch }),
+        ...(ifNoneMatch === undefined ? {} : { ifNoneMatch })
+      }, meta(request))
+      void reply.header('etag', quoted(body.file.etag))
+      return await reply.code(statusCode).send(body)
+    })
 
-  fastify.delete('/:id/files/*', {
-    schema: {
-      tags,
-      summary: 'Delete a file, or a directory with everything under it; If-Match honoured',
-      params: FileParams,
-      headers: WriteHeaders,
-      response: responses({ 200: DeleteResult })
-    }
-  }, async function deleteFile (request) {
-    const op: OpInput = {
-      type: 'delete',
-      path: filePath(request),
-      ...(request.headers['if-match'] === undefined ? {} : { ifMatch: request.headers['if-match'] })
-    }
-    const { results, revision } = await applyOperations(db, request.actor, request.params.id, [op], writeOptions(request))
-    const data = results[0]?.data
-    if (data === undefined || !('deleted' in data)) throw errors.internal()
-    return { revision, deleted: data.deleted }
-  })
+    fastify.delete(url, {
+      schema: {
+        tags,
+        summary: 'Delete a file, or a directory with everything under it; If-Match honoured',
+        params: FileParams,
+        headers: WriteHeaders,
+        response: responses({ 200: DeleteResult })
+      }
+    }, async function deleteFile (request, reply) {
+      const ifMatch = request.headers['if-match']
+      const { statusCode, body } = await files.remove(request.actor, {
+        workspaceId: request.params.id,
+        path: filePath(request),
+        ...(ifMatch === undefined ? {} : { ifMatch })
+      }, meta(request))
+      return await reply.code(statusCode).send(body)
+    })
+  }
 
   fastify.post('/:id/operations', {
     bodyLimit,
@@ -126,11 +119,9 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       body: Operation,
       response: responses({ 200: OperationResult })
     }
-  }, async function applyOperation (request) {
-    const { results, revision } = await applyOperations(db, request.actor, request.params.id, [request.body], writeOptions(request))
-    const result = results[0]
-    if (result === undefined) throw errors.internal()
-    return { success: true as const, data: result.data, revision, timestamp: new Date() }
+  }, async function applyOperation (request, reply) {
+    const { statusCode, body } = await files.apply(request.actor, request.params.id, request.body, meta(request))
+    return await reply.code(statusCode).send(body)
   })
 
   fastify.post('/:id/operations/batch', {
@@ -143,9 +134,9 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       body: BatchBody,
       response: responses({ 200: BatchResult })
     }
-  }, async function applyBatch (request) {
-    const { results, revision } = await applyOperations(db, request.actor, request.params.id, request.body.operations, writeOptions(request))
-    return { results: results.map(r => ({ data: r.data, revision: r.revision })), revision }
+  }, async function applyBatch (request, reply) {
+    const { statusCode, body } = await files.batch(request.actor, request.params.id, request.body.operations, meta(request))
+    return await reply.code(statusCode).send(body)
   })
 
   fastify.get('/:id/tree', {
@@ -157,7 +148,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: responses({ 200: TreeResult })
     }
   }, async function tree (request) {
-    return await listTree(db, request.actor, request.params.id, request.query)
+    return await files.tree(request.actor, request.params.id, request.query)
   })
 
   fastify.get('/:id/changes', {
@@ -169,7 +160,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: responses({ 200: ChangesResult })
     }
   }, async function changes (request) {
-    return await listChanges(db, request.actor, request.params.id, request.query.since, request.query.limit)
+    return await files.changes(request.actor, request.params.id, request.query.since, request.query.limit)
   })
 }
 export default fileRoutes

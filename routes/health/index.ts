@@ -22,6 +22,14 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     } catch {
       throw errors.unavailable('the database does not answer')
     }
+    const redis = fastify.redis?.cmd
+    if (redis !== undefined) {
+      try {
+        await redis.ping()
+      } catch {
+        throw errors.unavailable('redis does not answer')
+      }
+    }
     return { status: 'ready' }
   })
 }

@@ -1,0 +1,13 @@
+import fp from 'fastify-plugin'
+import { createFileService, type FileService } from '../src/service.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The file service shared by REST routes and WebSocket RPC (src/service.ts). */
+    files: FileService
+  }
+}
+
+export default fp(async function service (fastify) {
+  fastify.decorate('files', createFileService({ db: fastify.db, config: fastify.config, fanout: fastify.fanout }))
+}, { name: 'service', dependencies: ['database', 'events'] })

@@ -1,0 +1,263 @@
+import type { Db } from './db/schema.js'
+import type { Change } from '../schemas/files.js'
+import { toChange } from './changes.js'
+
+/**
+ * Live change events, from commit to every subscribed socket of every instance.
+ *
+ * Each committed change is published once on its workspace's channel (Redis pub/sub, or an
+ * in-process bus). Each instance keeps, per channel it has local subscribers for, the last
+ * revision it delivered; a message that skips revisions (a lost publish, a Redis restart, a crash
+ * between commit and publish) is preceded by the missing changes read from the `changes` table, and
+ * a periodic head check catches gaps no later message would reveal. Messages are handled one at a
+ * time per channel, so delivery is in revision order; each frame is serialised once and the same
+ * string goes to every socket.
+ */
+
+/** What carries messages between instances. */
+export interface Transport {
+  publish: (channel: string, message: string) => Promise<void>
+  /** Resolves once messages on `channel` are really being received. */
+  subscribe: (channel: string, onMessage: (message: string) => void) => Promise<void>
+  unsubscribe: (channel: string) => Promise<void>
+}
+
+/** A socket as the fan-out sees it. */
+export interface Subscriber {
+  readonly clientId: string
+  /** the highest revision this subscriber has been sent on each channel */
+  readonly sent: Map<string, number>
+  send: (frame: string) => void
+}
+
+type BusMessage =
+  | { t: 'changes', changes: Change[] }
+  | { t: 'broadcast', frame: string, fromClient: string }
+  | { t: 'access', userIds: string[] }
+
+interface Channel {
+  workspaceId: string
+  subscribers: Set<Subscriber>
+  /** the last revision delivered on this instance */
+  delivered: number
+  /** serialises everything done on the channel */
+  queue: Promise<void>
+  ready: Promise<void>
+}
+
+export const channelName = (workspaceId: string): string => `workspace:${workspaceId}`
+const busChannel = (workspaceId: string): string => `wb:workspace:${workspaceId}`
+
+export function eventFrame (workspaceId: string, change: Change): string {
+  return JSON.stringify({ type: 'event', channel: channelName(workspaceId), event: 'file.changed', revision: change.revision, data: change })
+}
+
+const REPLAY_PAGE = 1000
+
+export interface FanoutOptions {
+  db: Db
+  transport: Transport
+  log: { warn: (obj: object, msg: string) => void }
+  /** called for subscribers whose user may have lost access to a workspace */
+  onAccessChange?: (workspaceId: string, userIds: string[], subscribers: Set<Subscriber>) => void
+  /** how often channels check the database head for changes no message announced */
+  checkIntervalMs?: number
+}
+
+export class Fanout {
+  readonly #channels = new Map<string, Channel>()
+  readonly #opts: FanoutOptions
+  readonly #timer: NodeJS.Timeout | undefined
+  /** deliveries to sockets, and commit-to-delivery lag, for metrics */
+  readonly stats = { delivered: 0, published: 0, gapFills: 0 }
+
+  constructor (opts: FanoutOptions) {
+    this.#opts = opts
+    const every = opts.checkIntervalMs ?? 2000
+    if (every > 0) {
+      this.#timer = setInterval(() => { void this.#checkHeads() }, every)
+      this.#timer.unref()
+    }
+  }
+
+  /** After commit: announce the changes of one workspace to every instance. */
+  async publishChanges (workspaceId: string, changes: Change[]): Promise<void> {
+    if (changes.length === 0) return
+    this.stats.published += changes.length
+    await this.#publish(workspaceId, { t: 'changes', changes })
+  }
+
+  /** An ephemeral message to the channel's other subscribers, on every instance. */
+  async publishBroadcast (workspaceId: string, frame: string, fromClient: string): Promise<void> {
+    await this.#publish(workspaceId, { t: 'broadcast', frame, fromClient })
+  }
+
+  /** Membership changed: every instance rechecks these users' subscriptions. */
+  async publishAccessChange (workspaceId: string, userIds: string[]): Promise<void> {
+    await this.#publish(workspaceId, { t: 'access', userIds })
+  }
+
+  async #publish (workspaceId: string, message: BusMessage): Promise<void> {
+    try {
+      await this.#opts.transport.publish(busChannel(workspaceId), JSON.stringify(message))
+    } catch (err) {
+      // At most once by design: subscribers fill the gap from the database.
+      this.#opts.log.warn({ err, workspaceId }, 'publish failed; subscribers will catch up from the database')
+    }
+  }
+
+  /**
+   * Adds a subscriber: replays the changes after `since` from the database, then live events,
+   * with no gap and no duplicate at the seam. Returns the revision the replay reached.
+   */
+  async join (workspaceId: string, subscriber: Subscriber, since: number | undefined): Promise<{ revision: number, reset: boolean }> {
+    const channel = await this.#channel(workspaceId)
+    const name = channelName(workspaceId)
+    let result = { revision: 0, reset: false }
+    await this.#enqueue(channel, async () => {
+      const ws = await this.#opts.db.selectFrom('workspaces').select(['revision', 'pruned_through']).where('id', '=', workspaceId).executeTakeFirst()
+      const head = ws?.revision ?? 0
+      const reset = since !== undefined && ws !== undefined && (since < ws.pruned_through || since > head)
+      let from = since === undefined || reset ? head : since
+      while (from < head) {
+        const changes = await this.#read(workspaceId, from, head)
+        if (changes.length === 0) break
+        for (const c of changes) subscriber.send(eventFrame(workspaceId, c))
+        from = changes.at(-1)?.revision ?? head
+      }
+      // Changes up to `channel.delivered` reached the others; this one has everything to `head`.
+      subscriber.sent.set(name, head)
+      channel.delivered = Math.max(channel.delivered, head)
+      channel.subscribers.add(subscriber)
+      result = { revision: head, reset }
+    })
+    return result
+  }
+
+  async leave (workspaceId: string, subscriber: Subscriber): Promise<void> {
+    const channel = this.#channels.get(workspaceId)
+    if (channel === undefined) return
+    channel.subscribers.delete(subscriber)
+    subscriber.sent.delete(channelName(workspaceId))
+    if (channel.subscribers.size > 0) return
+    await this.#enqueue(channel, async () => {
+      if (channel.subscribers.size > 0 || this.#channels.get(workspaceId) !== channel) return
+      this.#channels.delete(workspaceId)
+      await this.#opts.transport.unsubscribe(busChannel(workspaceId)).catch(() => {})
+    })
+  }
+
+  subscriberCount (): number {
+    let n = 0
+    for (const c of this.#channels.values()) n += c.subscribers.size
+    return n
+  }
+
+  close (): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+  }
+
+  async #channel (workspaceId: string): Promise<Channel> {
+    let channel = this.#channels.get(workspaceId)
+    if (channel === undefined) {
+      const created: Channel = { workspaceId, subscribers: new Set(), delivered: 0, queue: Promise.resolve(), ready: Promise.resolve() }
+      created.ready = this.#opts.transport.subscribe(busChannel(workspaceId), message => { this.#onMessage(created, message) })
+        .then(async () => {
+          // Only now does this instance receive the channel: start delivering after the current head.
+          const ws = await this.#opts.db.selectFrom('workspaces').select('revision').where('id', '=', workspaceId).executeTakeFirst()
+          created.delivered = Math.max(created.delivered, ws?.revision ?? 0)
+        })
+      created.queue = created.ready
+      this.#channels.set(workspaceId, created)
+      channel = created
+    }
+    try {
+      await channel.ready
+    } catch (err) {
+      if (this.#channels.get(workspaceId) === channel) this.#channels.delete(workspaceId)
+      throw err
+    }
+    return channel
+  }
+
+  #enqueue (channel: Channel, task: () => Promise<void>): Promise<void> {
+    const run = channel.queue.then(task)
+    channel.queue = run.catch(err => { this.#opts.log.warn({ err, workspaceId: channel.workspaceId }, 'channel task failed') })
+    return run
+  }
+
+  #onMessage (channel: Channel, raw: string): void {
+    let message: BusMessage
+    try {
+      message = JSON.parse(raw) as BusMessage
+    } catch {
+      return
+    }
+    if (message.t === 'broadcast') {
+      for (const s of channel.subscribers) if (s.clientId !== message.fromClient) s.send(message.frame)
+      return
+    }
+    if (message.t === 'access') {
+      this.#opts.onAccessChange?.(channel.workspaceId, message.userIds, channel.subscribers)
+      return
+    }
+    void this.#enqueue(channel, () => this.#deliver(channel, message.changes))
+  }
+
+  /** Delivers changes in order, first filling any gap before them from the database. */
+  async #deliver (channel: Channel, changes: Change[]): Promise<void> {
+    for (const change of changes) {
+      if (change.revision <= channel.delivered) continue
+      if (change.revision > channel.delivered + 1) await this.#fill(channel, change.revision - 1)
+      this.#send(channel, change)
+    }
+  }
+
+  #send (channel: Channel, change: Change): void {
+    if (change.revision <= channel.delivered) return
+    channel.delivered = change.revision
+    const name = channelName(channel.workspaceId)
+    const frame = eventFrame(channel.workspaceId, change)
+    for (const s of channel.subscribers) {
+      if ((s.sent.get(name) ?? 0) >= change.revision) continue
+      s.sent.set(name, change.revision)
+      s.send(frame)
+      this.stats.delivered++
+    }
+  }
+
+  /** Sends the changes after what the channel delivered, up to `upTo`, from the database. */
+  async #fill (channel: Channel, upTo: number): Promise<void> {
+    if (channel.delivered >= upTo) return
+    this.stats.gapFills++
+    while (channel.delivered < upTo) {
+      const missing = await this.#read(channel.workspaceId, channel.delivered, upTo)
+      if (missing.length === 0) break
+      for (const m of missing) this.#send(channel, m)
+    }
+  }
+
+  async #read (workspaceId: string, after: number, upTo: number): Promise<Change[]> {
+    const rows = await this.#opts.db.selectFrom('changes')
+      .select(['revision', 'op', 'kind', 'path', 'new_path', 'etag', 'version', 'sha256', 'size', 'user_id', 'session_id', 'op_id', 'at'])
+      .where('workspace_id', '=', workspaceId).where('revision', '>', after).where('revision', '<=', upTo)
+      .orderBy('revision').limit(REPLAY_PAGE).execute()
+    return rows.map(toChange)
+  }
+
+  /** Catches changes that no message announced (lost publish, crash before publish, Redis down). */
+  async #checkHeads (): Promise<void> {
+    const ids = [...this.#channels.keys()]
+    if (ids.length === 0) return
+    try {
+      const heads = await this.#opts.db.selectFrom('workspaces').select(['id', 'revision']).where('id', 'in', ids).execute()
+      for (const { id, revision } of heads) {
+        const channel = this.#channels.get(id)
+        if (channel === undefined || revision <= channel.delivered) continue
+        void this.#enqueue(channel, () => this.#fill(channel, revision))
+      }
+    } catch (err) {
+      this.#opts.log.warn({ err }, 'head check failed')
+    }
+  }
+}
