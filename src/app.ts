@@ -29,6 +29,8 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
     // JSON bodies up to 1 MiB; the routes that carry file content raise it (routes/files).
     bodyLimit: 1024 * 1024,
     requestTimeout: 120_000,
+    // PGlite's first start (WASM compile, initdb, migrations) can take over the default 10 s.
+    pluginTimeout: 120_000,
     keepAliveTimeout: 10_000,
     trustProxy: true,
     // A URL that cannot be decoded (`%ZZ`) is a bad path, in the contract's error shape.
