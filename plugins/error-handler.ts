@@ -1,8 +1,7 @@
 import fp from 'fastify-plugin'
-import { Ajv, type Options as AjvOptions } from 'ajv'
-import addFormats from 'ajv-formats'
+import { makeAjv } from '../src/validation.js'
 import type { FastifyError } from 'fastify'
-import { AppError, errorBody, errors } from '../src/errors.js'
+import { AppError, errorBody, errors, toAppError } from '../src/errors.js'
 
 /**
  * One place where every failure becomes the contract's error shape, plus the validators that
@@ -32,42 +31,3 @@ export default fp(async function errorHandler (fastify) {
     return reply.code(404).send(errorBody(404, 'NOT_FOUND', `route ${request.method} ${request.url.split('?')[0] ?? ''} not found`))
   })
 }, { name: 'error-handler', dependencies: ['config'] })
-
-function makeAjv (options: AjvOptions): Ajv {
-  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: false, strict: false, ...options })
-  addFormats.default(ajv)
-  return ajv
-}
-
-const PG_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08006', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND'])
-
-/** Maps anything thrown to an AppError; what is not recognised is an INTERNAL 500. */
-export function toAppError (error: unknown): AppError {
-  if (error instanceof AppError) return error
-  const e = error as Partial<FastifyError> & { validation?: Array<{ instancePath?: string, message?: string, keyword?: string, params?: unknown }> }
-  if (Array.isArray(e.validation)) {
-    const errs = e.validation.map(v => ({ path: v.instancePath ?? '', message: v.message ?? 'invalid', keyword: v.keyword ?? '', params: v.params ?? {} }))
-    return errors.validation(e.message ?? 'validation failed', { errors: errs })
-  }
-  switch (e.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return errors.validation(e.message ?? 'the body is not valid JSON')
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return errors.payloadTooLarge()
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return errors.unsupportedMediaType()
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return errors.validation('content-length does not match the body')
-    case '57014':
-      return errors.unavailable('the database did not answer in time')
-  }
-  if (typeof e.code === 'string' && PG_UNAVAILABLE.has(e.code)) return errors.unavailable('the database is unavailable')
-  if (typeof e.message === 'string' && /timeout exceeded when trying to connect|Connection terminated/i.test(e.message)) {
-    return errors.unavailable('the database is unavailable')
-  }
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return new AppError(e.statusCode, typeof e.code === 'string' ? e.code : 'BAD_REQUEST', e.message ?? 'bad request')
-  }
-  return new AppError(500, 'INTERNAL', e.message ?? 'internal error')
-}

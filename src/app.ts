@@ -1,9 +1,9 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
-import { errors } from './errors.js'
+import { errors, toAppError } from './errors.js'
 import configPlugin from '../plugins/config.js'
-import errorHandler, { toAppError } from '../plugins/error-handler.js'
+import errorHandler from '../plugins/error-handler.js'
 import database from '../plugins/database.js'
 import auth from '../plugins/auth.js'
 import docs from '../plugins/docs.js'
@@ -11,10 +11,12 @@ import security from '../plugins/security.js'
 import redis from '../plugins/redis.js'
 import events from '../plugins/events.js'
 import service from '../plugins/service.js'
+import websocket from '../plugins/websocket.js'
 import healthRoutes from '../routes/health/index.js'
 import authRoutes from '../routes/auth/index.js'
 import workspaceRoutes from '../routes/workspaces/index.js'
 import fileRoutes from '../routes/files/index.js'
+import wsRoutes from '../routes/ws/index.js'
 
 /**
  * Builds the application: shared plugins first (not encapsulated), then the encapsulated route
@@ -52,10 +54,12 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(redis)
   await app.register(events)
   await app.register(service)
+  await app.register(websocket)
 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/v1' })
   await app.register(workspaceRoutes, { prefix: '/v1' })
   await app.register(fileRoutes, { prefix: '/v1/workspaces' })
+  await app.register(wsRoutes, { prefix: '/v1' })
   return app
 }

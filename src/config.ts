@@ -23,7 +23,12 @@ export const EnvSchema = Type.Object({
   CORS_ORIGINS: Type.String({ default: '' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
   DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 30_000 }),
-  CHANGE_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 0 })
+  CHANGE_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 0 }),
+  WS_HEARTBEAT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000 }),
+  WS_MAX_PAYLOAD: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
+  WS_MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
+  WS_MESSAGES_PER_SECOND: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
+  WS_AUTH_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000 })
 })
 type Env = Static<typeof EnvSchema>
 

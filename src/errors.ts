@@ -72,3 +72,36 @@ export function batchError (index: number, cause: AppError): AppError {
   return new AppError(cause.statusCode, cause.code, `operation ${index}: ${cause.message}`,
     { ...cause.details, index, code: cause.code })
 }
+
+const PG_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08006', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND'])
+
+/** Maps anything thrown to an AppError; what is not recognised is an INTERNAL 500. */
+export function toAppError (error: unknown): AppError {
+  if (error instanceof AppError) return error
+  const e = error as { code?: unknown, message?: string, statusCode?: unknown } & { validation?: Array<{ instancePath?: string, message?: string, keyword?: string, params?: unknown }> }
+  if (Array.isArray(e.validation)) {
+    const errs = e.validation.map(v => ({ path: v.instancePath ?? '', message: v.message ?? 'invalid', keyword: v.keyword ?? '', params: v.params ?? {} }))
+    return errors.validation(e.message ?? 'validation failed', { errors: errs })
+  }
+  switch (e.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return errors.validation(e.message ?? 'the body is not valid JSON')
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return errors.payloadTooLarge()
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return errors.unsupportedMediaType()
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return errors.validation('content-length does not match the body')
+    case '57014':
+      return errors.unavailable('the database did not answer in time')
+  }
+  if (typeof e.code === 'string' && PG_UNAVAILABLE.has(e.code)) return errors.unavailable('the database is unavailable')
+  if (typeof e.message === 'string' && /timeout exceeded when trying to connect|Connection terminated/i.test(e.message)) {
+    return errors.unavailable('the database is unavailable')
+  }
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return new AppError(e.statusCode, typeof e.code === 'string' ? e.code : 'BAD_REQUEST', e.message ?? 'bad request')
+  }
+  return new AppError(500, 'INTERNAL', e.message ?? 'internal error')
+}

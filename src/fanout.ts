@@ -58,8 +58,6 @@ export interface FanoutOptions {
   db: Db
   transport: Transport
   log: { warn: (obj: object, msg: string) => void }
-  /** called for subscribers whose user may have lost access to a workspace */
-  onAccessChange?: (workspaceId: string, userIds: string[], subscribers: Set<Subscriber>) => void
   /** how often channels check the database head for changes no message announced */
   checkIntervalMs?: number
 }
@@ -70,6 +68,8 @@ export class Fanout {
   readonly #timer: NodeJS.Timeout | undefined
   /** deliveries to sockets, and commit-to-delivery lag, for metrics */
   readonly stats = { delivered: 0, published: 0, gapFills: 0 }
+  /** set by the WebSocket routes: users whose access to a workspace may have changed */
+  onAccessChange: ((workspaceId: string, userIds: string[]) => void) | undefined
 
   constructor (opts: FanoutOptions) {
     this.#opts = opts
@@ -198,7 +198,7 @@ export class Fanout {
       return
     }
     if (message.t === 'access') {
-      this.#opts.onAccessChange?.(channel.workspaceId, message.userIds, channel.subscribers)
+      this.onAccessChange?.(channel.workspaceId, message.userIds)
       return
     }
     void this.#enqueue(channel, () => this.#deliver(channel, message.changes))

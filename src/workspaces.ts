@@ -72,9 +72,14 @@ export async function getWorkspace (db: Db, actor: Actor, id: string): Promise<W
   return ws
 }
 
-export async function deleteWorkspace (db: Db, actor: Actor, id: string): Promise<void> {
+/** Deletes the workspace and everything in it; returns the ids of those who were members. */
+export async function deleteWorkspace (db: Db, actor: Actor, id: string): Promise<string[]> {
   await requireRole(db, actor, id, 'owner')
-  await db.deleteFrom('workspaces').where('id', '=', id).execute()
+  return await db.transaction().execute(async trx => {
+    const members = await trx.deleteFrom('workspace_members').where('workspace_id', '=', id).returning('user_id').execute()
+    await trx.deleteFrom('workspaces').where('id', '=', id).execute()
+    return members.map(m => m.user_id)
+  })
 }
 
 export async function listMembers (db: Db, actor: Actor, id: string): Promise<Member[]> {

@@ -31,7 +31,9 @@ const workspaceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.delete('/workspaces/:id', {
     schema: { tags, summary: 'Delete a workspace and everything in it (owner only)', params: WorkspaceParams, response: responses({ 204: Type.Null() }) }
   }, async function deleteWorkspace (request, reply) {
-    await workspaces.deleteWorkspace(db, request.actor, request.params.id)
+    const members = await workspaces.deleteWorkspace(db, request.actor, request.params.id)
+    // Live subscriptions to the workspace end on every instance (close 4403).
+    void fastify.fanout.publishAccessChange(request.params.id, members)
     return await reply.code(204).send(null)
   })
 
@@ -51,6 +53,7 @@ const workspaceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags, summary: 'Remove a member (owner only)', params: MemberParams, response: responses({ 204: Type.Null() }) }
   }, async function removeMember (request, reply) {
     await workspaces.removeMember(db, request.actor, request.params.id, request.params.userId)
+    void fastify.fanout.publishAccessChange(request.params.id, [request.params.userId])
     return await reply.code(204).send(null)
   })
 }

@@ -1,0 +1,306 @@
+import { randomUUID } from 'node:crypto'
+import type { WebSocket } from 'ws'
+import type { ValidateFunction } from 'ajv'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { Actor } from '../../src/auth.js'
+import { AppError, errors, toAppError } from '../../src/errors.js'
+import { channelName, type Subscriber } from '../../src/fanout.js'
+import { requireRead } from '../../src/workspaces.js'
+import { makeAjv } from '../../src/validation.js'
+import { ClientMessage, RpcParams, type RpcMethod } from '../../schemas/ws.js'
+import type { Static } from '@sinclair/typebox'
+
+/** WebSocket close codes this server uses. */
+export const Close = {
+  goingAway: 1001,
+  policy: 1008,
+  tooBig: 1009,
+  tryAgainLater: 1013,
+  unauthenticated: 4401,
+  forbidden: 4403
+} as const
+
+const ajv = makeAjv()
+type Message = ClientMessage
+const messageValidators = new Map<string, ValidateFunction>(
+  ClientMessage.anyOf.map(schema => [schema.properties.type.const, ajv.compile(schema)])
+)
+const rpcValidators = new Map<string, ValidateFunction>(
+  Object.entries(RpcParams).map(([method, schema]) => [method, ajv.compile(schema)])
+)
+
+/** Validates (and fills defaults into) an RPC method's params. */
+function checkParams<K extends RpcMethod> (method: K, params: unknown): Static<(typeof RpcParams)[K]> {
+  const validate = rpcValidators.get(method)
+  if (validate === undefined) throw errors.internal()
+  if (!validate(params)) throw validationError(validate)
+  return params as Static<(typeof RpcParams)[K]>
+}
+
+function validationError (validate: ValidateFunction): AppError {
+  const first = validate.errors?.[0]
+  return errors.validation(`${first?.instancePath ?? ''} ${first?.message ?? 'invalid'}`.trim(), { errors: validate.errors ?? [] })
+}
+
+/**
+ * One client socket: authentication, its subscriptions, and the messages of the contract's
+ * WebSocket section. Frames to the client go through `send`, which enforces the send-buffer bound.
+ */
+export class Connection implements Subscriber {
+  readonly clientId = randomUUID()
+  readonly sent = new Map<string, number>()
+  readonly subscriptions = new Set<string>()
+  actor: Actor | null = null
+  alive = true
+  #closing = false
+  #inbox: Promise<void> = Promise.resolve()
+  #expiryTimer: NodeJS.Timeout | undefined
+  #authTimer: NodeJS.Timeout | undefined
+  #tokens: number
+  #lastRefill = Date.now()
+  readonly #socket: WebSocket
+  readonly #app: FastifyInstance
+  readonly #log: FastifyBaseLogger
+
+  constructor (app: FastifyInstance, socket: WebSocket, log: FastifyBaseLogger) {
+    this.#app = app
+    this.#socket = socket
+    this.#log = log
+    this.#tokens = app.config.WS_MESSAGES_PER_SECOND
+  }
+
+  /** Starts the connection: with a header token at once, else waits for an `auth` message. */
+  async start (headerToken: string | undefined, sessionHeader: string | undefined): Promise<void> {
+    if (headerToken !== undefined) {
+      await this.#authenticate(headerToken, sessionHeader)
+      return
+    }
+    this.#authTimer = setTimeout(() => { this.close(Close.unauthenticated, 'no auth message in time') }, this.#app.config.WS_AUTH_TIMEOUT_MS)
+  }
+
+  /** Sends a frame unless the client has stopped reading: past the bound it is closed with 1013. */
+  send (frame: string): void {
+    if (this.#closing || this.#socket.readyState !== this.#socket.OPEN) return
+    if (this.#socket.bufferedAmount > this.#app.config.WS_MAX_BUFFERED_BYTES) {
+      this.close(Close.tryAgainLater, 'client is not reading; resume with since')
+      return
+    }
+    this.#socket.send(frame)
+  }
+
+  #reply (message: Record<string, unknown>): void {
+    this.send(JSON.stringify(message))
+  }
+
+  #error (code: string, message: string, extra: Record<string, unknown> = {}): void {
+    this.#reply({ type: 'error', code, message, ...extra })
+  }
+
+  /** Closes with a code; a client that does not take the close frame is cut off shortly after. */
+  close (code: number, reason: string): void {
+    if (this.#closing) return
+    this.#closing = true
+    this.#socket.close(code, reason)
+    setTimeout(() => { this.#socket.terminate() }, 2_000).unref()
+  }
+
+  /** Called once the socket has closed: leaves every channel and stops the timers. */
+  async dispose (): Promise<void> {
+    clearTimeout(this.#expiryTimer)
+    clearTimeout(this.#authTimer)
+    const left = [...this.subscriptions]
+    this.subscriptions.clear()
+    await Promise.all(left.map(async id => { await this.#app.fanout.leave(id, this) }))
+  }
+
+  /** A token bucket per socket: WS_MESSAGES_PER_SECOND, with a burst of the same size. */
+  #allow (): boolean {
+    const rate = this.#app.config.WS_MESSAGES_PER_SECOND
+    const now = Date.now()
+    this.#tokens = Math.min(rate, this.#tokens + (now - this.#lastRefill) * rate / 1000)
+    this.#lastRefill = now
+    if (this.#tokens < 1) return false
+    this.#tokens -= 1
+    return true
+  }
+
+  /**
+   * Messages are handled one at a time, in the order they came (auth before subscribe, an RPC's
+   * effects before the next one); the rate limit bounds how many can wait.
+   */
+  receive (raw: string): void {
+    if (!this.#allow()) {
+      this.#error('RATE_LIMITED', 'too many messages; slow down')
+      return
+    }
+    this.#inbox = this.#inbox.then(() => this.#handle(raw)).catch(err => { this.#log.error({ err }, 'websocket message failed') })
+  }
+
+  async #handle (raw: string): Promise<void> {
+    if (this.#closing) return
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(raw)
+    } catch {
+      this.#error('VALIDATION_FAILED', 'message is not valid JSON')
+      return
+    }
+    const type = typeof parsed === 'object' && parsed !== null && 'type' in parsed ? (parsed as { type: unknown }).type : undefined
+    const validate = typeof type === 'string' ? messageValidators.get(type) : undefined
+    if (validate === undefined) {
+      this.#error('VALIDATION_FAILED', `unknown message type ${JSON.stringify(type ?? null)}`)
+      return
+    }
+    if (!validate(parsed)) {
+      const err = validationError(validate)
+      this.#error(err.code, err.message, { details: err.details })
+      return
+    }
+    const message = parsed as Message
+    if (message.type === 'ping') {
+      this.#reply({ type: 'pong', timestamp: new Date().toISOString() })
+      return
+    }
+    if (message.type === 'auth') {
+      await this.#authenticate(message.token, message.sessionId)
+      return
+    }
+    const actor = this.actor
+    if (actor === null) {
+      this.#error('UNAUTHENTICATED', 'send { type: "auth", token } first')
+      return
+    }
+    switch (message.type) {
+      case 'subscribe': return await this.#subscribe(actor, message.channel, message.since)
+      case 'unsubscribe': return await this.#unsubscribe(message.channel)
+      case 'broadcast': return await this.#broadcast(actor, message.channel, message.data)
+      case 'rpc': return await this.#rpc(actor, message.id, message.method, message.params ?? {})
+    }
+  }
+
+  async #authenticate (token: string, sessionId: string | undefined): Promise<void> {
+    let verified: Actor & { expiresAt: number }
+    try {
+      verified = await this.#app.verifyAccessToken(token, sessionId)
+    } catch (err) {
+      this.close(Close.unauthenticated, err instanceof AppError ? err.code : 'UNAUTHENTICATED')
+      return
+    }
+    if (this.actor !== null && this.actor.userId !== verified.userId) {
+      this.close(Close.unauthenticated, 'a socket cannot change user')
+      return
+    }
+    const first = this.actor === null
+    const { expiresAt, ...actor } = verified
+    this.actor = first ? actor : { ...actor, sessionId: this.actor?.sessionId ?? actor.sessionId }
+    clearTimeout(this.#authTimer)
+    clearTimeout(this.#expiryTimer)
+    const ttl = Math.max(0, expiresAt - Date.now())
+    // setTimeout holds at most 2^31-1 ms; outside tokens may live longer than that.
+    this.#expiryTimer = setTimeout(() => { this.close(Close.unauthenticated, 'TOKEN_EXPIRED') }, Math.min(ttl, 2 ** 31 - 1))
+    this.#expiryTimer.unref()
+    if (first) {
+      this.#reply({
+        type: 'connected',
+        clientId: this.clientId,
+        serverTime: new Date().toISOString(),
+        config: { heartbeatMs: this.#app.config.WS_HEARTBEAT_MS, maxPayload: this.#app.config.WS_MAX_PAYLOAD }
+      })
+    }
+  }
+
+  async #subscribe (actor: Actor, channel: string, since: number | undefined): Promise<void> {
+    const workspaceId = channel.slice('workspace:'.length).toLowerCase()
+    try {
+      await requireRead(this.#app.db, actor, workspaceId)
+    } catch (err) {
+      const e = toAppError(err)
+      // FORBIDDEN (no file.read) and not-a-member both read as "no such workspace" here.
+      this.#error(e.statusCode === 403 ? 'WORKSPACE_NOT_FOUND' : e.code, e.statusCode === 403 ? `workspace ${workspaceId} not found` : e.message, { channel })
+      return
+    }
+    if (this.subscriptions.has(workspaceId)) await this.#app.fanout.leave(workspaceId, this)
+    this.subscriptions.add(workspaceId)
+    const { revision, reset } = await this.#app.fanout.join(workspaceId, this, since)
+    if (!this.subscriptions.has(workspaceId)) return
+    this.#reply({ type: 'subscribed', channel: channelName(workspaceId), revision, ...(reset ? { reset: true } : {}) })
+  }
+
+  async #unsubscribe (channel: string): Promise<void> {
+    const workspaceId = channel.slice('workspace:'.length).toLowerCase()
+    if (this.subscriptions.delete(workspaceId)) await this.#app.fanout.leave(workspaceId, this)
+    this.#reply({ type: 'unsubscribed', channel: channelName(workspaceId) })
+  }
+
+  async #broadcast (actor: Actor, channel: string, data: unknown): Promise<void> {
+    const workspaceId = channel.slice('workspace:'.length).toLowerCase()
+    if (!this.subscriptions.has(workspaceId)) {
+      this.#error('VALIDATION_FAILED', 'subscribe to the channel before broadcasting on it', { channel })
+      return
+    }
+    const frame = JSON.stringify({
+      type: 'broadcast',
+      channel: channelName(workspaceId),
+      data,
+      from: { userId: actor.userId, sessionId: actor.sessionId },
+      timestamp: new Date().toISOString()
+    })
+    await this.#app.fanout.publishBroadcast(workspaceId, frame, this.clientId)
+  }
+
+  /** Ends the subscriptions whose workspace this user can no longer read (4403 when none is left). */
+  async recheckAccess (workspaceId: string): Promise<void> {
+    if (this.actor === null || !this.subscriptions.has(workspaceId)) return
+    try {
+      await requireRead(this.#app.db, this.actor, workspaceId)
+    } catch {
+      this.close(Close.forbidden, `access to workspace ${workspaceId} was lost`)
+    }
+  }
+
+  async #rpc (actor: Actor, id: string | number, method: string, params: Record<string, unknown>): Promise<void> {
+    try {
+      const result = await this.#call(actor, method, params)
+      this.#reply({ type: 'rpc.result', id, result })
+    } catch (err) {
+      const e = toAppError(err)
+      if (e.statusCode >= 500) this.#log.error({ err, method }, 'rpc failed')
+      const message = e.statusCode === 500 && this.#app.config.NODE_ENV !== 'development' ? 'internal server error' : e.message
+      this.#reply({ type: 'rpc.error', id, error: { code: e.code, message, ...(e.details === undefined ? {} : { details: e.details }) } })
+    }
+  }
+
+  /** RPC methods mirror the REST routes and call the same service functions. */
+  async #call (actor: Actor, method: string, params: Record<string, unknown>): Promise<unknown> {
+    const files = this.#app.files
+    const opId = (p: { idempotencyKey?: string }) => ({ opId: p.idempotencyKey ?? null })
+    switch (method) {
+      case 'files.read': return (await files.read(actor, checkParams('files.read', params))).entry
+      case 'files.write': {
+        const { idempotencyKey, ...p } = checkParams('files.write', params)
+        return (await files.write(actor, p, opId({ idempotencyKey }))).body
+      }
+      case 'files.delete': {
+        const { idempotencyKey, ...p } = checkParams('files.delete', params)
+        return (await files.remove(actor, p, opId({ idempotencyKey }))).body
+      }
+      case 'operations.apply': {
+        const { workspaceId, idempotencyKey, ...op } = checkParams('operations.apply', params)
+        return (await files.apply(actor, workspaceId, op, opId({ idempotencyKey }))).body
+      }
+      case 'operations.batch': {
+        const p = checkParams('operations.batch', params)
+        return (await files.batch(actor, p.workspaceId, p.operations, opId(p))).body
+      }
+      case 'tree.list': {
+        const { workspaceId, ...query } = checkParams('tree.list', params)
+        return await files.tree(actor, workspaceId, query)
+      }
+      case 'changes.list': {
+        const p = checkParams('changes.list', params)
+        return await files.changes(actor, p.workspaceId, p.since, p.limit)
+      }
+      default: throw new AppError(404, 'METHOD_NOT_FOUND', `unknown rpc method ${JSON.stringify(method)}`)
+    }
+  }
+}

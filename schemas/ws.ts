@@ -1,0 +1,47 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { Uuid } from './common.js'
+import { ChangesQuery, Encoding, Metadata, Operation, TreeQuery } from './files.js'
+
+/** Client → server WebSocket messages, and the params of each RPC method. */
+
+export const Channel = Type.String({ pattern: '^workspace:[0-9a-fA-F-]{36}$' })
+
+export const ClientMessage = Type.Union([
+  Type.Object({ type: Type.Literal('auth'), token: Type.String({ minLength: 1, maxLength: 8192 }), sessionId: Type.Optional(Uuid) }),
+  Type.Object({ type: Type.Literal('subscribe'), channel: Channel, since: Type.Optional(Type.Integer({ minimum: 0 })) }),
+  Type.Object({ type: Type.Literal('unsubscribe'), channel: Channel }),
+  Type.Object({ type: Type.Literal('broadcast'), channel: Channel, data: Type.Unknown() }),
+  Type.Object({ type: Type.Literal('rpc'), id: Type.Union([Type.String({ maxLength: 200 }), Type.Number()]), method: Type.String({ maxLength: 100 }), params: Type.Optional(Type.Object({}, { additionalProperties: true })) }),
+  Type.Object({ type: Type.Literal('ping') })
+])
+export type ClientMessage = Static<typeof ClientMessage>
+
+const Workspace = Type.Object({ workspaceId: Uuid })
+const IdempotencyKey = Type.Object({ idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) })
+const strict = { additionalProperties: false }
+
+export const RpcParams = {
+  'files.read': Type.Object({ workspaceId: Uuid, path: Type.String({ maxLength: 4096 }) }, strict),
+  'files.write': Type.Object({
+    workspaceId: Uuid,
+    path: Type.String({ maxLength: 4096 }),
+    content: Type.String(),
+    encoding: Type.Optional(Encoding),
+    mimeType: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    metadata: Type.Optional(Metadata),
+    ifMatch: Type.Optional(Type.String({ maxLength: 100 })),
+    ifNoneMatch: Type.Optional(Type.String({ maxLength: 100 })),
+    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
+  }, strict),
+  'files.delete': Type.Object({
+    workspaceId: Uuid,
+    path: Type.String({ maxLength: 4096 }),
+    ifMatch: Type.Optional(Type.String({ maxLength: 100 })),
+    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
+  }, strict),
+  'operations.apply': Type.Composite([Operation, Workspace, IdempotencyKey], strict),
+  'operations.batch': Type.Composite([Workspace, IdempotencyKey, Type.Object({ operations: Type.Array(Operation, { minItems: 1, maxItems: 1000 }) })], strict),
+  'tree.list': Type.Composite([Workspace, TreeQuery], strict),
+  'changes.list': Type.Composite([Workspace, ChangesQuery], strict)
+}
+export type RpcMethod = keyof typeof RpcParams
