@@ -1,11 +1,10 @@
-import { sql } from 'kysely'
-import type { Insertable } from 'kysely'
-import type { ChangesTable, Db, FileRow, Trx } from './db/schema.js'
+import type { Db, FileRow, Trx } from './db/schema.js'
 import type { Actor } from './auth.js'
 import { requireWrite } from './workspaces.js'
 import { AppError, batchError, errors } from './errors.js'
 import { checkMetadata, decodeContent, guessMimeType, type Content } from './content.js'
-import { ancestorsOf, canonicalPath, depthOf, descendantsPattern, isWithin, parentOf, ROOT } from './paths.js'
+import { canonicalPath, depthOf, descendantsPattern, isWithin, parentOf, ROOT } from './paths.js'
+import { ensureParents, rowOf, saveChanges, stateOf, directoryState, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
 import { findEntry, toMeta } from './files.js'
 import { toChange } from './changes.js'
 import type { Change, FileMeta, Operation } from '../schemas/files.js'
@@ -89,7 +88,15 @@ function parseEtag (value: string): string {
   return v.replace(/^W\//, '').replace(/^"(.*)"$/, '$1')
 }
 
-export async function applyOperations (db: Db, actor: Actor, workspaceId: string, ops: OpInput[], options: WriteOptions): Promise<ApplyResult> {
+/** Hooks that run inside the write transaction (idempotency keys, activity entries). */
+export interface TransactionHooks {
+  /** first, before the workspace is locked */
+  begin?: (trx: Trx) => Promise<void>
+  /** last, after every change is recorded and before commit */
+  beforeCommit?: (trx: Trx, result: ApplyResult) => Promise<void>
+}
+
+export async function applyOperations (db: Db, actor: Actor, workspaceId: string, ops: OpInput[], options: WriteOptions, hooks: TransactionHooks = {}): Promise<ApplyResult> {
   const single = ops.length === 1 && ops[0] !== undefined
   const checked = ops.map((op, i) => {
     try {
@@ -100,14 +107,15 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
   })
   await requireWrite(db, actor, workspaceId)
   return await db.transaction().execute(async trx => {
+    await hooks.begin?.(trx)
     await storeBlobs(trx, checked)
     const ws = await trx.selectFrom('workspaces').select('revision').where('id', '=', workspaceId).forUpdate().executeTakeFirst()
     if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
     let head = ws.revision
     const results: OpResult[] = []
-    const rows: Array<Insertable<ChangesTable>> = []
+    const recorded: RecordedChange[] = []
     for (const [i, op] of checked.entries()) {
-      const ctx: OpContext = { trx, workspaceId, actor, revision: head + 1, now: new Date() }
+      const ctx: ChangeContext = { trx, workspaceId, actor, revision: head + 1, now: new Date() }
       let outcome: Outcome
       try {
         outcome = await applyOne(ctx, op)
@@ -117,29 +125,19 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
       let change: Change | null = null
       if (outcome.change !== null) {
         head = ctx.revision
-        const row = {
-          revision: head,
-          user_id: actor.userId,
-          session_id: op.sessionId ?? actor.sessionId,
-          op_id: options.opId ?? null,
-          at: ctx.now,
-          new_path: null,
-          etag: head,
-          version: null,
-          sha256: null,
-          size: null,
-          ...outcome.change
-        }
-        rows.push({ workspace_id: workspaceId, ...row })
-        change = toChange(row)
+        const fields = { user_id: actor.userId, session_id: op.sessionId ?? actor.sessionId, op_id: options.opId ?? null, at: ctx.now, ...outcome.change }
+        recorded.push({ revision: head, fields, entries: outcome.entries })
+        change = toChange({ revision: head, new_path: null, etag: head, version: null, sha256: null, size: null, ...fields })
       }
       results.push({ data: outcome.data, revision: head, created: outcome.created, change })
     }
-    if (rows.length > 0) {
-      for (let i = 0; i < rows.length; i += 500) await trx.insertInto('changes').values(rows.slice(i, i + 500)).execute()
+    if (recorded.length > 0) {
+      await saveChanges(trx, workspaceId, recorded)
       await trx.updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
     }
-    return { results, revision: head, changes: results.flatMap(r => r.change === null ? [] : [r.change]) }
+    const result = { results, revision: head, changes: results.flatMap(r => r.change === null ? [] : [r.change]) }
+    await hooks.beforeCommit?.(trx, result)
+    return result
   })
 }
 
@@ -153,21 +151,13 @@ async function storeBlobs (trx: Trx, ops: CheckedOp[]): Promise<void> {
   }
 }
 
-interface OpContext {
-  trx: Trx
-  workspaceId: string
-  actor: Actor
-  /** the revision this op takes if it changes something */
-  revision: number
-  now: Date
-}
-
-type ChangeFields = Pick<ChangesTable, 'op' | 'kind' | 'path'> & Partial<Pick<ChangesTable, 'new_path' | 'etag' | 'version' | 'sha256' | 'size'>>
+type OpContext = ChangeContext
 
 interface Outcome {
   data: OpData
   created: boolean
   change: ChangeFields | null
+  entries: EntryRecord[]
 }
 
 function applyOne (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
@@ -194,44 +184,12 @@ function checkPrecondition (op: CheckedOp, path: string, existing: FileRow | und
   if (op.ifMatch !== '*' && op.ifMatch !== String(existing.etag)) throw errors.preconditionFailed(path, op.ifMatch, toMeta(existing))
 }
 
-/** Creates the missing ancestors of `path` as directories; a file among them is NOT_A_DIRECTORY. */
-async function ensureParents (ctx: OpContext, path: string): Promise<void> {
-  const ancestors = ancestorsOf(path)
-  if (ancestors.length === 0) return
-  const found = await ctx.trx.selectFrom('files').select(['path', 'kind'])
-    .where('workspace_id', '=', ctx.workspaceId).where('path', 'in', ancestors).execute()
-  const file = found.find(r => r.kind === 'file')
-  if (file !== undefined) throw errors.notADirectory(file.path)
-  const have = new Set(found.map(r => r.path))
-  const missing = ancestors.filter(a => !have.has(a))
-  if (missing.length === 0) return
-  await ctx.trx.insertInto('files').values(missing.map(p => directoryRow(ctx, p))).execute()
-}
-
-function directoryRow (ctx: OpContext, path: string) {
-  return {
-    workspace_id: ctx.workspaceId,
-    path,
-    parent: parentOf(path),
-    depth: depthOf(path),
-    kind: 'directory' as const,
-    blob_sha256: null,
-    size: null,
-    mime_type: null,
-    etag: ctx.revision,
-    created_at: ctx.now,
-    updated_at: ctx.now,
-    created_by: ctx.actor.userId,
-    updated_by: ctx.actor.userId
-  }
-}
-
 async function create (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
   rootIsReadOnly(op.path)
   const existing = await findEntry(ctx.trx, ctx.workspaceId, op.path)
   checkPrecondition(op, op.path, existing)
   if (existing !== undefined) throw errors.fileExists(op.path)
-  await ensureParents(ctx, op.path)
+  const parents = await ensureParents(ctx, op.path)
   const content = op.content
   if (content === null) throw errors.validation('create needs content')
   const row = await ctx.trx.insertInto('files').values({
@@ -253,7 +211,8 @@ async function create (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
   return {
     data: toMeta(row),
     created: true,
-    change: { op: 'create', kind: 'file', path: op.path, version: row.version, sha256: row.blob_sha256, size: row.size }
+    change: { op: 'create', kind: 'file', path: op.path, version: row.version, sha256: row.blob_sha256, size: row.size },
+    entries: [...parents, { pathBefore: null, pathAfter: op.path, before: null, after: stateOf(row) }]
   }
 }
 
@@ -278,13 +237,26 @@ async function update (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
   return {
     data: toMeta(row),
     created: false,
-    change: { op: 'update', kind: 'file', path: op.path, version: row.version, sha256: row.blob_sha256, size: row.size }
+    change: { op: 'update', kind: 'file', path: op.path, version: row.version, sha256: row.blob_sha256, size: row.size },
+    entries: [{ pathBefore: op.path, pathAfter: op.path, before: stateOf(existing), after: stateOf(row) }]
   }
 }
 
-function subtree (ctx: OpContext, path: string) {
-  return ctx.trx.selectFrom('files').where('workspace_id', '=', ctx.workspaceId)
+/** The entry at `path` and everything below it, parents before children. */
+async function subtree (ctx: OpContext, path: string): Promise<FileRow[]> {
+  return await ctx.trx.selectFrom('files').selectAll().where('workspace_id', '=', ctx.workspaceId)
     .where(eb => eb.or([eb('path', '=', path), eb('path', 'like', descendantsPattern(path))]))
+    .orderBy('depth').orderBy('path').execute()
+}
+
+async function deleteSubtree (ctx: OpContext, path: string): Promise<void> {
+  await ctx.trx.deleteFrom('files').where('workspace_id', '=', ctx.workspaceId)
+    .where(eb => eb.or([eb('path', '=', path), eb('path', 'like', descendantsPattern(path))]))
+    .execute()
+}
+
+async function insertRows (ctx: OpContext, rows: Array<ReturnType<typeof rowOf>>): Promise<void> {
+  for (let i = 0; i < rows.length; i += 500) await ctx.trx.insertInto('files').values(rows.slice(i, i + 500)).execute()
 }
 
 async function remove (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
@@ -292,13 +264,13 @@ async function remove (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
   const existing = await findEntry(ctx.trx, ctx.workspaceId, op.path)
   checkPrecondition(op, op.path, existing)
   if (existing === undefined) throw errors.fileNotFound(op.path)
-  const result = await ctx.trx.deleteFrom('files').where('workspace_id', '=', ctx.workspaceId)
-    .where(eb => eb.or([eb('path', '=', op.path), eb('path', 'like', descendantsPattern(op.path))]))
-    .executeTakeFirst()
+  const rows = existing.kind === 'file' ? [existing] : await subtree(ctx, op.path)
+  await deleteSubtree(ctx, op.path)
   return {
-    data: { deleted: Number(result.numDeletedRows) },
+    data: { deleted: rows.length },
     created: false,
-    change: { op: 'delete', kind: existing.kind, path: op.path, etag: null }
+    change: { op: 'delete', kind: existing.kind, path: op.path, etag: null },
+    entries: rows.map(r => ({ pathBefore: r.path, pathAfter: null, before: stateOf(r), after: null }))
   }
 }
 
@@ -312,40 +284,36 @@ async function moveOrCopy (ctx: OpContext, op: CheckedOp, kind: 'move' | 'copy')
   const source = await findEntry(ctx.trx, ctx.workspaceId, from)
   checkPrecondition(op, from, source)
   if (source === undefined) throw errors.fileNotFound(from)
+  const entries: EntryRecord[] = []
   const target = await findEntry(ctx.trx, ctx.workspaceId, to)
   if (target !== undefined) {
     if (!op.overwrite || target.kind !== 'file' || source.kind !== 'file') throw errors.targetExists(to)
-    await ctx.trx.deleteFrom('files').where('workspace_id', '=', ctx.workspaceId).where('path', '=', to).execute()
+    await deleteSubtree(ctx, to)
+    entries.push({ pathBefore: to, pathAfter: null, before: stateOf(target), after: null })
   }
-  await ensureParents(ctx, to)
-  // Every path in the subtree is rewritten by replacing its `from` prefix with `to`.
-  // (char_length in SQL, not JS length: the two differ for characters beyond U+FFFF.)
-  const newPath = sql<string>`${to}::text || substr(path, char_length(${from}::text) + 1)`
-  const newParent = sql<string>`CASE WHEN path = ${from} THEN ${parentOf(to)}::text ELSE ${to}::text || substr(parent, char_length(${from}::text) + 1) END`
-  const newDepth = sql<number>`depth + ${depthOf(to) - depthOf(from)}::int`
-  if (kind === 'move') {
-    await ctx.trx.updateTable('files').set({
-      path: newPath, parent: newParent, depth: newDepth, etag: ctx.revision, updated_at: ctx.now, updated_by: ctx.actor.userId
-    }).where('workspace_id', '=', ctx.workspaceId)
-      .where(eb => eb.or([eb('path', '=', from), eb('path', 'like', descendantsPattern(from))]))
-      .execute()
-  } else {
-    await ctx.trx.insertInto('files').columns([
-      'workspace_id', 'path', 'parent', 'depth', 'kind', 'blob_sha256', 'size', 'mime_type', 'metadata', 'version', 'etag',
-      'created_at', 'created_by', 'updated_at', 'updated_by'
-    ]).expression(subtree(ctx, from).select([
-      'workspace_id', newPath.as('path'), newParent.as('parent'), newDepth.as('depth'), 'kind', 'blob_sha256', 'size', 'mime_type',
-      'metadata', sql<number>`1`.as('version'), sql<number>`${ctx.revision}::bigint`.as('etag'),
-      sql<Date>`${ctx.now}::timestamptz`.as('created_at'), sql<string>`${ctx.actor.userId}::uuid`.as('created_by'),
-      sql<Date>`${ctx.now}::timestamptz`.as('updated_at'), sql<string>`${ctx.actor.userId}::uuid`.as('updated_by')
-    ])).execute()
-  }
+  entries.push(...await ensureParents(ctx, to))
+  const rows = source.kind === 'file' ? [source] : await subtree(ctx, from)
+  const at = ctx.now.toISOString()
+  const placed = rows.map(r => {
+    const path = to + r.path.slice(from.length)
+    const before = stateOf(r)
+    const after = kind === 'move'
+      ? { ...before, etag: ctx.revision, updatedAt: at, updatedBy: ctx.actor.userId }
+      : { ...before, version: 1, etag: ctx.revision, createdAt: at, createdBy: ctx.actor.userId, updatedAt: at, updatedBy: ctx.actor.userId }
+    entries.push(kind === 'move'
+      ? { pathBefore: r.path, pathAfter: path, before, after }
+      : { pathBefore: null, pathAfter: path, before: null, after })
+    return rowOf(ctx.workspaceId, path, after)
+  })
+  if (kind === 'move') await deleteSubtree(ctx, from)
+  await insertRows(ctx, placed)
   const moved = await findEntry(ctx.trx, ctx.workspaceId, to)
   if (moved === undefined) throw errors.internal()
   return {
     data: toMeta(moved),
     created: kind === 'copy',
-    change: { op: kind, kind: moved.kind, path: from, new_path: to, version: moved.version, sha256: moved.blob_sha256, size: moved.size }
+    change: { op: kind, kind: moved.kind, path: from, new_path: to, version: moved.version, sha256: moved.blob_sha256, size: moved.size },
+    entries
   }
 }
 
@@ -353,9 +321,15 @@ async function mkdir (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
   rootIsReadOnly(op.path)
   const existing = await findEntry(ctx.trx, ctx.workspaceId, op.path)
   checkPrecondition(op, op.path, existing)
-  if (existing?.kind === 'directory') return { data: toMeta(existing), created: false, change: null }
+  if (existing?.kind === 'directory') return { data: toMeta(existing), created: false, change: null, entries: [] }
   if (existing !== undefined) throw errors.fileExists(op.path)
-  await ensureParents(ctx, op.path)
-  const row = await ctx.trx.insertInto('files').values(directoryRow(ctx, op.path)).returningAll().executeTakeFirstOrThrow()
-  return { data: toMeta(row), created: true, change: { op: 'mkdir', kind: 'directory', path: op.path, version: row.version } }
+  const parents = await ensureParents(ctx, op.path)
+  const state = directoryState(ctx)
+  const row = await ctx.trx.insertInto('files').values(rowOf(ctx.workspaceId, op.path, state)).returningAll().executeTakeFirstOrThrow()
+  return {
+    data: toMeta(row),
+    created: true,
+    change: { op: 'mkdir', kind: 'directory', path: op.path, version: row.version },
+    entries: [...parents, { pathBefore: null, pathAfter: op.path, before: null, after: state }]
+  }
 }

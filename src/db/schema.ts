@@ -92,7 +92,64 @@ export interface ChangesTable {
 }
 export type ChangeRow = Selectable<ChangesTable>
 
+/** An entry's state as history keeps it (in change_entries.before / .after). */
+export interface EntryState {
+  kind: EntryKind
+  sha256: string | null
+  size: number | null
+  mimeType: string | null
+  metadata: Record<string, unknown>
+  version: number
+  etag: number
+  createdAt: string
+  createdBy: string | null
+  updatedAt: string
+  updatedBy: string | null
+}
+
+export interface ChangeEntriesTable {
+  workspace_id: string
+  revision: number
+  seq: number
+  path_before: string | null
+  path_after: string | null
+  before: ColumnType<EntryState | null, string | null, string | null>
+  after: ColumnType<EntryState | null, string | null, string | null>
+  sha_before: string | null
+  sha_after: string | null
+}
+
+export interface ActivityTable {
+  id: Generated<number>
+  session_id: string
+  user_id: string
+  workspace_id: string | null
+  at: Timestamp
+  type: string
+  op: string | null
+  path: string | null
+  new_path: string | null
+  status: number
+  code: string | null
+  revision: number | null
+  duration_ms: number
+  details: ColumnType<Record<string, unknown> | null, string | null, string | null>
+}
+export type ActivityRow = Selectable<ActivityTable>
+
+export interface IdempotencyKeysTable {
+  user_id: string
+  key: string
+  request_hash: string
+  status_code: number
+  body: ColumnType<unknown, string, string>
+  created_at: Timestamp
+}
+
 export interface Database {
+  change_entries: ChangeEntriesTable
+  activity: ActivityTable
+  idempotency_keys: IdempotencyKeysTable
   users: UsersTable
   refresh_tokens: RefreshTokensTable
   workspaces: WorkspacesTable
