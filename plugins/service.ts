@@ -9,5 +9,6 @@ declare module 'fastify' {
 }
 
 export default fp(async function service (fastify) {
-  fastify.decorate('files', createFileService({ db: fastify.db, config: fastify.config, fanout: fastify.fanout }))
-}, { name: 'service', dependencies: ['database', 'events'] })
+  const { db, config, fanout, activity } = fastify
+  fastify.decorate('files', createFileService({ db, config, fanout, activity }))
+}, { name: 'service', dependencies: ['database', 'events', 'activity'] })

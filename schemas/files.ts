@@ -34,7 +34,8 @@ export const Entry = Type.Composite([FileMeta, Type.Object({
 export type Entry = Static<typeof Entry>
 
 export const ReadQuery = Type.Object({
-  format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('raw')], { default: 'json' }))
+  format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('raw')], { default: 'json' })),
+  revision: Type.Optional(Type.Integer({ minimum: 0, description: 'read the entry as it was right after this revision' }))
 })
 
 export const WriteBody = Type.Object({
@@ -122,4 +123,27 @@ export const ChangesResult = Type.Object({
   head: Type.Integer(),
   changes: Type.Array(Change),
   reset: Type.Optional(Type.Boolean())
+})
+
+export const HistoryQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  cursor: Type.Optional(Cursor)
+})
+
+export const HistoryResult = Type.Object({
+  items: Type.Array(Change),
+  nextCursor: Nullable(Type.String())
+})
+
+export const RevertBody = Type.Object({
+  sessionId: Type.Optional(Uuid),
+  toRevision: Type.Optional(Type.Integer({ minimum: 0 })),
+  dryRun: Type.Optional(Type.Boolean({ description: 'compute and return the changes without applying them' })),
+  force: Type.Optional(Type.Boolean({ description: 'leave paths another session changed afterwards as they are, revert the rest' }))
+}, { additionalProperties: false })
+
+export const RevertResult = Type.Object({
+  revision: Type.Integer(),
+  changes: Type.Array(Change),
+  conflicts: Type.Array(Type.String(), { description: 'paths left as they are (with force)' })
 })

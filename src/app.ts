@@ -10,13 +10,19 @@ import docs from '../plugins/docs.js'
 import security from '../plugins/security.js'
 import redis from '../plugins/redis.js'
 import events from '../plugins/events.js'
+import activity from '../plugins/activity.js'
 import service from '../plugins/service.js'
 import websocket from '../plugins/websocket.js'
+import metrics from '../plugins/metrics.js'
+import overload from '../plugins/overload.js'
+import rateLimit from '../plugins/rate-limit.js'
 import healthRoutes from '../routes/health/index.js'
 import authRoutes from '../routes/auth/index.js'
 import workspaceRoutes from '../routes/workspaces/index.js'
 import fileRoutes from '../routes/files/index.js'
 import wsRoutes from '../routes/ws/index.js'
+import statsRoutes from '../routes/stats/index.js'
+import sessionRoutes from '../routes/sessions/index.js'
 
 /**
  * Builds the application: shared plugins first (not encapsulated), then the encapsulated route
@@ -34,7 +40,7 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
     // PGlite's first start (WASM compile, initdb, migrations) can take over the default 10 s.
     pluginTimeout: 120_000,
     keepAliveTimeout: 10_000,
-    trustProxy: true,
+    trustProxy: trustProxy(config.TRUST_PROXY),
     // A URL that cannot be decoded (`%ZZ`) is a bad path, in the contract's error shape.
     frameworkErrors: function frameworkErrors (error, request, reply) {
       const appError = error.code === 'FST_ERR_BAD_URL' ? errors.invalidPath(request.url, 'malformed percent-encoding') : toAppError(error)
@@ -48,11 +54,15 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(configPlugin, { config })
   await app.register(errorHandler)
   await app.register(docs)
+  await app.register(metrics)
   await app.register(security)
   await app.register(database)
   await app.register(auth)
   await app.register(redis)
+  await app.register(overload)
+  await app.register(rateLimit)
   await app.register(events)
+  await app.register(activity)
   await app.register(service)
   await app.register(websocket)
 
@@ -61,5 +71,23 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(workspaceRoutes, { prefix: '/v1' })
   await app.register(fileRoutes, { prefix: '/v1/workspaces' })
   await app.register(wsRoutes, { prefix: '/v1' })
+  await app.register(statsRoutes, { prefix: '/v1' })
+  await app.register(sessionRoutes, { prefix: '/v1' })
   return app
+}
+
+/**
+ * TRUST_PROXY as Fastify's trustProxy: a boolean, a list of addresses, or a hop count. Fastify 5
+ * now refuses a bare number (it cannot check the nearest peer), so a count becomes a function
+ * trusting that many nearest hops, whoever they are: use it only when clients cannot reach the
+ * server except through those proxies.
+ */
+function trustProxy (value: string): boolean | string[] | ((address: string, hop: number) => boolean) {
+  const v = value.trim()
+  if (v === 'true' || v === 'false') return v === 'true'
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v)
+    return (_address, hop) => hop < hops
+  }
+  return v.split(',').map(a => a.trim()).filter(a => a !== '')
 }

@@ -23,12 +23,32 @@ export const EnvSchema = Type.Object({
   CORS_ORIGINS: Type.String({ default: '' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
   DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 30_000 }),
-  CHANGE_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 0 }),
+  CHANGE_RETENTION: Type.String({ pattern: '^(0|[1-9]\\d*(s|m|h|d))$', default: '0', description: 'how long changes are kept: 0 (forever) or e.g. 30d, 12h' }),
+  CHAT_LOG_DIR: Type.Optional(Type.String({ minLength: 1 })),
   WS_HEARTBEAT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000 }),
   WS_MAX_PAYLOAD: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
   WS_MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
   WS_MESSAGES_PER_SECOND: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
-  WS_AUTH_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000 })
+  WS_AUTH_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000 }),
+  // Which X-Forwarded-* senders to believe: 'false', 'true', a hop count, or a comma list of
+  // addresses/CIDRs/proxy-addr names (e.g. 'loopback,10.0.0.0/8').
+  TRUST_PROXY: Type.String({ pattern: '^\\s*(true|false|\\d+|[\\w:.\\/-]+(\\s*,\\s*[\\w:.\\/-]+)*)\\s*$', default: 'false' }),
+  WORKERS: Type.Integer({ minimum: 1, maximum: 256, default: 1 }),
+  ADMIN_EMAILS: Type.String({ default: '' }),
+  // Unset: on, except under NODE_ENV=test (suites register many users from one address).
+  RATE_LIMIT_ENABLED: Type.Optional(Type.Boolean()),
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100 }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 100, maximum: 86_400_000, default: 60_000 }),
+  AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 10 }),
+  AUTH_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 100, maximum: 86_400_000, default: 60_000 }),
+  RATE_LIMIT_FAIL_OPEN: Type.Boolean({ default: true }),
+  RATE_LIMIT_KEY_PREFIX: Type.String({ minLength: 1, maxLength: 200, default: 'wb:rl:' }),
+  OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 1_000 }),
+  OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+  OVERLOAD_MAX_HEAP_USED_BYTES: Type.Integer({ minimum: 0, default: 0 }),
+  OVERLOAD_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 }),
+  OVERLOAD_SAMPLE_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1_000 }),
+  OVERLOAD_RETRY_AFTER_S: Type.Integer({ minimum: 1, maximum: 3_600, default: 10 })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -36,6 +56,8 @@ export interface Config extends Omit<Env, 'JWT_SECRET' | 'CORS_ORIGINS'> {
   /** HS256 secret, or undefined when tokens are verified with JWT_PUBLIC_KEY. */
   JWT_SECRET: string | undefined
   CORS_ORIGINS: string[]
+  /** CHANGE_RETENTION in milliseconds; 0 keeps changes forever */
+  changeRetentionMs: number
   isProduction: boolean
 }
 
@@ -74,8 +96,17 @@ export function loadConfig (source: Record<string, string | undefined> = process
     DATA_DIR: resolve(checked.DATA_DIR),
     JWT_SECRET: secret,
     CORS_ORIGINS: checked.CORS_ORIGINS.split(',').map(o => o.trim()).filter(o => o !== ''),
+    changeRetentionMs: durationMs(checked.CHANGE_RETENTION),
     isProduction
   }
+}
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** `30d`, `12h`, `90m`, `3600s`, or `0`. */
+function durationMs (value: string): number {
+  const match = /^(\d+)([smhd])?$/.exec(value)
+  return match === null ? 0 : Number(match[1]) * (UNIT_MS[match[2] ?? 's'] ?? 0)
 }
 
 /** Outside production a secret is generated once and kept in DATA_DIR, so tokens survive restarts. */

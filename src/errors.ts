@@ -62,6 +62,9 @@ export const errors = {
   fileTooLarge: (size: number, max: number) => new AppError(413, 'FILE_TOO_LARGE', `file is ${size} bytes; the limit is ${max}`),
   payloadTooLarge: (message = 'request body is too large') => new AppError(413, 'PAYLOAD_TOO_LARGE', message),
   unsupportedMediaType: () => new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'unsupported content type: send application/json'),
+  rateLimited: (limit: number, windowMs: number, retryAfterSeconds: number) =>
+    new AppError(429, 'RATE_LIMITED', `rate limit exceeded: ${limit} requests per ${windowMs / 1000} s; retry in ${retryAfterSeconds} s`,
+      { limit, windowMs, retryAfter: retryAfterSeconds }, { 'retry-after': String(retryAfterSeconds) }),
   unavailable: (message: string, retryAfterSeconds = 5) =>
     new AppError(503, 'UNAVAILABLE', message, undefined, { 'retry-after': String(retryAfterSeconds) }),
   internal: () => new AppError(500, 'INTERNAL', 'internal server error')

@@ -70,6 +70,8 @@ export class Fanout {
   readonly stats = { delivered: 0, published: 0, gapFills: 0 }
   /** set by the WebSocket routes: users whose access to a workspace may have changed */
   onAccessChange: ((workspaceId: string, userIds: string[]) => void) | undefined
+  /** set by plugins/metrics.ts: called once per change delivered live on this instance */
+  onDelivered: ((change: Change) => void) | undefined
 
   constructor (opts: FanoutOptions) {
     this.#opts = opts
@@ -125,8 +127,10 @@ export class Fanout {
         for (const c of changes) subscriber.send(eventFrame(workspaceId, c))
         from = changes.at(-1)?.revision ?? head
       }
-      // Changes up to `channel.delivered` reached the others; this one has everything to `head`.
+      // This one has everything to `head`. The others must get it too before the channel counts
+      // it as delivered: changes committed but not yet announced would otherwise be skipped for them.
       subscriber.sent.set(name, head)
+      if (channel.subscribers.size > 0) await this.#fill(channel, head)
       channel.delivered = Math.max(channel.delivered, head)
       channel.subscribers.add(subscriber)
       result = { revision: head, reset }
@@ -216,6 +220,7 @@ export class Fanout {
   #send (channel: Channel, change: Change): void {
     if (change.revision <= channel.delivered) return
     channel.delivered = change.revision
+    this.onDelivered?.(change)
     const name = channelName(channel.workspaceId)
     const frame = eventFrame(channel.workspaceId, change)
     for (const s of channel.subscribers) {

@@ -89,14 +89,14 @@ function parseEtag (value: string): string {
 }
 
 /** Hooks that run inside the write transaction (idempotency keys, activity entries). */
-export interface TransactionHooks {
+export interface TransactionHooks<R> {
   /** first, before the workspace is locked */
   begin?: (trx: Trx) => Promise<void>
   /** last, after every change is recorded and before commit */
-  beforeCommit?: (trx: Trx, result: ApplyResult) => Promise<void>
+  beforeCommit?: (trx: Trx, result: R) => Promise<void>
 }
 
-export async function applyOperations (db: Db, actor: Actor, workspaceId: string, ops: OpInput[], options: WriteOptions, hooks: TransactionHooks = {}): Promise<ApplyResult> {
+export async function applyOperations (db: Db, actor: Actor, workspaceId: string, ops: OpInput[], options: WriteOptions, hooks: TransactionHooks<ApplyResult> = {}): Promise<ApplyResult> {
   const single = ops.length === 1 && ops[0] !== undefined
   const checked = ops.map((op, i) => {
     try {

@@ -2,15 +2,21 @@ import type { Db } from './db/schema.js'
 import type { Config } from './config.js'
 import type { Actor } from './auth.js'
 import type { Fanout } from './fanout.js'
-import { errors } from './errors.js'
+import { errors, toAppError } from './errors.js'
 import { listTree, readEntry, type ReadResult, type TreePage } from './files.js'
 import { listChanges, type ChangesPage } from './changes.js'
-import { applyOperations, type ApplyResult, type OpData, type OpInput } from './operations.js'
-import type { FileMeta, Operation, TreeQuery } from '../schemas/files.js'
+import { applyOperations, type ApplyResult, type OpData, type OpInput, type TransactionHooks } from './operations.js'
+import { listHistory, readAtRevision, type HistoryPage } from './history.js'
+import { revert, type RevertParams, type RevertResult } from './revert.js'
+import { claimKey, findResponse, Replay, requestHash, storeResponse } from './idempotency.js'
+import type { ActivityEntry, ActivityRecorder } from './activity.js'
+import type { Change, FileMeta, Operation, TreeQuery } from '../schemas/files.js'
 
 /**
  * The file service as REST routes and WebSocket RPC both call it: flat parameters in, the
- * response body (and status) out. Writes publish their changes after commit.
+ * response (status and body) out. Every mutation goes through `mutation`, which gives it, in one
+ * place: Idempotency-Key replay, an activity entry (in the write's transaction on success, after
+ * the rollback on failure), and publishing its changes once committed.
  */
 
 export interface Result<T> {
@@ -30,66 +36,182 @@ export interface WriteParams {
 }
 
 export interface MutationMeta {
-  /** Idempotency-Key, recorded as the change's opId */
+  /** Idempotency-Key: replays the first response; also recorded as the changes' opId */
   opId?: string | null
+}
+
+/** One kind of mutation: how to run it, what it answers, and how the activity log names it. */
+interface MutationSpec<R, T> {
+  type: string
+  workspaceId: string
+  op?: string | null
+  path?: string | null
+  newPath?: string | null
+  sessionId?: string | undefined
+  /** what the request asks for: the Idempotency-Key's request hash */
+  params: unknown
+  run: (hooks: TransactionHooks<R>) => Promise<R>
+  respond: (result: R) => Result<T>
+  changes: (result: R) => Change[]
+  revision: (result: R) => number
+  details?: (result: R) => Record<string, unknown>
+}
+
+const applied = {
+  changes: (r: ApplyResult) => r.changes,
+  revision: (r: ApplyResult) => r.revision
+}
+
+function only (result: ApplyResult): { data: OpData, revision: number, created: boolean } {
+  const first = result.results[0]
+  if (first === undefined) throw errors.internal()
+  return first
 }
 
 export type FileService = ReturnType<typeof createFileService>
 
-export function createFileService (deps: { db: Db, config: Config, fanout: Fanout }) {
-  const { db, config, fanout } = deps
+export function createFileService (deps: { db: Db, config: Config, fanout: Fanout, activity: ActivityRecorder }) {
+  const { db, config, fanout, activity } = deps
+  const writeOptions = (meta: MutationMeta) => ({ maxFileBytes: config.MAX_FILE_BYTES, opId: meta.opId ?? null })
 
-  async function mutate (actor: Actor, workspaceId: string, ops: OpInput[], meta: MutationMeta): Promise<ApplyResult> {
-    const result = await applyOperations(db, actor, workspaceId, ops, { maxFileBytes: config.MAX_FILE_BYTES, opId: meta.opId ?? null })
-    // After commit; at most once, and subscribers fill any gap from the database.
-    void fanout.publishChanges(workspaceId, result.changes)
-    return result
-  }
-
-  function only (result: ApplyResult): { data: OpData, revision: number, created: boolean } {
-    const first = result.results[0]
-    if (first === undefined) throw errors.internal()
-    return first
+  async function mutation<R, T> (actor: Actor, spec: MutationSpec<R, T>, meta: MutationMeta): Promise<Result<T>> {
+    const started = performance.now()
+    const key = meta.opId ?? null
+    const hash = key === null ? '' : requestHash({ type: spec.type, workspaceId: spec.workspaceId, params: spec.params })
+    const entry = (status: number, extra: Partial<ActivityEntry>): ActivityEntry => ({
+      sessionId: spec.sessionId ?? actor.sessionId,
+      userId: actor.userId,
+      workspaceId: spec.workspaceId,
+      type: spec.type,
+      op: spec.op ?? null,
+      path: spec.path ?? null,
+      newPath: spec.newPath ?? null,
+      status,
+      durationMs: performance.now() - started,
+      ...extra
+    })
+    let response: Result<T> | undefined
+    let logged: ActivityEntry | undefined
+    try {
+      if (key !== null) {
+        const stored = await findResponse(db, actor.userId, key, hash)
+        if (stored !== undefined) return stored as Result<T>
+      }
+      const result = await spec.run({
+        begin: async trx => { if (key !== null) await claimKey(trx, actor.userId, key, hash) },
+        beforeCommit: async (trx, r) => {
+          response = spec.respond(r)
+          logged = entry(response.statusCode, { revision: spec.revision(r), details: spec.details?.(r) ?? null })
+          await activity.write(trx, logged)
+          if (key !== null) await storeResponse(trx, actor.userId, key, hash, response)
+        }
+      })
+      if (logged !== undefined) activity.committed(logged)
+      // After commit; at most once, and subscribers fill any gap from the database.
+      void fanout.publishChanges(spec.workspaceId, spec.changes(result))
+      return response ?? spec.respond(result)
+    } catch (err) {
+      if (err instanceof Replay) return err.response as Result<T>
+      const e = toAppError(err)
+      void activity.record(entry(e.statusCode, { code: e.code }))
+      if (key !== null && e.statusCode < 500) {
+        await storeResponse(db, actor.userId, key, hash, { statusCode: e.statusCode, body: e.toJSON() }).catch(() => {})
+      }
+      throw err
+    }
   }
 
   return {
-    async read (actor: Actor, p: { workspaceId: string, path: string }): Promise<ReadResult> {
+    async read (actor: Actor, p: { workspaceId: string, path: string, revision?: number }): Promise<ReadResult> {
+      if (p.revision !== undefined) return await readAtRevision(db, actor, p.workspaceId, p.path, p.revision)
       return await readEntry(db, actor, p.workspaceId, p.path)
     },
 
     async write (actor: Actor, p: WriteParams, meta: MutationMeta = {}): Promise<Result<{ file: FileMeta, revision: number }>> {
       if (p.ifNoneMatch !== undefined && p.ifNoneMatch.trim() !== '*') throw errors.validation('If-None-Match on a write must be *')
+      const { workspaceId, ifMatch, ifNoneMatch, ...body } = p
       const op: OpInput = {
         type: 'update',
         upsert: true,
-        path: p.path,
-        content: p.content,
-        ...(p.encoding === undefined ? {} : { encoding: p.encoding }),
-        ...(p.mimeType === undefined ? {} : { mimeType: p.mimeType }),
-        ...(p.metadata === undefined ? {} : { metadata: p.metadata }),
-        ...(p.ifMatch === undefined ? {} : { ifMatch: p.ifMatch }),
-        ifNoneMatch: p.ifNoneMatch !== undefined
+        ...body,
+        ...(ifMatch === undefined ? {} : { ifMatch }),
+        ifNoneMatch: ifNoneMatch !== undefined
       }
-      const result = only(await mutate(actor, p.workspaceId, [op], meta))
-      if (!('path' in result.data)) throw errors.internal()
-      return { statusCode: result.created ? 201 : 200, body: { file: result.data, revision: result.revision } }
+      return await mutation(actor, {
+        type: 'file.write',
+        workspaceId,
+        op: 'write',
+        path: p.path,
+        params: p,
+        run: hooks => applyOperations(db, actor, workspaceId, [op], writeOptions(meta), hooks),
+        respond: r => {
+          const { data, created, revision } = only(r)
+          if (!('path' in data)) throw errors.internal()
+          return { statusCode: created ? 201 : 200, body: { file: data, revision } }
+        },
+        ...applied
+      }, meta)
     },
 
     async remove (actor: Actor, p: { workspaceId: string, path: string, ifMatch?: string }, meta: MutationMeta = {}): Promise<Result<{ revision: number, deleted: number }>> {
       const op: OpInput = { type: 'delete', path: p.path, ...(p.ifMatch === undefined ? {} : { ifMatch: p.ifMatch }) }
-      const result = only(await mutate(actor, p.workspaceId, [op], meta))
-      if (!('deleted' in result.data)) throw errors.internal()
-      return { statusCode: 200, body: { revision: result.revision, deleted: result.data.deleted } }
+      return await mutation(actor, {
+        type: 'file.delete',
+        workspaceId: p.workspaceId,
+        op: 'delete',
+        path: p.path,
+        params: p,
+        run: hooks => applyOperations(db, actor, p.workspaceId, [op], writeOptions(meta), hooks),
+        respond: r => {
+          const { data, revision } = only(r)
+          if (!('deleted' in data)) throw errors.internal()
+          return { statusCode: 200, body: { revision, deleted: data.deleted } }
+        },
+        ...applied
+      }, meta)
     },
 
     async apply (actor: Actor, workspaceId: string, op: Operation, meta: MutationMeta = {}): Promise<Result<{ success: true, data: OpData, revision: number, timestamp: Date }>> {
-      const result = only(await mutate(actor, workspaceId, [op], meta))
-      return { statusCode: 200, body: { success: true, data: result.data, revision: result.revision, timestamp: new Date() } }
+      return await mutation(actor, {
+        type: 'operation',
+        workspaceId,
+        op: op.type,
+        path: op.path,
+        newPath: op.newPath ?? null,
+        sessionId: op.sessionId,
+        params: op,
+        run: hooks => applyOperations(db, actor, workspaceId, [op], writeOptions(meta), hooks),
+        respond: r => {
+          const { data, revision } = only(r)
+          return { statusCode: 200, body: { success: true as const, data, revision, timestamp: new Date() } }
+        },
+        ...applied
+      }, meta)
     },
 
     async batch (actor: Actor, workspaceId: string, operations: Operation[], meta: MutationMeta = {}): Promise<Result<{ results: Array<{ data: OpData, revision: number }>, revision: number }>> {
-      const { results, revision } = await mutate(actor, workspaceId, operations, meta)
-      return { statusCode: 200, body: { results: results.map(r => ({ data: r.data, revision: r.revision })), revision } }
+      return await mutation(actor, {
+        type: 'batch',
+        workspaceId,
+        params: operations,
+        run: hooks => applyOperations(db, actor, workspaceId, operations, writeOptions(meta), hooks),
+        respond: r => ({ statusCode: 200, body: { results: r.results.map(x => ({ data: x.data, revision: x.revision })), revision: r.revision } }),
+        details: r => ({ operations: operations.length, changes: r.changes.length }),
+        ...applied
+      }, meta)
+    },
+
+    async revert (actor: Actor, workspaceId: string, params: RevertParams, meta: MutationMeta = {}): Promise<Result<RevertResult>> {
+      return await mutation<RevertResult, RevertResult>(actor, {
+        type: 'revert',
+        workspaceId,
+        params,
+        run: hooks => revert(db, actor, workspaceId, params, hooks),
+        respond: r => ({ statusCode: 200, body: r }),
+        changes: r => params.dryRun === true ? [] : r.changes,
+        revision: r => r.revision,
+        details: r => ({ ...params, changes: r.changes.length, conflicts: r.conflicts })
+      }, meta)
     },
 
     async tree (actor: Actor, workspaceId: string, query: TreeQuery): Promise<TreePage> {
@@ -98,6 +220,10 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Fanou
 
     async changes (actor: Actor, workspaceId: string, since: number, limit: number): Promise<ChangesPage> {
       return await listChanges(db, actor, workspaceId, since, limit)
+    },
+
+    async history (actor: Actor, workspaceId: string, path: string, limit: number, cursor: string | undefined): Promise<HistoryPage> {
+      return await listHistory(db, actor, workspaceId, path, limit, cursor)
     }
   }
 }

@@ -40,7 +40,7 @@ t.test('defaults', async t => {
   t.strictSame(config.CORS_ORIGINS, [])
   t.equal(config.DB_POOL_MAX, 20)
   t.equal(config.DB_STATEMENT_TIMEOUT_MS, 30_000)
-  t.equal(config.CHANGE_RETENTION_DAYS, 0)
+  t.equal(config.changeRetentionMs, 0)
   t.equal(config.isProduction, false)
 })
 
@@ -60,7 +60,7 @@ t.test('values are converted from strings', async t => {
     CORS_ORIGINS: ' https://a.example , https://b.example,, ',
     DB_POOL_MAX: '5',
     DB_STATEMENT_TIMEOUT_MS: '0',
-    CHANGE_RETENTION_DAYS: '7'
+    CHANGE_RETENTION: '7d'
   })
   t.equal(config.PORT, 8080)
   t.equal(config.HOST, '0.0.0.0')
@@ -73,7 +73,7 @@ t.test('values are converted from strings', async t => {
   t.strictSame(config.CORS_ORIGINS, ['https://a.example', 'https://b.example'])
   t.equal(config.DB_POOL_MAX, 5)
   t.equal(config.DB_STATEMENT_TIMEOUT_MS, 0)
-  t.equal(config.CHANGE_RETENTION_DAYS, 7)
+  t.equal(config.changeRetentionMs, 7 * 86_400_000)
   t.equal(config.isProduction, true)
   t.equal(loadConfig({ JWT_SECRET: SECRET, ALLOW_REGISTRATION: 'true' }).ALLOW_REGISTRATION, true)
 })
@@ -94,7 +94,7 @@ t.test('bad values name the variable', async t => {
     [{ PORT: '0x10' }, 'PORT'],
     [{ MAX_FILE_BYTES: '1e6' }, 'MAX_FILE_BYTES'],
     [{ DB_STATEMENT_TIMEOUT_MS: '1.5' }, 'DB_STATEMENT_TIMEOUT_MS'],
-    [{ CHANGE_RETENTION_DAYS: '-1' }, 'CHANGE_RETENTION_DAYS'],
+    [{ CHANGE_RETENTION: '-1' }, 'CHANGE_RETENTION'], [{ CHANGE_RETENTION: '30' }, 'CHANGE_RETENTION'],
     [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL'],
     [{ DATABASE_URL: 'mysql://db/wb' }, 'DATABASE_URL'],

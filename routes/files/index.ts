@@ -5,8 +5,8 @@ import { pathFromUrl } from '../../src/paths.js'
 import { errors } from '../../src/errors.js'
 import { responses, SessionHeader, Uuid, WorkspaceParams } from '../../schemas/common.js'
 import {
-  BatchBody, BatchResult, ChangesQuery, ChangesResult, DeleteResult, Entry, Operation, OperationResult, ReadQuery,
-  TreeQuery, TreeResult, WriteBody, WriteResult
+  BatchBody, BatchResult, ChangesQuery, ChangesResult, DeleteResult, Entry, HistoryQuery, HistoryResult, Operation, OperationResult,
+  ReadQuery, RevertBody, RevertResult, TreeQuery, TreeResult, WriteBody, WriteResult
 } from '../../schemas/files.js'
 
 const FileParams = Type.Object({ id: Uuid, '*': Type.Optional(Type.String()) })
@@ -16,10 +16,10 @@ const WriteHeaders = Type.Composite([SessionHeader, Type.Object({
   'if-none-match': Type.Optional(Type.String({ maxLength: 100 }))
 })])
 
-/** The path a `/files/{path}` URL names, from the raw URL so that `%2F` stays visible. */
-function filePath (request: FastifyRequest): string {
+/** The path a `/files/{path}` (or `/history/{path}`) URL names, from the raw URL so that `%2F` stays visible. */
+function filePath (request: FastifyRequest, resource: 'files' | 'history'): string {
   const pathname = request.raw.url?.split('?')[0] ?? ''
-  const match = /\/workspaces\/[^/]+\/files(\/.*)?$/.exec(pathname)
+  const match = new RegExp(`/workspaces/[^/]+/${resource}(/.*)?$`).exec(pathname)
   return pathFromUrl(match?.[1] ?? '')
 }
 
@@ -56,7 +56,12 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     }, async function readFile (request, reply) {
       const raw = request.query.format === 'raw'
-      const { entry, bytes, revision, httpEtag } = await files.read(request.actor, { workspaceId: request.params.id, path: filePath(request) })
+      const { revision: at } = request.query
+      const { entry, bytes, revision, httpEtag } = await files.read(request.actor, {
+        workspaceId: request.params.id,
+        path: filePath(request, 'files'),
+        ...(at === undefined ? {} : { revision: at })
+      })
       void reply.header('etag', httpEtag).header('x-revision', String(revision))
       if (notModified(request.headers['if-none-match'], httpEtag)) return await reply.code(304).send(null)
       if (!raw) return entry
@@ -81,7 +86,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const { 'if-match': ifMatch, 'if-none-match': ifNoneMatch } = request.headers
       const { statusCode, body } = await files.write(request.actor, {
         workspaceId: request.params.id,
-        path: filePath(request),
+        path: filePath(request, 'files'),
         ...request.body,
         ...(ifMatch === undefined ? {} : { ifMatch }),
         ...(ifNoneMatch === undefined ? {} : { ifNoneMatch })
@@ -102,7 +107,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const ifMatch = request.headers['if-match']
       const { statusCode, body } = await files.remove(request.actor, {
         workspaceId: request.params.id,
-        path: filePath(request),
+        path: filePath(request, 'files'),
         ...(ifMatch === undefined ? {} : { ifMatch })
       }, meta(request))
       return await reply.code(statusCode).send(body)
@@ -136,6 +141,34 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async function applyBatch (request, reply) {
     const { statusCode, body } = await files.batch(request.actor, request.params.id, request.body.operations, meta(request))
+    return await reply.code(statusCode).send(body)
+  })
+
+  for (const url of ['/:id/history', '/:id/history/*']) {
+    fastify.get(url, {
+      schema: {
+        tags,
+        summary: 'The changes that touched a path, newest first, following moves',
+        params: FileParams,
+        querystring: HistoryQuery,
+        response: responses({ 200: HistoryResult })
+      }
+    }, async function history (request) {
+      return await files.history(request.actor, request.params.id, filePath(request, 'history'), request.query.limit, request.query.cursor)
+    })
+  }
+
+  fastify.post('/:id/revert', {
+    schema: {
+      tags,
+      summary: 'Undo a session\'s changes ({ sessionId }) or every change after a revision ({ toRevision }), as new changes',
+      params: WorkspaceParams,
+      headers: SessionHeader,
+      body: RevertBody,
+      response: responses({ 200: RevertResult })
+    }
+  }, async function revertChanges (request, reply) {
+    const { statusCode, body } = await files.revert(request.actor, request.params.id, request.body, meta(request))
     return await reply.code(statusCode).send(body)
   })
 

@@ -86,6 +86,7 @@ export class Connection implements Subscriber {
       return
     }
     this.#socket.send(frame)
+    this.#app.metrics.wsMessagesOut.inc()
   }
 
   #reply (message: Record<string, unknown>): void {

@@ -1,0 +1,20 @@
+import fp from 'fastify-plugin'
+import { ActivityRecorder } from '../src/activity.js'
+import { ChatLogMirror } from '../src/chat-log.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The activity log (src/activity.ts), mirrored to CHAT_LOG_DIR when set. */
+    activity: ActivityRecorder
+  }
+}
+
+export default fp(async function activity (fastify) {
+  const dir = fastify.config.CHAT_LOG_DIR
+  const mirror = dir === undefined
+    ? undefined
+    : new ChatLogMirror(dir, { onError: err => { fastify.log.warn({ err }, 'chat log append failed') } })
+  fastify.decorate('activity', new ActivityRecorder(fastify.db, mirror))
+  // After the sockets and requests are done (onClose runs after them), flush what is queued.
+  if (mirror !== undefined) fastify.addHook('onClose', async () => { await mirror.close() })
+}, { name: 'activity', dependencies: ['database'] })

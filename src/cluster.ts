@@ -1,0 +1,124 @@
+import cluster, { type Worker } from 'node:cluster'
+import { randomUUID } from 'node:crypto'
+import { AggregatorRegistry } from 'prom-client'
+
+/**
+ * WORKERS=n: a primary process that forks n workers (node:cluster), each a full instance of the
+ * server listening on the same port; the primary only supervises. Workers share nothing in
+ * memory: workspaces, revisions and events are in PostgreSQL and Redis, exactly as between
+ * machines behind a load balancer, which is why WORKERS > 1 needs DATABASE_URL and REDIS_URL.
+ *
+ * - A worker that dies unexpectedly is replaced after a second; more than MAX_RESTARTS within a
+ *   minute (a crash loop, e.g. a bad configuration) stops the primary with exit code 1.
+ * - SIGTERM or SIGINT to the primary sends SIGTERM to every worker, which closes gracefully
+ *   (server.ts); the primary exits 0 once all have exited 0, or 1 otherwise. Workers ignore
+ *   SIGINT, so a terminal's Ctrl-C (sent to the whole process group) is one graceful shutdown.
+ * - /metrics on any worker answers for all of them: the worker asks the primary, which gathers
+ *   every worker's registry over IPC and sums them (prom-client's AggregatorRegistry).
+ */
+
+const METRICS_REQUEST = 'workbench:metrics-request'
+const METRICS_REPLY = 'workbench:metrics-reply'
+const MAX_RESTARTS = 10
+
+interface MetricsRequest { type: typeof METRICS_REQUEST, id: string }
+interface MetricsReply { type: typeof METRICS_REPLY, id: string, text?: string, error?: string }
+
+function isMessage<T extends { type: string }> (message: unknown, type: T['type']): message is T {
+  return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type
+}
+
+/** JSON lines like pino's, so the primary's few messages sit well beside the workers' logs. */
+function log (level: 'info' | 'warn' | 'error', msg: string, extra: Record<string, unknown> = {}): void {
+  const levels = { info: 30, warn: 40, error: 50 }
+  process.stdout.write(`${JSON.stringify({ level: levels[level], time: Date.now(), pid: process.pid, role: 'primary', msg, ...extra })}\n`)
+}
+
+export interface PrimaryOptions {
+  workers: number
+  /** how long a worker may take to close after SIGTERM before it is killed */
+  graceMs: number
+}
+
+/** Runs the primary: forks, supervises, aggregates metrics, and shuts the workers down on a signal. */
+export function runPrimary ({ workers, graceMs }: PrimaryOptions): void {
+  const aggregator = new AggregatorRegistry()
+  let stopping = false
+  let failed = false
+  const restarts: number[] = []
+
+  const fork = (): Worker => cluster.fork()
+  for (let i = 0; i < workers; i++) fork()
+  log('info', 'started workers', { workers })
+
+  cluster.on('message', (worker, message: unknown) => {
+    if (!isMessage<MetricsRequest>(message, METRICS_REQUEST)) return
+    aggregator.clusterMetrics().then(
+      text => { worker.send({ type: METRICS_REPLY, id: message.id, text } satisfies MetricsReply) },
+      (err: Error) => { worker.send({ type: METRICS_REPLY, id: message.id, error: err.message } satisfies MetricsReply) }
+    )
+  })
+
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      // Workers close gracefully on SIGTERM and exit 0; anything else is a failed shutdown.
+      if (code !== 0) failed = true
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        log('info', 'all workers exited', { failed })
+        process.exit(failed ? 1 : 0)
+      }
+      return
+    }
+    const now = Date.now()
+    restarts.push(now)
+    while ((restarts[0] ?? now) < now - 60_000) restarts.shift()
+    if (restarts.length > MAX_RESTARTS) {
+      log('error', 'workers keep exiting; giving up', { pid: worker.process.pid, code, signal })
+      stopping = true
+      failed = true
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM')
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(1)
+      return
+    }
+    log('warn', 'worker exited; starting another', { workerPid: worker.process.pid, code, signal })
+    setTimeout(() => { if (!stopping) fork() }, 1_000).unref()
+  })
+
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return
+    stopping = true
+    log('info', 'stopping workers', { signal })
+    const live = Object.values(cluster.workers ?? {})
+    if (live.length === 0) process.exit(0)
+    for (const w of live) w?.process.kill('SIGTERM')
+    setTimeout(() => {
+      log('error', 'workers did not exit within the grace period; killing them', { graceMs })
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL')
+      process.exit(1)
+    }, graceMs + 5_000).unref()
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}
+
+/** In a worker: the summed metrics of every worker, from the primary. */
+export async function requestClusterMetrics (timeoutMs = 5_000): Promise<string> {
+  const send = process.send?.bind(process)
+  if (send === undefined) throw new Error('not a cluster worker')
+  const id = randomUUID()
+  return await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => { done(new Error('the primary did not answer in time')) }, timeoutMs)
+    function onMessage (message: unknown): void {
+      if (!isMessage<MetricsReply>(message, METRICS_REPLY) || message.id !== id) return
+      done(message.error === undefined ? null : new Error(message.error), message.text)
+    }
+    function done (err: Error | null, text?: string): void {
+      clearTimeout(timer)
+      process.off('message', onMessage)
+      if (err !== null) reject(err)
+      else resolve(text ?? '')
+    }
+    process.on('message', onMessage)
+    send({ type: METRICS_REQUEST, id } satisfies MetricsRequest)
+  })
+}

@@ -1,0 +1,139 @@
+import t from 'tap'
+import { createTestDatabase, REDIS_URL, TEST_SECRET } from './helper.js'
+import {
+  connect, createWorkspaceHttp, http, httpOk, lockRedis, range, redisAnswers, registerHttp, sleep, spawnServer,
+  startRedis, stopRedis, type HttpUser
+} from './ws-helpers.js'
+
+/**
+ * Real faults against real server processes: Redis restarted under a stream of writes, and a
+ * client that stops reading.
+ */
+
+async function put (base: string, user: HttpUser, workspaceId: string, path: string): Promise<number> {
+  const res = await http<{ revision: number }>(base, 'PUT', `/v1/workspaces/${workspaceId}/files${path}`, user.token, { content: path })
+  if (res.status !== 201) throw new Error(`write ${path}: ${res.status} ${JSON.stringify(res.body)}`)
+  return res.body.revision
+}
+
+t.test('Redis restarted during a stream of writes: subscribers still get every revision, in order', async t => {
+  await lockRedis(t, 'exclusive')
+  await startRedis()
+  // Whatever happens below, Redis is left running and answering.
+  t.teardown(async () => { await startRedis() })
+  const env = { DATABASE_URL: await createTestDatabase(t), REDIS_URL, JWT_SECRET: TEST_SECRET }
+  const [a, b] = await Promise.all([spawnServer(t, env), spawnServer(t, env)])
+  const user = await registerHttp(a.base)
+  const workspaceId = await createWorkspaceHttp(a.base, user)
+  const onA = await connect(t, a.base, { token: user.token })
+  const onB = await connect(t, b.base, { token: user.token })
+  await onA.subscribe(workspaceId)
+  await onB.subscribe(workspaceId)
+
+  let running = true
+  let failed = 0
+  const writers = Promise.all(range(1, 4).map(async w => {
+    let last = 0
+    for (let i = 0; running; i++) {
+      try {
+        last = Math.max(last, await put(a.base, user, workspaceId, `/w${w}/f${i}.txt`))
+      } catch {
+        failed++
+      }
+    }
+    return last
+  }))
+  await onB.untilRevision(workspaceId, 50)
+  await stopRedis()
+  const downAt = onB.revisions(workspaceId).at(-1) ?? 0
+  t.notOk(await redisAnswers(), 'Redis is down')
+  const headWhenDown = (await httpOk<{ revision: number }>(a.base, 'GET', `/v1/workspaces/${workspaceId}`, user.token, undefined, 200)).revision
+  await sleep(1_500)
+  const headBeforeRestart = (await httpOk<{ revision: number }>(a.base, 'GET', `/v1/workspaces/${workspaceId}`, user.token, undefined, 200)).revision
+  t.ok(headBeforeRestart > headWhenDown + 10, `writes went on while Redis was down (${headWhenDown} → ${headBeforeRestart})`)
+  await startRedis()
+  await sleep(1_500)
+  running = false
+  const last = Math.max(...await writers)
+  t.equal(failed, 0, 'no write failed because Redis was down')
+  t.ok(last > headBeforeRestart, 'writes went on after the restart')
+
+  for (const [name, client] of [['A', onA], ['B', onB]] as const) {
+    const revs = await client.untilRevision(workspaceId, last, 30_000)
+    t.same(revs, range(1, last), `${name}: every revision 1..${last} once, in order (down at ${downAt})`)
+  }
+
+  // Pub/sub is back, not just the database head check (every 2 s): five writes in a row reach B quickly.
+  const deadline = Date.now() + 20_000
+  let fast = 0
+  while (fast < 5 && Date.now() < deadline) {
+    const start = Date.now()
+    const revision = await put(a.base, user, workspaceId, `/after/f${start}.txt`)
+    await onB.untilRevision(workspaceId, revision, 5_000)
+    fast = Date.now() - start < 250 ? fast + 1 : 0
+  }
+  t.equal(fast, 5, 'live events flow through Redis again after the restart')
+  const final = onB.revisions(workspaceId)
+  t.same(final, range(1, final.at(-1) ?? 0), 'still no gap and no duplicate')
+})
+
+/** A path of about 1,000 bytes, so each change event is large. */
+const longPath = (batch: number, i: number): string => `/${'a'.repeat(240)}/${'b'.repeat(240)}/${'c'.repeat(240)}/${'d'.repeat(240)}-${batch}-${i}.txt`
+
+t.test('a client that stops reading is cut off at WS_MAX_BUFFERED_BYTES; the others get everything; memory stays bounded', async t => {
+  const BOUND = 64 * 1024
+  const server = await spawnServer(t, {
+    DATABASE_URL: await createTestDatabase(t),
+    JWT_SECRET: TEST_SECRET,
+    WS_MAX_BUFFERED_BYTES: String(BOUND),
+    // The heartbeat would drop a client that stops reading too; keep it out of the way.
+    WS_HEARTBEAT_MS: '600000'
+  })
+  const user = await registerHttp(server.base)
+  const workspaceId = await createWorkspaceHttp(server.base, user)
+  const slow = await connect(t, server.base, { token: user.token })
+  const reader = await connect(t, server.base, { token: user.token })
+  await slow.subscribe(workspaceId)
+  await reader.subscribe(workspaceId)
+
+  const batch = async (n: number): Promise<number> => {
+    const operations = range(1, 1000).map(i => ({ type: 'create', path: longPath(n, i), content: 'x' }))
+    return (await httpOk<{ revision: number }>(server.base, 'POST', `/v1/workspaces/${workspaceId}/operations/batch`, user.token, { operations }, 200)).revision
+  }
+  // Warm up (JIT, pool, caches) before the baseline.
+  await reader.untilRevision(workspaceId, await batch(0))
+  await slow.untilRevision(workspaceId, 1000)
+  const baseline = await server.rss()
+
+  slow.socket.pause()
+  const BATCHES = 40
+  let peak = baseline
+  let last = 0
+  for (let n = 1; n <= BATCHES; n++) {
+    last = await batch(n)
+    await reader.untilRevision(workspaceId, last)
+    peak = Math.max(peak, await server.rss())
+  }
+  const eventBytes = reader.messages.filter(m => m.type === 'event').reduce((sum, m) => sum + JSON.stringify(m).length, 0)
+  t.same(reader.revisions(workspaceId), range(1, last), `the reading client got all ${last} events (${(eventBytes / 2 ** 20).toFixed(1)} MiB)`)
+  const growth = peak - baseline
+  t.ok(growth < eventBytes / 2, `server RSS grew by ${(growth / 2 ** 20).toFixed(1)} MiB while ${(eventBytes / 2 ** 20).toFixed(1)} MiB of events went out`)
+
+  // Reading again, the slow client finds the connection closed by the server, part way.
+  slow.socket.resume()
+  const closed = await Promise.race([slow.closed, sleep(15_000).then(() => undefined)])
+  t.ok(closed !== undefined, 'the server closed the slow client')
+  // The close frame (1013) sits behind the data the client never read, and the server cuts the
+  // connection 2 s after closing: the client sees 1013 if the frame made it into the kernel buffers, else 1006.
+  t.ok(closed !== undefined && [1013, 1006].includes(closed.code), `closed with ${String(closed?.code)}`)
+  const got = slow.revisions(workspaceId)
+  t.ok(got.length < last, `the slow client was cut off part way (${got.length} of ${last} events)`)
+  t.same(got, range(1, got.length), 'what it got is a gap-free prefix')
+
+  // It resumes with since, as the contract says, and gets the rest.
+  const again = await connect(t, server.base, { token: user.token })
+  const since = got.at(-1) ?? 0
+  t.match(await again.subscribe(workspaceId, since), { type: 'subscribed', revision: last })
+  t.same(again.revisions(workspaceId), range(since + 1, last), 'resumed with since: the rest, in order')
+  t.equal(await Promise.race([server.exited.then(() => 'exited'), sleep(10).then(() => 'running')]), 'running', 'the server is still up')
+})
