@@ -107,11 +107,13 @@ export async function refresh (db: Db, sign: SignAccess, refreshToken: string): 
   return await issueTokens(db, sign, user, used.family_id, used.session_id)
 }
 
-export async function logout (db: Db, refreshToken: string): Promise<void> {
-  const known = await db.selectFrom('refresh_tokens').select('family_id').where('token_hash', '=', tokenHash(refreshToken)).executeTakeFirst()
-  if (known === undefined) return
+/** Revokes the token's family; returns whose session it was (undefined for an unknown token). */
+export async function logout (db: Db, refreshToken: string): Promise<{ userId: string, sessionId: string } | undefined> {
+  const known = await db.selectFrom('refresh_tokens').select(['family_id', 'user_id', 'session_id']).where('token_hash', '=', tokenHash(refreshToken)).executeTakeFirst()
+  if (known === undefined) return undefined
   await db.updateTable('refresh_tokens').set({ revoked_at: new Date() })
     .where('family_id', '=', known.family_id).where('revoked_at', 'is', null).execute()
+  return { userId: known.user_id, sessionId: known.session_id }
 }
 
 async function startSession (db: Db, sign: SignAccess, user: AuthResult['user']): Promise<AuthResult> {

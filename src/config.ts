@@ -25,6 +25,7 @@ export const EnvSchema = Type.Object({
   DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 30_000 }),
   CHANGE_RETENTION: Type.String({ pattern: '^(0|[1-9]\\d*(s|m|h|d))$', default: '0', description: 'how long changes are kept: 0 (forever) or e.g. 30d, 12h' }),
   CHAT_LOG_DIR: Type.Optional(Type.String({ minLength: 1 })),
+  RETENTION_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 60_000, description: '0: never run the retention job' }),
   WS_HEARTBEAT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000 }),
   WS_MAX_PAYLOAD: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
   WS_MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),

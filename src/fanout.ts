@@ -28,6 +28,8 @@ export interface Subscriber {
   /** the highest revision this subscriber has been sent on each channel */
   readonly sent: Map<string, number>
   send: (frame: string) => void
+  /** resolves once the subscriber's send buffer has room again (at once if it has) */
+  drained?: () => Promise<void>
 }
 
 type BusMessage =
@@ -115,18 +117,18 @@ export class Fanout {
   async join (workspaceId: string, subscriber: Subscriber, since: number | undefined): Promise<{ revision: number, reset: boolean }> {
     const channel = await this.#channel(workspaceId)
     const name = channelName(workspaceId)
+    const ws = await this.#opts.db.selectFrom('workspaces').select(['revision', 'pruned_through']).where('id', '=', workspaceId).executeTakeFirst()
+    const reset = since !== undefined && ws !== undefined && (since < ws.pruned_through || since > ws.revision)
+    // The bulk of a long replay goes out before joining the channel, at the pace the client reads:
+    // it neither trips the send-buffer bound (a client far behind could never resume) nor holds
+    // up the channel's live events meanwhile.
+    let from = since === undefined || reset ? (ws?.revision ?? 0) : since
+    from = await this.#replay(workspaceId, subscriber, from, ws?.revision ?? 0, true)
     let result = { revision: 0, reset: false }
     await this.#enqueue(channel, async () => {
-      const ws = await this.#opts.db.selectFrom('workspaces').select(['revision', 'pruned_through']).where('id', '=', workspaceId).executeTakeFirst()
-      const head = ws?.revision ?? 0
-      const reset = since !== undefined && ws !== undefined && (since < ws.pruned_through || since > head)
-      let from = since === undefined || reset ? head : since
-      while (from < head) {
-        const changes = await this.#read(workspaceId, from, head)
-        if (changes.length === 0) break
-        for (const c of changes) subscriber.send(eventFrame(workspaceId, c))
-        from = changes.at(-1)?.revision ?? head
-      }
+      const now = await this.#opts.db.selectFrom('workspaces').select('revision').where('id', '=', workspaceId).executeTakeFirst()
+      const head = now?.revision ?? 0
+      await this.#replay(workspaceId, subscriber, from, head, false)
       // This one has everything to `head`. The others must get it too before the channel counts
       // it as delivered: changes committed but not yet announced would otherwise be skipped for them.
       subscriber.sent.set(name, head)
@@ -136,6 +138,20 @@ export class Fanout {
       result = { revision: head, reset }
     })
     return result
+  }
+
+  /** Sends the changes after `from` up to `head` to one subscriber; returns how far it got. */
+  async #replay (workspaceId: string, subscriber: Subscriber, from: number, head: number, paced: boolean): Promise<number> {
+    while (from < head) {
+      const changes = await this.#read(workspaceId, from, head)
+      if (changes.length === 0) break
+      for (const c of changes) {
+        if (paced && subscriber.drained !== undefined) await subscriber.drained()
+        subscriber.send(eventFrame(workspaceId, c))
+      }
+      from = changes.at(-1)?.revision ?? head
+    }
+    return from
   }
 
   async leave (workspaceId: string, subscriber: Subscriber): Promise<void> {

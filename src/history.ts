@@ -7,7 +7,8 @@ import { encodeContent } from './content.js'
 import { canonicalPath, descendantsPattern, nameOf, ROOT } from './paths.js'
 import { toChange } from './changes.js'
 import type { Change, Entry, FileMeta } from '../schemas/files.js'
-import type { ReadResult } from './files.js'
+import { findEntry, type ReadResult } from './files.js'
+import { stateOf } from './entries.js'
 
 /**
  * Reading the past from `change_entries`: an entry as it was right after any retained revision,
@@ -38,7 +39,11 @@ async function stateAt (trx: Trx, workspaceId: string, path: string, revision: n
     .where('workspace_id', '=', workspaceId).where('revision', '<=', revision)
     .where(eb => eb.or([eb('path_after', '=', path), eb('path_before', '=', path)]))
     .orderBy('revision', 'desc').orderBy('seq', 'desc').limit(1).executeTakeFirst()
-  return row?.path_after === path && row.after !== null ? row.after : undefined
+  if (row !== undefined) return row.path_after === path && row.after !== null ? row.after : undefined
+  // No retained change touched the path: if the entry exists, it has been as it is since before
+  // the oldest retained revision (its earlier history was pruned).
+  const current = await findEntry(trx, workspaceId, path)
+  return current !== undefined && current.etag <= revision ? stateOf(current) : undefined
 }
 
 /** The children of a directory right after `revision`: the latest state of each path below it. */
@@ -55,9 +60,17 @@ async function childrenAt (trx: Trx, workspaceId: string, dir: string, revision:
     ) touched
     ORDER BY path, revision DESC, seq DESC`.execute(trx)
   const depth = dir === ROOT ? 1 : dir.split('/').length
-  return rows.rows
+  const children = rows.rows
     .filter(r => r.after !== null && r.path.split('/').length === depth + 1)
     .map(r => metaOf(r.path, r.after as EntryState))
+  // Children no retained change touched have been as they are since before the oldest revision.
+  const untouched = await trx.selectFrom('files').selectAll()
+    .where('workspace_id', '=', workspaceId).where('parent', '=', dir).where('etag', '<=', revision)
+    .where(eb => eb.not(eb.exists(eb.selectFrom('change_entries').select('seq')
+      .whereRef('change_entries.workspace_id', '=', 'files.workspace_id')
+      .where(e => e.or([e('change_entries.path_after', '=', e.ref('files.path')), e('change_entries.path_before', '=', e.ref('files.path'))])))))
+    .execute()
+  return [...children, ...untouched.map(r => metaOf(r.path, stateOf(r)))].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)))
 }
 
 /** GET /files/{path}?revision=: the entry as it was right after `revision`. */

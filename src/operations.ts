@@ -141,13 +141,21 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
   })
 }
 
-/** Content-addressed: each distinct content is stored once, whoever wrote it first. */
+/**
+ * Content-addressed: each distinct content is stored once, whoever wrote it first. A blob that
+ * already exists is locked (FOR KEY SHARE) so retention cannot delete it before this commits.
+ */
 async function storeBlobs (trx: Trx, ops: CheckedOp[]): Promise<void> {
   const unique = new Map<string, Content>()
   for (const op of ops) if (op.content !== null) unique.set(op.content.sha256, op.content)
   for (const c of unique.values()) {
-    await trx.insertInto('blobs').values({ sha256: c.sha256, size: c.size, content: c.bytes })
-      .onConflict(oc => oc.column('sha256').doNothing()).execute()
+    for (;;) {
+      const inserted = await trx.insertInto('blobs').values({ sha256: c.sha256, size: c.size, content: c.bytes })
+        .onConflict(oc => oc.column('sha256').doNothing()).returning('sha256').executeTakeFirst()
+      if (inserted !== undefined) break
+      const kept = await trx.selectFrom('blobs').select('sha256').where('sha256', '=', c.sha256).forKeyShare().executeTakeFirst()
+      if (kept !== undefined) break
+    }
   }
 }
 

@@ -121,6 +121,13 @@ export class Client {
     return await this.next(m => (m.type === 'subscribed' && m.channel === channel) || m.type === 'error', `subscribed to ${channel}`, from, timeoutMs)
   }
 
+  /** Subscribes and returns the revision it subscribed at; throws unless `subscribed` came. */
+  async join (workspaceId: string, since?: number): Promise<number> {
+    const m = await this.subscribe(workspaceId, since)
+    if (m.type !== 'subscribed' || typeof m.revision !== 'number') throw new Error(`not subscribed: ${JSON.stringify(m)}`)
+    return m.revision
+  }
+
   /** The revisions of the events received on a workspace's channel, in arrival order. */
   revisions (workspaceId: string): number[] {
     const channel = `workspace:${workspaceId}`

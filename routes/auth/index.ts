@@ -10,6 +10,12 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, config } = fastify
   const tags = ['auth']
 
+  /** Logins, refreshes and logouts go into the session's activity log. */
+  function record (type: string, status: number, session: { userId: string, sessionId: string }, started: number): void {
+    void fastify.activity.record({ ...session, type, status, durationMs: performance.now() - started },
+      err => { fastify.log.warn({ err }, 'activity entry failed') })
+  }
+
   function signer (): auth.SignAccess {
     if (fastify.signAccessToken === undefined) throw errors.forbidden('accounts are managed by the identity provider (JWT_PUBLIC_KEY is set)')
     return fastify.signAccessToken
@@ -18,27 +24,37 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/auth/register', {
     schema: { tags, summary: 'Create an account and start a session', security: [], body: Credentials, response: responses({ 201: AuthResult }) }
   }, async function register (request, reply) {
+    const started = performance.now()
     if (!config.ALLOW_REGISTRATION) throw errors.forbidden('registration is switched off')
     const result = await auth.register(db, signer(), request.body.email, request.body.password)
+    record('auth.register', 201, { userId: result.user.id, sessionId: result.sessionId }, started)
     return await reply.code(201).send(result)
   })
 
   fastify.post('/auth/login', {
     schema: { tags, summary: 'Log in and start a session', security: [], body: Credentials, response: responses({ 200: AuthResult }) }
   }, async function login (request) {
-    return await auth.login(db, signer(), request.body.email, request.body.password)
+    const started = performance.now()
+    const result = await auth.login(db, signer(), request.body.email, request.body.password)
+    record('auth.login', 200, { userId: result.user.id, sessionId: result.sessionId }, started)
+    return result
   })
 
   fastify.post('/auth/refresh', {
     schema: { tags, summary: 'Rotate a refresh token for a new token pair', security: [], body: RefreshBody, response: responses({ 200: AuthResult }) }
   }, async function refresh (request) {
-    return await auth.refresh(db, signer(), request.body.refreshToken)
+    const started = performance.now()
+    const result = await auth.refresh(db, signer(), request.body.refreshToken)
+    record('auth.refresh', 200, { userId: result.user.id, sessionId: result.sessionId }, started)
+    return result
   })
 
   fastify.post('/auth/logout', {
     schema: { tags, summary: 'Revoke a refresh token and its family', security: [], body: RefreshBody, response: responses({ 204: Type.Null() }) }
   }, async function logout (request, reply) {
-    await auth.logout(db, request.body.refreshToken)
+    const started = performance.now()
+    const session = await auth.logout(db, request.body.refreshToken)
+    if (session !== undefined) record('auth.logout', 204, session, started)
     return await reply.code(204).send(null)
   })
 

@@ -89,6 +89,14 @@ export class Connection implements Subscriber {
     this.#app.metrics.wsMessagesOut.inc()
   }
 
+  /** Resolves once the send buffer is under half its bound (or the socket is going), so replays go at the client's pace. */
+  async drained (): Promise<void> {
+    const low = this.#app.config.WS_MAX_BUFFERED_BYTES / 2
+    while (!this.#closing && this.#socket.readyState === this.#socket.OPEN && this.#socket.bufferedAmount > low) {
+      await new Promise(resolve => setTimeout(resolve, 10))
+    }
+  }
+
   #reply (message: Record<string, unknown>): void {
     this.send(JSON.stringify(message))
   }
@@ -223,7 +231,11 @@ export class Connection implements Subscriber {
     if (this.subscriptions.has(workspaceId)) await this.#app.fanout.leave(workspaceId, this)
     this.subscriptions.add(workspaceId)
     const { revision, reset } = await this.#app.fanout.join(workspaceId, this, since)
-    if (!this.subscriptions.has(workspaceId)) return
+    // Closed (or unsubscribed) while joining: dispose() could not take it off the channel yet.
+    if (!this.subscriptions.has(workspaceId)) {
+      await this.#app.fanout.leave(workspaceId, this)
+      return
+    }
     this.#reply({ type: 'subscribed', channel: channelName(workspaceId), revision, ...(reset ? { reset: true } : {}) })
   }
 
