@@ -9,6 +9,6 @@ declare module 'fastify' {
 }
 
 export default fp(async function service (fastify) {
-  const { db, config, fanout, activity } = fastify
-  fastify.decorate('files', createFileService({ db, config, fanout, activity }))
-}, { name: 'service', dependencies: ['database', 'events', 'activity'] })
+  const { db, config, fanout, activity, cache } = fastify
+  fastify.decorate('files', createFileService({ db, config, fanout, activity, cache }))
+}, { name: 'service', dependencies: ['database', 'events', 'activity', 'cache'] })

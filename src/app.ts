@@ -11,6 +11,7 @@ import security from '../plugins/security.js'
 import redis from '../plugins/redis.js'
 import events from '../plugins/events.js'
 import activity from '../plugins/activity.js'
+import cache from '../plugins/cache.js'
 import retention from '../plugins/retention.js'
 import service from '../plugins/service.js'
 import websocket from '../plugins/websocket.js'
@@ -64,6 +65,7 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(rateLimit)
   await app.register(events)
   await app.register(activity)
+  await app.register(cache)
   await app.register(retention)
   await app.register(service)
   await app.register(websocket)

@@ -1,6 +1,7 @@
 import type { Db, Executor, FileRow } from './db/schema.js'
 import type { Actor } from './auth.js'
-import { requireRead } from './workspaces.js'
+import { readAccess, requireRead, type WorkspaceHead } from './workspaces.js'
+import type { ReadCache } from './cache.js'
 import { errors } from './errors.js'
 import { encodeContent } from './content.js'
 import { canonicalPath, depthOf, descendantsPattern, nameOf, ROOT } from './paths.js'
@@ -33,7 +34,7 @@ export async function findEntry (db: Executor, workspaceId: string, path: string
 }
 
 /** The root is implicit (no row): a directory whose etag is the workspace revision. */
-function rootMeta (ws: { revision: number, owner_id: string, created_at: Date }): FileMeta {
+function rootMeta (ws: WorkspaceHead): FileMeta {
   return {
     path: ROOT,
     name: '',
@@ -44,10 +45,10 @@ function rootMeta (ws: { revision: number, owner_id: string, created_at: Date })
     version: 0,
     sha256: null,
     metadata: {},
-    createdAt: ws.created_at,
-    updatedAt: ws.created_at,
-    createdBy: ws.owner_id,
-    updatedBy: ws.owner_id
+    createdAt: ws.createdAt,
+    updatedAt: ws.createdAt,
+    createdBy: ws.ownerId,
+    updatedBy: ws.ownerId
   }
 }
 
@@ -61,29 +62,43 @@ export interface ReadResult {
   bytes?: Buffer
 }
 
-/** A file with its content, or a directory with its children (one level, by name). */
-export async function readEntry (db: Db, actor: Actor, workspaceId: string, rawPath: string): Promise<ReadResult> {
+/** A file's meta, or a directory's meta with its children (one level, by name); undefined if none. */
+async function loadListing (db: Db, ws: WorkspaceHead, workspaceId: string, path: string): Promise<Entry | undefined> {
+  const row = path === ROOT ? undefined : await findEntry(db, workspaceId, path)
+  const meta = path === ROOT ? rootMeta(ws) : row === undefined ? undefined : toMeta(row)
+  if (meta === undefined || meta.kind === 'file') return meta
+  const rows = await db.selectFrom('files').selectAll()
+    .where('workspace_id', '=', workspaceId).where('parent', '=', path)
+    .orderBy('path').limit(MAX_CHILDREN + 1).execute()
+  const entry: Entry = { ...meta, children: rows.slice(0, MAX_CHILDREN).map(toMeta) }
+  if (rows.length > MAX_CHILDREN) entry.childrenTruncated = true
+  return entry
+}
+
+async function loadBlob (db: Db, sha256: string): Promise<Buffer | undefined> {
+  const blob = await db.selectFrom('blobs').select('content').where('sha256', '=', sha256).executeTakeFirst()
+  return blob === undefined ? undefined : Buffer.from(blob.content.buffer, blob.content.byteOffset, blob.content.byteLength)
+}
+
+/**
+ * A file with its content, or a directory with its children. One query checks access and reads
+ * the revision; the entry and the bytes come from the read cache (src/cache.ts) when it has them.
+ */
+export async function readEntry (db: Db, actor: Actor, workspaceId: string, rawPath: string, cache?: ReadCache): Promise<ReadResult> {
   const path = canonicalPath(rawPath)
-  await requireRead(db, actor, workspaceId)
-  return await db.transaction().setIsolationLevel('repeatable read').execute(async trx => {
-    const ws = await trx.selectFrom('workspaces').select(['revision', 'owner_id', 'created_at']).where('id', '=', workspaceId).executeTakeFirst()
-    if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
-    const row = path === ROOT ? undefined : await findEntry(trx, workspaceId, path)
-    const meta = path === ROOT ? rootMeta(ws) : row === undefined ? undefined : toMeta(row)
-    if (meta === undefined) throw errors.fileNotFound(path)
-    if (meta.kind === 'directory') {
-      const rows = await trx.selectFrom('files').selectAll()
-        .where('workspace_id', '=', workspaceId).where('parent', '=', path)
-        .orderBy('path').limit(MAX_CHILDREN + 1).execute()
-      const entry: Entry = { ...meta, children: rows.slice(0, MAX_CHILDREN).map(toMeta) }
-      if (rows.length > MAX_CHILDREN) entry.childrenTruncated = true
-      // A listing changes with its children, whose changes do not touch the directory's etag.
-      return { entry, revision: ws.revision, httpEtag: `W/"${meta.etag}.${ws.revision}"` }
-    }
-    const blob = await trx.selectFrom('blobs').select('content').where('sha256', '=', meta.sha256 ?? '').executeTakeFirstOrThrow()
-    const bytes = Buffer.from(blob.content.buffer, blob.content.byteOffset, blob.content.byteLength)
-    return { entry: { ...meta, ...encodeContent(bytes) }, revision: ws.revision, httpEtag: `"${meta.etag}"`, bytes }
-  })
+  const ws = await readAccess(db, actor, workspaceId)
+  const load = async (): Promise<Entry | undefined> => await loadListing(db, ws, workspaceId, path)
+  const listing = cache === undefined ? await load() : await cache.entry(workspaceId, ws.revision, path, load)
+  if (listing === undefined) throw errors.fileNotFound(path)
+  if (listing.kind === 'directory') {
+    // A listing changes with its children, whose changes do not touch the directory's etag.
+    return { entry: listing, revision: ws.revision, httpEtag: `W/"${listing.etag}.${ws.revision}"` }
+  }
+  const sha = listing.sha256 ?? ''
+  const bytes = cache === undefined ? await loadBlob(db, sha) : await cache.blob(sha, async () => await loadBlob(db, sha))
+  // The entry was current at `revision`; a delete committed since can leave no content to read.
+  if (bytes === undefined) throw errors.fileNotFound(path)
+  return { entry: { ...listing, ...encodeContent(bytes) }, revision: ws.revision, httpEtag: `"${listing.etag}"`, bytes }
 }
 
 interface TreeCursor { p: string, r: number }

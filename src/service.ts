@@ -10,6 +10,7 @@ import { listHistory, readAtRevision, type HistoryPage } from './history.js'
 import { revert, type RevertParams, type RevertResult } from './revert.js'
 import { claimKey, findResponse, Replay, requestHash, storeResponse } from './idempotency.js'
 import type { ActivityEntry, ActivityRecorder } from './activity.js'
+import type { ReadCache } from './cache.js'
 import type { Change, FileMeta, Operation, TreeQuery } from '../schemas/files.js'
 
 /**
@@ -70,8 +71,8 @@ function only (result: ApplyResult): { data: OpData, revision: number, created: 
 
 export type FileService = ReturnType<typeof createFileService>
 
-export function createFileService (deps: { db: Db, config: Config, fanout: Fanout, activity: ActivityRecorder }) {
-  const { db, config, fanout, activity } = deps
+export function createFileService (deps: { db: Db, config: Config, fanout: Fanout, activity: ActivityRecorder, cache?: ReadCache }) {
+  const { db, config, fanout, activity, cache } = deps
   const writeOptions = (meta: MutationMeta) => ({ maxFileBytes: config.MAX_FILE_BYTES, opId: meta.opId ?? null })
 
   async function mutation<R, T> (actor: Actor, spec: MutationSpec<R, T>, meta: MutationMeta): Promise<Result<T>> {
@@ -124,7 +125,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Fanou
   return {
     async read (actor: Actor, p: { workspaceId: string, path: string, revision?: number }): Promise<ReadResult> {
       if (p.revision !== undefined) return await readAtRevision(db, actor, p.workspaceId, p.path, p.revision)
-      return await readEntry(db, actor, p.workspaceId, p.path)
+      return await readEntry(db, actor, p.workspaceId, p.path, cache)
     },
 
     async write (actor: Actor, p: WriteParams, meta: MutationMeta = {}): Promise<Result<{ file: FileMeta, revision: number }>> {

@@ -38,6 +38,24 @@ export async function requireRead (db: Executor, actor: Actor, workspaceId: stri
   await requireRole(db, actor, workspaceId, 'viewer')
 }
 
+export interface WorkspaceHead {
+  revision: number
+  ownerId: string
+  createdAt: Date
+}
+
+/** Read access and the workspace's current revision, in one query (the read path's only must-query). */
+export async function readAccess (db: Executor, actor: Actor, workspaceId: string): Promise<WorkspaceHead> {
+  requirePermission(actor, 'file.read')
+  const row = await db.selectFrom('workspace_members')
+    .innerJoin('workspaces', 'workspaces.id', 'workspace_members.workspace_id')
+    .select(['workspaces.revision', 'workspaces.owner_id as ownerId', 'workspaces.created_at as createdAt'])
+    .where('workspace_members.workspace_id', '=', workspaceId).where('workspace_members.user_id', '=', actor.userId)
+    .executeTakeFirst()
+  if (row === undefined) throw errors.workspaceNotFound(workspaceId)
+  return row
+}
+
 /** Write access: the file.write permission and the editor (or owner) role. */
 export async function requireWrite (db: Executor, actor: Actor, workspaceId: string): Promise<void> {
   requirePermission(actor, 'file.write')
