@@ -53,6 +53,11 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
 
   // JSON only: a text/plain body is 415 UNSUPPORTED_MEDIA_TYPE rather than a confusing 400.
   app.removeContentTypeParser('text/plain')
+  // Graceful shutdown: requests in flight when closing starts finish, and their keep-alive
+  // connections are closed after the response instead of holding the close up.
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onSend', async (request, reply) => { if (closing) void reply.header('connection', 'close') })
   await app.register(configPlugin, { config })
   await app.register(errorHandler)
   await app.register(docs)
