@@ -34,7 +34,7 @@ export async function findEntry (db: Executor, workspaceId: string, path: string
 }
 
 /** The root is implicit (no row): a directory whose etag is the workspace revision. */
-function rootMeta (ws: WorkspaceHead): FileMeta {
+export function rootMeta (ws: WorkspaceHead): FileMeta {
   return {
     path: ROOT,
     name: '',

@@ -7,7 +7,7 @@ import { encodeContent } from './content.js'
 import { canonicalPath, descendantsPattern, nameOf, ROOT } from './paths.js'
 import { toChange } from './changes.js'
 import type { Change, Entry, FileMeta } from '../schemas/files.js'
-import { findEntry, type ReadResult } from './files.js'
+import { findEntry, rootMeta, type ReadResult } from './files.js'
 import { stateOf } from './entries.js'
 
 /**
@@ -84,12 +84,8 @@ export async function readAtRevision (db: Db, actor: Actor, workspaceId: string,
     if (revision < ws.pruned_through) throw errors.fileNotFound(`${path} at revision ${revision} (no longer retained)`)
     const httpEtag = `"${revision}:${path}"`
     if (path === ROOT) {
-      const at = new Date(ws.created_at).toISOString()
-      const root: EntryState = {
-        kind: 'directory', sha256: null, size: null, mimeType: null, metadata: {}, version: 0, etag: revision,
-        createdAt: at, createdBy: ws.owner_id, updatedAt: at, updatedBy: ws.owner_id
-      }
-      return { entry: { ...metaOf(ROOT, root), children: await childrenAt(trx, workspaceId, ROOT, revision) }, revision, httpEtag }
+      const root = rootMeta({ revision, ownerId: ws.owner_id, createdAt: ws.created_at })
+      return { entry: { ...root, children: await childrenAt(trx, workspaceId, ROOT, revision) }, revision, httpEtag }
     }
     const state = await stateAt(trx, workspaceId, path, revision)
     if (state === undefined) throw errors.fileNotFound(`${path} at revision ${revision}`)

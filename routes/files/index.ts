@@ -44,6 +44,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
   fastify.addHook('onRequest', fastify.authenticate)
 
+  // Each route also without a path, so `/files` itself names the root (readable, never writable).
   for (const url of ['/:id/files', '/:id/files/*']) {
     fastify.get(url, {
       schema: {
@@ -69,9 +70,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       // Raw bytes bypass the JSON serializer, so the reply is widened from the schema-typed one.
       return await (reply as FastifyReply).type(entry.mimeType ?? 'application/octet-stream').send(bytes)
     })
-  }
 
-  for (const url of ['/:id/files', '/:id/files/*']) {
     fastify.put(url, {
       bodyLimit,
       schema: {
