@@ -2,6 +2,19 @@ import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 
+const WS_PATH = {
+  get: {
+    tags: ['websocket'],
+    summary: 'WebSocket: live change events, broadcast and RPC, multiplexed on one socket (see docs/api.md)',
+    description: 'Upgrade with `Authorization: Bearer` (or send `{ type: "auth", token }` first, within 5 s). ' +
+      'Messages: subscribe / unsubscribe / broadcast / rpc / ping; the server sends connected, event, subscribed, ' +
+      'unsubscribed, broadcast, rpc.result, rpc.error, pong and error. Close codes: 1001 shutdown, 1009 frame too big, ' +
+      '1013 not reading, 4401 unauthenticated or token expired, 4403 access lost.',
+    security: [{ bearerAuth: [] }, {}] as Array<Record<string, string[]>>,
+    responses: { 101: { description: 'Switching Protocols: the socket is open' } }
+  }
+}
+
 /**
  * The OpenAPI 3 document at /docs/json and Swagger UI at /docs, generated from the route schemas.
  * @see https://github.com/fastify/fastify-swagger
@@ -19,6 +32,12 @@ export default fp(async function docs (fastify) {
         securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } }
       },
       security: [{ bearerAuth: [] }]
+    },
+    // @fastify/websocket hides WebSocket routes from the document; describe /v1/ws by hand.
+    transformObject: document => {
+      if (!('openapiObject' in document)) return document.swaggerObject
+      document.openapiObject.paths = { ...document.openapiObject.paths, '/v1/ws': WS_PATH }
+      return document.openapiObject
     }
   })
   await fastify.register(swaggerUi, { routePrefix: '/docs' })
