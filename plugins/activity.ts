@@ -14,7 +14,12 @@ export default fp(async function activity (fastify) {
   const mirror = dir === undefined
     ? undefined
     : new ChatLogMirror(dir, { onError: err => { fastify.log.warn({ err }, 'chat log append failed') } })
-  fastify.decorate('activity', new ActivityRecorder(fastify.db, mirror))
-  // After the sockets and requests are done (onClose runs after them), flush what is queued.
-  if (mirror !== undefined) fastify.addHook('onClose', async () => { await mirror.close() })
+  const recorder = new ActivityRecorder(fastify.db, mirror)
+  fastify.decorate('activity', recorder)
+  // After the sockets and requests are done (onClose runs after them), wait for the entries still
+  // being recorded (failures are recorded after the response), then flush what is queued.
+  fastify.addHook('onClose', async () => {
+    await recorder.drain()
+    await mirror?.close()
+  })
 }, { name: 'activity', dependencies: ['database'] })

@@ -40,7 +40,18 @@ export interface ActivityView {
   details: Record<string, unknown> | null
 }
 
-export async function insertActivity (db: Executor, e: ActivityEntry): Promise<void> {
+/**
+ * Fixes the entry's time and rounds its duration, in place, before it is stored: the Markdown
+ * mirror renders the very object that was inserted, so it matches what log.md reads back.
+ */
+function settle (e: ActivityEntry): ActivityEntry {
+  e.at ??= new Date()
+  e.durationMs = Math.max(0, Math.round(e.durationMs))
+  return e
+}
+
+export async function insertActivity (db: Executor, entry: ActivityEntry): Promise<void> {
+  const e = settle(entry)
   await db.insertInto('activity').values({
     session_id: e.sessionId,
     user_id: e.userId,
@@ -53,7 +64,7 @@ export async function insertActivity (db: Executor, e: ActivityEntry): Promise<v
     status: e.status,
     code: e.code ?? null,
     revision: e.revision ?? null,
-    duration_ms: Math.max(0, Math.round(e.durationMs)),
+    duration_ms: e.durationMs,
     details: e.details == null ? null : JSON.stringify(e.details)
   }).execute()
 }
@@ -124,8 +135,15 @@ export function markdownSection (e: ActivityEntry | ActivityView): string {
   lines.push(`- status: ${e.status}${e.code == null ? '' : ` ${e.code}`}`)
   if (e.revision != null) lines.push(`- revision: ${e.revision}`)
   lines.push(`- duration: ${e.durationMs} ms`)
-  if (e.details != null && Object.keys(e.details).length > 0) lines.push(`- details: \`${JSON.stringify(e.details)}\``)
+  // Keys sorted: jsonb reorders them, and the mirror renders the entry before it went through jsonb.
+  if (e.details != null && Object.keys(e.details).length > 0) lines.push(`- details: \`${sortedJson(e.details)}\``)
   return lines.join('\n') + '\n\n'
+}
+
+function sortedJson (value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v)
+    ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0))
+    : v)
 }
 
 export function markdownLog (sessionId: string, entries: ActivityView[]): string {
@@ -136,6 +154,7 @@ export function markdownLog (sessionId: string, entries: ActivityView[]): string
 export class ActivityRecorder {
   readonly #db: Db
   readonly #mirror: { append: (sessionId: string, text: string) => boolean } | undefined
+  readonly #pending = new Set<Promise<void>>()
 
   constructor (db: Db, mirror?: { append: (sessionId: string, text: string) => boolean }) {
     this.#db = db
@@ -153,11 +172,29 @@ export class ActivityRecorder {
 
   /** On its own (failures after a rollback, logins, sockets); never throws. */
   async record (entry: ActivityEntry, onError: (err: unknown) => void = () => {}): Promise<void> {
+    const pending = this.#record(entry, onError)
+    this.#pending.add(pending)
+    try {
+      await pending
+    } finally {
+      this.#pending.delete(pending)
+    }
+  }
+
+  async #record (entry: ActivityEntry, onError: (err: unknown) => void): Promise<void> {
     try {
       await insertActivity(this.#db, entry)
       this.committed(entry)
     } catch (err) {
       onError(err)
     }
+  }
+
+  /**
+   * On shutdown, before the mirror's last flush: waits for the entries still being recorded
+   * (callers fire `record` and forget it, so the request may be answered before its entry is in).
+   */
+  async drain (): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all([...this.#pending])
   }
 }

@@ -40,8 +40,15 @@ async function stateAt (trx: Trx, workspaceId: string, path: string, revision: n
     .where(eb => eb.or([eb('path_after', '=', path), eb('path_before', '=', path)]))
     .orderBy('revision', 'desc').orderBy('seq', 'desc').limit(1).executeTakeFirst()
   if (row !== undefined) return row.path_after === path && row.after !== null ? row.after : undefined
-  // No retained change touched the path: if the entry exists, it has been as it is since before
-  // the oldest retained revision (its earlier history was pruned).
+  // No retained change up to `revision` touched the path (its earlier history was pruned): the
+  // first retained change after it that touched the path kept what was there (`before`).
+  const next = await trx.selectFrom('change_entries').select(['path_before', 'before'])
+    .where('workspace_id', '=', workspaceId).where('revision', '>', revision)
+    .where(eb => eb.or([eb('path_after', '=', path), eb('path_before', '=', path)]))
+    .orderBy('revision', 'asc').orderBy('seq', 'asc').limit(1).executeTakeFirst()
+  if (next !== undefined) return next.path_before === path && next.before !== null ? next.before : undefined
+  // No retained change touched it at all: if the entry exists, it has been as it is since before
+  // the oldest retained revision.
   const current = await findEntry(trx, workspaceId, path)
   return current !== undefined && current.etag <= revision ? stateOf(current) : undefined
 }
@@ -63,6 +70,23 @@ async function childrenAt (trx: Trx, workspaceId: string, dir: string, revision:
   const children = rows.rows
     .filter(r => r.after !== null && r.path.split('/').length === depth + 1)
     .map(r => metaOf(r.path, r.after as EntryState))
+  // Paths no retained change up to `revision` touched, but a later one did (their earlier history
+  // was pruned): the first later change kept what was there, unless it put the entry there.
+  const known = new Set(rows.rows.map(r => r.path))
+  const later = await sql<{ path: string, before: EntryState | null, was_there: boolean }>`
+    SELECT DISTINCT ON (path) path, before, was_there FROM (
+      SELECT path_before AS path, revision, seq, before, true AS was_there FROM change_entries
+       WHERE workspace_id = ${workspaceId} AND revision > ${revision} AND path_before LIKE ${pattern}
+      UNION ALL
+      SELECT path_after AS path, revision, seq, NULL::jsonb AS before, false AS was_there FROM change_entries
+       WHERE workspace_id = ${workspaceId} AND revision > ${revision} AND path_after LIKE ${pattern}
+         AND path_after IS DISTINCT FROM path_before
+    ) touched
+    ORDER BY path, revision ASC, seq ASC`.execute(trx)
+  for (const r of later.rows) {
+    if (known.has(r.path) || !r.was_there || r.before === null || r.path.split('/').length !== depth + 1) continue
+    children.push(metaOf(r.path, r.before))
+  }
   // Children no retained change touched have been as they are since before the oldest revision.
   const untouched = await trx.selectFrom('files').selectAll()
     .where('workspace_id', '=', workspaceId).where('parent', '=', dir).where('etag', '<=', revision)

@@ -51,7 +51,16 @@ export async function findResponse (db: Executor, userId: string, key: string, h
     .executeTakeFirst()
   if (row === undefined) return undefined
   if (row.request_hash !== hash) throw reused(key)
+  // A failure is replayed as the same error, thrown: callers answer it as they answered the first
+  // (REST as that status and body, RPC as rpc.error), not as a success carrying an error body.
+  if (row.status_code >= 400) throw storedError(row.status_code, row.body)
   return { statusCode: row.status_code, body: row.body }
+}
+
+function storedError (statusCode: number, body: unknown): AppError {
+  const b = (body !== null && typeof body === 'object' ? body : {}) as { code?: unknown, message?: unknown, details?: unknown }
+  const details = b.details !== null && typeof b.details === 'object' ? b.details as Record<string, unknown> : undefined
+  return new AppError(statusCode, typeof b.code === 'string' ? b.code : 'INTERNAL', typeof b.message === 'string' ? b.message : '', details)
 }
 
 /** Claims the key inside the write transaction; throws Replay (or 422) if it is already taken. */

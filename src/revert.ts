@@ -53,7 +53,8 @@ class DryRun extends Error {
   constructor (readonly result: RevertResult) { super('dry run') }
 }
 
-export async function revert (db: Db, actor: Actor, workspaceId: string, params: RevertParams, hooks: TransactionHooks<RevertResult> = {}): Promise<RevertResult> {
+/** `options.opId`: the Idempotency-Key, recorded as the inverse changes' opId (like applyOperations). */
+export async function revert (db: Db, actor: Actor, workspaceId: string, params: RevertParams, hooks: TransactionHooks<RevertResult> = {}, options: { opId?: string | null } = {}): Promise<RevertResult> {
   if ((params.sessionId === undefined) === (params.toRevision === undefined)) {
     throw errors.validation('give exactly one of sessionId and toRevision')
   }
@@ -61,7 +62,7 @@ export async function revert (db: Db, actor: Actor, workspaceId: string, params:
   try {
     return await db.transaction().execute(async trx => {
       await hooks.begin?.(trx)
-      const result = await revertIn(trx, actor, workspaceId, params)
+      const result = await revertIn(trx, actor, workspaceId, params, options.opId ?? null)
       if (params.dryRun === true) throw new DryRun(result)
       await hooks.beforeCommit?.(trx, result)
       return result
@@ -72,7 +73,7 @@ export async function revert (db: Db, actor: Actor, workspaceId: string, params:
   }
 }
 
-async function revertIn (trx: Trx, actor: Actor, workspaceId: string, params: RevertParams): Promise<RevertResult> {
+async function revertIn (trx: Trx, actor: Actor, workspaceId: string, params: RevertParams, opId: string | null): Promise<RevertResult> {
   const ws = await trx.selectFrom('workspaces').select(['revision', 'pruned_through']).where('id', '=', workspaceId).forUpdate().executeTakeFirst()
   if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
   if (params.toRevision !== undefined && (params.toRevision > ws.revision || params.toRevision < ws.pruned_through)) {
@@ -104,7 +105,7 @@ async function revertIn (trx: Trx, actor: Actor, workspaceId: string, params: Re
     if (done.length === 0) continue
     head = ctx.revision
     const principal = inverseFields(target, done)
-    const fields = { user_id: actor.userId, session_id: actor.sessionId, op_id: null, at: ctx.now, ...principal }
+    const fields = { user_id: actor.userId, session_id: actor.sessionId, op_id: opId, at: ctx.now, ...principal }
     recorded.push({ revision: head, fields, entries: done })
     changes.push(toChange({ revision: head, new_path: null, etag: head, version: null, sha256: null, size: null, ...fields }))
   }

@@ -207,7 +207,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Fanou
         type: 'revert',
         workspaceId,
         params,
-        run: hooks => revert(db, actor, workspaceId, params, hooks),
+        run: hooks => revert(db, actor, workspaceId, params, hooks, { opId: meta.opId ?? null }),
         respond: r => ({ statusCode: 200, body: r }),
         changes: r => params.dryRun === true ? [] : r.changes,
         revision: r => r.revision,

@@ -30,15 +30,15 @@ async function writeMany (s: Setup, prefix: string, n: number): Promise<number> 
 
 /** Writers that keep writing until stopped; resolves with the last revision written. */
 function backgroundWriters (s: Setup, prefix: string, writers: number): { stop: () => Promise<number> } {
-  let running = true
+  const state = { running: true }
   const done = Promise.all(range(1, writers).map(async w => {
     let last = 0
-    for (let i = 0; running; i++) last = Math.max(last, await write(s.app, s.user, s.workspaceId, `/${prefix}/w${w}-${i}.txt`))
+    for (let i = 0; state.running; i++) last = Math.max(last, await write(s.app, s.user, s.workspaceId, `/${prefix}/w${w}-${i}.txt`))
     return last
   }))
   return {
     stop: async () => {
-      running = false
+      state.running = false
       return Math.max(...await done)
     }
   }

@@ -11,8 +11,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const tags = ['auth']
 
   /** Logins, refreshes and logouts go into the session's activity log. */
-  function record (type: string, status: number, session: { userId: string, sessionId: string }, started: number): void {
-    void fastify.activity.record({ ...session, type, status, durationMs: performance.now() - started },
+  async function record (type: string, status: number, session: { userId: string, sessionId: string }, started: number): Promise<void> {
+    await fastify.activity.record({ ...session, type, status, durationMs: performance.now() - started },
       err => { fastify.log.warn({ err }, 'activity entry failed') })
   }
 
@@ -27,7 +27,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const started = performance.now()
     if (!config.ALLOW_REGISTRATION) throw errors.forbidden('registration is switched off')
     const result = await auth.register(db, signer(), request.body.email, request.body.password)
-    record('auth.register', 201, { userId: result.user.id, sessionId: result.sessionId }, started)
+    await record('auth.register', 201, { userId: result.user.id, sessionId: result.sessionId }, started)
     return await reply.code(201).send(result)
   })
 
@@ -36,7 +36,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async function login (request) {
     const started = performance.now()
     const result = await auth.login(db, signer(), request.body.email, request.body.password)
-    record('auth.login', 200, { userId: result.user.id, sessionId: result.sessionId }, started)
+    await record('auth.login', 200, { userId: result.user.id, sessionId: result.sessionId }, started)
     return result
   })
 
@@ -45,7 +45,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async function refresh (request) {
     const started = performance.now()
     const result = await auth.refresh(db, signer(), request.body.refreshToken)
-    record('auth.refresh', 200, { userId: result.user.id, sessionId: result.sessionId }, started)
+    await record('auth.refresh', 200, { userId: result.user.id, sessionId: result.sessionId }, started)
     return result
   })
 
@@ -54,7 +54,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async function logout (request, reply) {
     const started = performance.now()
     const session = await auth.logout(db, request.body.refreshToken)
-    if (session !== undefined) record('auth.logout', 204, session, started)
+    if (session !== undefined) await record('auth.logout', 204, session, started)
     return await reply.code(204).send(null)
   })
 
