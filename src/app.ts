@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { errors, toAppError } from './errors.js'
@@ -34,7 +34,16 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   const app = Fastify({
     logger: {
       level: config.LOG_LEVEL,
-      redact: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization']
+      redact: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'],
+      serializers: {
+        // Tokens are refused in query strings, but a client may still send one: never log it.
+        req: (request: FastifyRequest) => ({
+          method: request.method,
+          url: request.url.replace(/([?&](?:access_)?token=)[^&]*/gi, '$1[REDACTED]'),
+          host: request.host,
+          remoteAddress: request.ip
+        })
+      }
     },
     // JSON bodies up to 1 MiB; the routes that carry file content raise it (routes/files).
     bodyLimit: 1024 * 1024,

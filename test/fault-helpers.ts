@@ -66,6 +66,7 @@ export interface PrivateRedis {
   url: string
   stop: () => Promise<void>
   start: () => Promise<void>
+  answers: () => Promise<boolean>
 }
 
 export async function privateRedis (t: Teardown): Promise<PrivateRedis> {
@@ -95,5 +96,5 @@ export async function privateRedis (t: Teardown): Promise<PrivateRedis> {
   }
   await start()
   t.teardown(stop)
-  return { url: `redis://127.0.0.1:${port}`, stop, start }
+  return { url: `redis://127.0.0.1:${port}`, stop, start, answers }
 }

@@ -1,8 +1,8 @@
 import t from 'tap'
-import { createTestDatabase, REDIS_URL, TEST_SECRET } from './helper.js'
+import { createTestDatabase, TEST_SECRET } from './helper.js'
+import { privateRedis } from './fault-helpers.js'
 import {
-  connect, createWorkspaceHttp, http, httpOk, lockRedis, range, redisAnswers, registerHttp, sleep, spawnServer,
-  startRedis, stopRedis, type HttpUser
+  connect, createWorkspaceHttp, http, httpOk, range, registerHttp, sleep, spawnServer, type HttpUser
 } from './ws-helpers.js'
 
 /**
@@ -17,11 +17,9 @@ async function put (base: string, user: HttpUser, workspaceId: string, path: str
 }
 
 t.test('Redis restarted during a stream of writes: subscribers still get every revision, in order', async t => {
-  await lockRedis(t, 'exclusive')
-  await startRedis()
-  // Whatever happens below, Redis is left running and answering.
-  t.teardown(async () => { await startRedis() })
-  const env = { DATABASE_URL: await createTestDatabase(t), REDIS_URL, JWT_SECRET: TEST_SECRET }
+  // A Redis of this test's own: restarting it disturbs no other test file.
+  const redis = await privateRedis(t)
+  const env = { DATABASE_URL: await createTestDatabase(t), REDIS_URL: redis.url, JWT_SECRET: TEST_SECRET }
   const [a, b] = await Promise.all([spawnServer(t, env), spawnServer(t, env)])
   const user = await registerHttp(a.base)
   const workspaceId = await createWorkspaceHttp(a.base, user)
@@ -44,14 +42,14 @@ t.test('Redis restarted during a stream of writes: subscribers still get every r
     return last
   }))
   await onB.untilRevision(workspaceId, 50)
-  await stopRedis()
+  await redis.stop()
   const downAt = onB.revisions(workspaceId).at(-1) ?? 0
-  t.notOk(await redisAnswers(), 'Redis is down')
+  t.notOk(await redis.answers(), 'Redis is down')
   const headWhenDown = (await httpOk<{ revision: number }>(a.base, 'GET', `/v1/workspaces/${workspaceId}`, user.token, undefined, 200)).revision
   await sleep(1_500)
   const headBeforeRestart = (await httpOk<{ revision: number }>(a.base, 'GET', `/v1/workspaces/${workspaceId}`, user.token, undefined, 200)).revision
   t.ok(headBeforeRestart > headWhenDown + 10, `writes went on while Redis was down (${headWhenDown} → ${headBeforeRestart})`)
-  await startRedis()
+  await redis.start()
   await sleep(1_500)
   state.running = false
   const last = Math.max(...await writers)

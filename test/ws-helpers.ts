@@ -1,12 +1,9 @@
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
-import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
-import pg from 'pg'
 import WebSocket, { type ClientOptions } from 'ws'
-import { PG_ADMIN_URL } from './helper.js'
 
 /** Shared helpers for the WebSocket tests (ws-*.test.ts): real sockets, real processes. */
 
@@ -283,51 +280,6 @@ export async function spawnServer (t: Teardown, env: Record<string, string>): Pr
     },
     stop
   }
-}
-
-const exec = promisify(execFile)
-
-/** The command the brief gives for starting the machine's Redis. */
-const REDIS_START = ['--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', '6379', '--save', '', '--appendonly', 'no']
-
-/**
- * Test files run in parallel and share the machine's Redis: a file that restarts it holds this
- * lock exclusively, files that need it steady hold it shared (a PostgreSQL advisory lock, held
- * by a connection of its own until the test ends).
- */
-export async function lockRedis (t: Teardown, mode: 'shared' | 'exclusive'): Promise<void> {
-  const client = new pg.Client({ connectionString: PG_ADMIN_URL })
-  await client.connect()
-  await client.query(mode === 'shared' ? 'SELECT pg_advisory_lock_shared(727276)' : 'SELECT pg_advisory_lock(727276)')
-  t.teardown(async () => { await client.end() })
-}
-
-export async function redisAnswers (): Promise<boolean> {
-  try {
-    const { stdout } = await exec('redis-cli', ['-h', '127.0.0.1', '-p', '6379', 'ping'], { timeout: 2_000 })
-    return stdout.trim() === 'PONG'
-  } catch {
-    return false
-  }
-}
-
-async function waitRedis (up: boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (await redisAnswers() !== up) {
-    if (Date.now() > deadline) throw new Error(`redis did not ${up ? 'start' : 'stop'} in time`)
-    await sleep(50)
-  }
-}
-
-export async function stopRedis (): Promise<void> {
-  await exec('redis-cli', ['-h', '127.0.0.1', '-p', '6379', 'shutdown', 'nosave']).catch(() => {})
-  await waitRedis(false)
-}
-
-export async function startRedis (): Promise<void> {
-  if (await redisAnswers()) return
-  await exec('redis-server', REDIS_START)
-  await waitRedis(true)
 }
 
 /** `[1, 2, …, n]` */

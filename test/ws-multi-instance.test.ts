@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createTestDatabase, REDIS_URL, TEST_SECRET } from './helper.js'
-import { connect, lockRedis, createWorkspaceHttp, httpOk, range, registerHttp, sleep, spawnServer, startRedis } from './ws-helpers.js'
+import { connect, createWorkspaceHttp, httpOk, range, registerHttp, sleep, spawnServer } from './ws-helpers.js'
 
 /**
  * Two server processes on two ports, one PostgreSQL database and one Redis: what is written
@@ -8,8 +8,6 @@ import { connect, lockRedis, createWorkspaceHttp, httpOk, range, registerHttp, s
  */
 
 t.test('two instances share one event stream', async t => {
-  await lockRedis(t, 'shared')
-  await startRedis()
   const DATABASE_URL = await createTestDatabase(t)
   const env = { DATABASE_URL, REDIS_URL, JWT_SECRET: TEST_SECRET, WS_MESSAGES_PER_SECOND: '1000' }
   const [a, b] = await Promise.all([spawnServer(t, env), spawnServer(t, env)])

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { build, createWorkspace, REDIS_URL, registerUser, TEST_SECRET, type TestUser } from './helper.js'
-import { connect, lockRedis, isEvent, listen, range, sleep, startRedis, type Client } from './ws-helpers.js'
+import { connect, isEvent, listen, range, sleep, type Client } from './ws-helpers.js'
 
 /**
  * Resuming after a disconnect: `since` replays exactly what was missed, then live events follow
@@ -140,10 +140,8 @@ function resumeSuite (t: Test, setup: () => Promise<Setup>): void {
 }
 
 t.test('Redis transport (PostgreSQL)', async t => {
-  await lockRedis(t, 'shared')
-  await startRedis()
   resumeSuite(t, async () => {
-    const app = await build(t, { REDIS_URL })
+    const app = await build(t, { REDIS_URL, OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' })
     const base = await listen(app)
     const user = await registerUser(app)
     return { app, base, user, workspaceId: await createWorkspace(app, user) }
@@ -154,7 +152,7 @@ t.test('embedded default: PGlite and the in-process bus, no REDIS_URL', async t 
   resumeSuite(t, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wb-ws-resume-'))
     t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-    const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', DATA_DIR: dir })
+    const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', DATA_DIR: dir, OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' })
     t.equal(config.DATABASE_URL, undefined)
     t.equal(config.REDIS_URL, undefined)
     const app = await buildApp(config)
