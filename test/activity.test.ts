@@ -6,6 +6,7 @@ import { build, createWorkspace, registerUser } from './helper.js'
 import { Ctx, isError, type Res } from './files-helpers.js'
 import { allActivity, newSession, sleep, type Activity, type ActivityPage, type SessionItem } from './history-helpers.js'
 import { ChatLogMirror } from '../src/chat-log.js'
+import { connect, listen } from './ws-helpers.js'
 
 /**
  * Issue 5, activity log: every mutation of a session, success or failure, in order; the same as
@@ -284,4 +285,25 @@ t.test('ChatLogMirror: rejects non-UUID session ids, bounds its queue, flushes o
   t.equal(await readFile(join(dir, `session${sid}.md`), 'utf8'), 'one\ntwo\nthree\n', 'close flushed the queue, in order, to one file')
   t.equal(mirror.stats.written, 3)
   t.same(await files(root), [`x/y/session${sid}.md`], 'and nothing else')
+})
+
+t.test('WebSocket connect and disconnect are recorded for the session', async t => {
+  const app = await build(t)
+  const base = await listen(app)
+  const user = await registerUser(app)
+  const client = await connect(t, base, { token: user.token })
+  client.close()
+  await client.closed
+  const deadline = Date.now() + 5_000
+  let types: string[] = []
+  while (Date.now() < deadline) {
+    const res = await app.inject({ url: `/v1/sessions/${user.sessionId}/activity`, headers: user.auth })
+    types = res.json<{ items: Array<{ type: string }> }>().items.map(i => i.type)
+    if (types.includes('ws.disconnect')) break
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  t.same(types, ['auth.register', 'ws.connect', 'ws.disconnect'], 'register, connect, disconnect, in order')
+  const sessions = await app.inject({ url: '/v1/sessions', headers: user.auth })
+  const mine = sessions.json<{ items: Array<{ id: string, operations: number }> }>().items.find(s => s.id === user.sessionId)
+  t.equal(mine?.operations, 1, 'socket connects and disconnects are not counted as operations')
 })

@@ -53,6 +53,7 @@ export class Connection implements Subscriber {
   actor: Actor | null = null
   alive = true
   #closing = false
+  #connectedAt = 0
   #inbox: Promise<void> = Promise.resolve()
   #expiryTimer: NodeJS.Timeout | undefined
   #authTimer: NodeJS.Timeout | undefined
@@ -114,9 +115,10 @@ export class Connection implements Subscriber {
   }
 
   /** Called once the socket has closed: leaves every channel and stops the timers. */
-  async dispose (): Promise<void> {
+  async dispose (code: number): Promise<void> {
     clearTimeout(this.#expiryTimer)
     clearTimeout(this.#authTimer)
+    void this.#record('ws.disconnect', 200, performance.now() - this.#connectedAt, { closeCode: code })
     const left = [...this.subscriptions]
     this.subscriptions.clear()
     await Promise.all(left.map(async id => { await this.#app.fanout.leave(id, this) }))
@@ -209,13 +211,28 @@ export class Connection implements Subscriber {
     this.#expiryTimer = setTimeout(() => { this.close(Close.unauthenticated, 'TOKEN_EXPIRED') }, Math.min(ttl, 2 ** 31 - 1))
     this.#expiryTimer.unref()
     if (first) {
+      this.#connectedAt = performance.now()
       this.#reply({
         type: 'connected',
         clientId: this.clientId,
         serverTime: new Date().toISOString(),
         config: { heartbeatMs: this.#app.config.WS_HEARTBEAT_MS, maxPayload: this.#app.config.WS_MAX_PAYLOAD }
       })
+      await this.#record('ws.connect', 101, 0)
     }
+  }
+
+  /** Connects and disconnects go into the session's activity log. */
+  async #record (type: string, status: number, durationMs: number, details?: Record<string, unknown>): Promise<void> {
+    if (this.actor === null) return
+    await this.#app.activity.record({
+      sessionId: this.actor.sessionId,
+      userId: this.actor.userId,
+      type,
+      status,
+      durationMs,
+      details: { clientId: this.clientId, ...details }
+    }, err => { this.#log.warn({ err }, 'activity entry failed') })
   }
 
   async #subscribe (actor: Actor, channel: string, since: number | undefined): Promise<void> {

@@ -44,10 +44,10 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
       }
       connection.receive(data.toString())
     })
-    socket.on('close', () => {
+    socket.on('close', code => {
       connections.delete(connection)
       sockets.delete(connection)
-      void connection.dispose()
+      void connection.dispose(code)
     })
     socket.on('error', err => { request.log.info({ err: err.message }, 'websocket error') })
 
