@@ -247,7 +247,18 @@ export class Connection implements Subscriber {
     }
     if (this.subscriptions.has(workspaceId)) await this.#app.fanout.leave(workspaceId, this)
     this.subscriptions.add(workspaceId)
-    const { revision, reset } = await this.#app.fanout.join(workspaceId, this, since)
+    let joined: { revision: number, reset: boolean }
+    try {
+      joined = await this.#app.fanout.join(workspaceId, this, since)
+    } catch (err) {
+      // Redis (or the database) is down: the client retries the subscribe later with `since`.
+      this.subscriptions.delete(workspaceId)
+      await this.#app.fanout.leave(workspaceId, this).catch(() => {})
+      this.#log.warn({ err, workspaceId }, 'subscribe failed')
+      this.#error('UNAVAILABLE', 'cannot subscribe right now; retry with since', { channel })
+      return
+    }
+    const { revision, reset } = joined
     // Closed (or unsubscribed) while joining: dispose() could not take it off the channel yet.
     if (!this.subscriptions.has(workspaceId)) {
       await this.#app.fanout.leave(workspaceId, this)
