@@ -64,7 +64,8 @@ export async function createTestDatabase (t: Teardown): Promise<string> {
 /** Builds the app against a fresh database (or the env given); closed when the test ends. */
 export async function build (t: Teardown, env: Record<string, string> = {}): Promise<FastifyInstance> {
   const databaseUrl = env.DATABASE_URL ?? await createTestDatabase(t)
-  const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', DATABASE_URL: databaseUrl, ...env })
+  // Load shedding is off unless a test turns it on: a busy test process must not shed its own requests.
+  const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', DATABASE_URL: databaseUrl, OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...env })
   const app = await buildApp(config)
   await app.ready()
   t.teardown(() => app.close())

@@ -157,6 +157,7 @@ t.test('Redis down: requests are let through at once (fail open), and limits res
     status = (await app.inject({ url: '/v1/me', headers: user.auth })).statusCode
   }
   t.equal(status, 429, 'limited again once Redis is back (the window kept its count)')
+  await waitForRedis(app)
 })
 
 t.test('Redis down with RATE_LIMIT_FAIL_OPEN=false: 503 UNAVAILABLE', async t => {
@@ -172,4 +173,16 @@ t.test('Redis down with RATE_LIMIT_FAIL_OPEN=false: 503 UNAVAILABLE', async t =>
   t.ok(Number(res.headers['retry-after']) > 0)
   t.equal((await app.inject({ url: '/health' })).statusCode, 200, '/health is not limited')
   await proxy.restore()
+  let status = 0
+  for (let i = 0; i < 100 && status !== 200; i++) {
+    await sleep(100)
+    status = (await app.inject({ url: '/v1/me', headers: user.auth })).statusCode
+  }
+  t.equal(status, 200, 'served again once Redis is back')
+  await waitForRedis(app)
 })
+
+/** Lets the app's own Redis connections reconnect, so that closing it can quit them cleanly. */
+async function waitForRedis (app: FastifyInstance): Promise<void> {
+  for (let i = 0; i < 100 && (app.redis.cmd?.status !== 'ready' || app.redis.sub?.status !== 'ready'); i++) await sleep(50)
+}
