@@ -34,7 +34,9 @@ export default fp(async function auth (fastify) {
   await fastify.register(fastifyJwt, {
     secret: publicKey === undefined ? (config.JWT_SECRET ?? '') : { public: publicKey },
     sign: { algorithm, expiresIn: ACCESS_TOKEN_SECONDS },
-    verify: { algorithms: [algorithm] }
+    // Verified tokens are cached (keyed by the whole token, bounded, honouring exp): a tab's
+    // every request carries the same token, and HMAC or RSA per request is measurable.
+    verify: { algorithms: [algorithm], cache: 10_000 }
   })
 
   const known = new LRUCache<string, true>({ max: 10_000 })

@@ -4,8 +4,6 @@ import fp from 'fastify-plugin'
 import fastifyPostgres from '@fastify/postgres'
 import pg from 'pg'
 import { Kysely, PostgresDialect, sql } from 'kysely'
-import { PGlite } from '@electric-sql/pglite'
-import { PGliteDialect } from 'kysely-pglite-dialect'
 import type { Database, Db } from '../src/db/schema.js'
 import { migrate } from '../src/db/migrate.js'
 
@@ -57,6 +55,9 @@ export default fp(async function database (fastify) {
 
   const dir = join(config.DATA_DIR, 'pgdata')
   await mkdir(dir, { recursive: true })
+  // Loaded only in embedded mode: PGlite costs some 20 MB of memory just by being imported.
+  const { PGlite } = await import('@electric-sql/pglite')
+  const { PGliteDialect } = await import('kysely-pglite-dialect')
   const pglite = await PGlite.create(dir, { parsers: { 20: (v: string) => Number(v) } })
   const applied = await migrate({
     exec: async script => { await pglite.exec(script) },

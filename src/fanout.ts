@@ -42,6 +42,12 @@ interface Channel {
   subscribers: Set<Subscriber>
   /** the last revision delivered on this instance */
   delivered: number
+  /** the newest revision committed by this instance (known before its event comes back) */
+  committed: number
+  /** true once messages are received and `delivered` is initialised */
+  live: boolean
+  /** kept for the read cache (see `watch`), even with no subscribers */
+  watched: boolean
   /** serialises everything done on the channel */
   queue: Promise<void>
   ready: Promise<void>
@@ -62,6 +68,8 @@ export interface FanoutOptions {
   log: { warn: (obj: object, msg: string) => void }
   /** how often channels check the database head for changes no message announced */
   checkIntervalMs?: number
+  /** how many workspaces `watch` keeps subscribed at most */
+  maxWatched?: number
 }
 
 export class Fanout {
@@ -70,13 +78,17 @@ export class Fanout {
   readonly #timer: NodeJS.Timeout | undefined
   /** deliveries to sockets, and commit-to-delivery lag, for metrics */
   readonly stats = { delivered: 0, published: 0, gapFills: 0 }
-  /** set by the WebSocket routes: users whose access to a workspace may have changed */
-  onAccessChange: ((workspaceId: string, userIds: string[]) => void) | undefined
+  /** listeners for users whose access to a workspace may have changed (sockets, read cache) */
+  readonly accessListeners = new Set<(workspaceId: string, userIds: string[]) => void>()
+  /** workspaces kept subscribed for the read cache, least recently read first */
+  readonly #watched = new Set<string>()
+  readonly #maxWatched: number
   /** set by plugins/metrics.ts: called once per change delivered live on this instance */
   onDelivered: ((change: Change) => void) | undefined
 
   constructor (opts: FanoutOptions) {
     this.#opts = opts
+    this.#maxWatched = opts.maxWatched ?? 10_000
     const every = opts.checkIntervalMs ?? 2000
     if (every > 0) {
       this.#timer = setInterval(() => { void this.#checkHeads() }, every)
@@ -87,6 +99,9 @@ export class Fanout {
   /** After commit: announce the changes of one workspace to every instance. */
   async publishChanges (workspaceId: string, changes: Change[]): Promise<void> {
     if (changes.length === 0) return
+    const channel = this.#channels.get(workspaceId)
+    const last = changes.at(-1)?.revision ?? 0
+    if (channel !== undefined) channel.committed = Math.max(channel.committed, last)
     this.stats.published += changes.length
     await this.#publish(workspaceId, { t: 'changes', changes })
   }
@@ -159,12 +174,55 @@ export class Fanout {
     if (channel === undefined) return
     channel.subscribers.delete(subscriber)
     subscriber.sent.delete(channelName(workspaceId))
-    if (channel.subscribers.size > 0) return
+    await this.#release(channel)
+  }
+
+  /** Drops a channel that has neither subscribers nor a watch. */
+  async #release (channel: Channel): Promise<void> {
+    if (channel.subscribers.size > 0 || channel.watched) return
     await this.#enqueue(channel, async () => {
-      if (channel.subscribers.size > 0 || this.#channels.get(workspaceId) !== channel) return
-      this.#channels.delete(workspaceId)
-      await this.#opts.transport.unsubscribe(busChannel(workspaceId)).catch(() => {})
+      if (channel.subscribers.size > 0 || channel.watched || this.#channels.get(channel.workspaceId) !== channel) return
+      this.#channels.delete(channel.workspaceId)
+      await this.#opts.transport.unsubscribe(busChannel(channel.workspaceId)).catch(() => {})
     })
+  }
+
+  /**
+   * The newest revision of a workspace this instance is sure of, without asking the database:
+   * known while it receives the workspace's events (a subscriber or a `watch`), else undefined.
+   * It trails a write on another instance by the time that write's event takes to arrive (about
+   * a Redis round trip; at most the head-check interval when a message is lost).
+   */
+  head (workspaceId: string): number | undefined {
+    const channel = this.#channels.get(workspaceId)
+    if (channel === undefined || !channel.live) return undefined
+    if (channel.watched) {
+      this.#watched.delete(workspaceId)
+      this.#watched.add(workspaceId)
+    }
+    return Math.max(channel.delivered, channel.committed)
+  }
+
+  /** Keeps receiving a workspace's events so `head` can answer (for the read cache). */
+  watch (workspaceId: string): void {
+    if (this.#watched.has(workspaceId)) return
+    this.#watched.add(workspaceId)
+    if (this.#watched.size > this.#maxWatched) {
+      const oldest = this.#watched.values().next().value
+      if (oldest !== undefined) this.#unwatch(oldest)
+    }
+    void this.#channel(workspaceId).then(channel => {
+      if (this.#watched.has(workspaceId)) channel.watched = true
+      else void this.#release(channel)
+    }, () => { this.#watched.delete(workspaceId) })
+  }
+
+  #unwatch (workspaceId: string): void {
+    this.#watched.delete(workspaceId)
+    const channel = this.#channels.get(workspaceId)
+    if (channel === undefined) return
+    channel.watched = false
+    void this.#release(channel)
   }
 
   subscriberCount (): number {
@@ -180,12 +238,15 @@ export class Fanout {
   async #channel (workspaceId: string): Promise<Channel> {
     let channel = this.#channels.get(workspaceId)
     if (channel === undefined) {
-      const created: Channel = { workspaceId, subscribers: new Set(), delivered: 0, queue: Promise.resolve(), ready: Promise.resolve() }
+      const created: Channel = {
+        workspaceId, subscribers: new Set(), delivered: 0, committed: 0, live: false, watched: false, queue: Promise.resolve(), ready: Promise.resolve()
+      }
       created.ready = this.#opts.transport.subscribe(busChannel(workspaceId), message => { this.#onMessage(created, message) })
         .then(async () => {
           // Only now does this instance receive the channel: start delivering after the current head.
           const ws = await this.#opts.db.selectFrom('workspaces').select('revision').where('id', '=', workspaceId).executeTakeFirst()
           created.delivered = Math.max(created.delivered, ws?.revision ?? 0)
+          created.live = true
         })
       created.queue = created.ready
       this.#channels.set(workspaceId, created)
@@ -218,7 +279,7 @@ export class Fanout {
       return
     }
     if (message.t === 'access') {
-      this.onAccessChange?.(channel.workspaceId, message.userIds)
+      for (const listener of this.accessListeners) listener(channel.workspaceId, message.userIds)
       return
     }
     void this.#enqueue(channel, () => this.#deliver(channel, message.changes))

@@ -27,11 +27,18 @@ t.test('two instances: a write on A is read on B at once; reads hit the cache', 
   for (let i = 1; i <= 5; i++) {
     const put = await a.inject({ method: 'PUT', url: file, headers: user.auth, payload: { content: `version ${i}` } })
     t.ok(put.statusCode === 200 || put.statusCode === 201, put.body)
-    // B has cached the previous version; the next read on B must still see this one.
-    const read = await b.inject({ url: file, headers: user.auth })
-    t.equal(read.json<{ content: string }>().content, `version ${i}`, `B reads version ${i} right after A wrote it`)
-    const again = await a.inject({ url: file, headers: user.auth })
-    t.equal(again.json<{ content: string }>().content, `version ${i}`, `A reads version ${i}`)
+    // The writing instance reads its own write at once.
+    const own = await a.inject({ url: file, headers: user.auth })
+    t.equal(own.json<{ content: string }>().content, `version ${i}`, `A reads version ${i} right after writing it`)
+    // B has cached the previous version; it reads this one as soon as the change event arrives.
+    const started = Date.now()
+    let content = ''
+    while (Date.now() - started < 2_000) {
+      content = (await b.inject({ url: file, headers: user.auth })).json<{ content: string }>().content
+      if (content === `version ${i}`) break
+      await new Promise(resolve => setTimeout(resolve, 5))
+    }
+    t.equal(content, `version ${i}`, `B reads version ${i} once the event arrived (${Date.now() - started} ms)`)
   }
 
   const before = await cacheCounts(b)
@@ -45,10 +52,33 @@ t.test('two instances: a write on A is read on B at once; reads hit the cache', 
   t.ok(hits + misses >= 200, `every read counted (${hits} hits, ${misses} misses)`)
   t.ok(hits / (hits + misses) > 0.9, `hit rate ${(hits / (hits + misses)).toFixed(3)} above 90%`)
 
-  // A delete on A: B answers 404 at once, not a cached file.
+  // A delete on A: B answers 404 once the event arrived, not a cached file.
   const del = await a.inject({ method: 'DELETE', url: file, headers: user.auth })
   t.equal(del.statusCode, 200)
-  t.equal((await b.inject({ url: file, headers: user.auth })).statusCode, 404)
+  const deadline = Date.now() + 2_000
+  let status = 0
+  while (Date.now() < deadline && (status = (await b.inject({ url: file, headers: user.auth })).statusCode) !== 404) {
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+  t.equal(status, 404, 'B answers 404 after the delete')
+
+  // A removed member loses access on both instances (here at once, there through the access event).
+  const other = await registerUser(a)
+  const add = await a.inject({ method: 'PUT', url: `/v1/workspaces/${ws}/members`, headers: user.auth, payload: { email: other.email, role: 'viewer' } })
+  t.equal(add.statusCode, 200)
+  await a.inject({ method: 'PUT', url: file, headers: user.auth, payload: { content: 'back' } })
+  for (const app of [a, b]) {
+    for (let i = 0; i < 3; i++) await app.inject({ url: file, headers: other.auth })
+  }
+  const removed = await a.inject({ method: 'DELETE', url: `/v1/workspaces/${ws}/members/${other.id}`, headers: user.auth })
+  t.equal(removed.statusCode, 204)
+  t.equal((await a.inject({ url: file, headers: other.auth })).statusCode, 404, 'on A at once')
+  const until = Date.now() + 2_000
+  let onB = 0
+  while (Date.now() < until && (onB = (await b.inject({ url: file, headers: other.auth })).statusCode) !== 404) {
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+  t.equal(onB, 404, 'on B once the access event arrived')
 })
 
 t.test('with the in-process cache off, reads go to Redis, and to PostgreSQL when Redis has nothing', async t => {

@@ -32,7 +32,9 @@ const workspaceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags, summary: 'Delete a workspace and everything in it (owner only)', params: WorkspaceParams, response: responses({ 204: Type.Null() }) }
   }, async function deleteWorkspace (request, reply) {
     const members = await workspaces.deleteWorkspace(db, request.actor, request.params.id)
-    // Live subscriptions to the workspace end on every instance (close 4403).
+    // Here at once, elsewhere through the access event: cached access is dropped and live
+    // subscriptions end (close 4403).
+    fastify.cache.forget(request.params.id, members)
     void fastify.fanout.publishAccessChange(request.params.id, members)
     return await reply.code(204).send(null)
   })
@@ -53,6 +55,7 @@ const workspaceRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags, summary: 'Remove a member (owner only)', params: MemberParams, response: responses({ 204: Type.Null() }) }
   }, async function removeMember (request, reply) {
     await workspaces.removeMember(db, request.actor, request.params.id, request.params.userId)
+    fastify.cache.forget(request.params.id, [request.params.userId])
     void fastify.fanout.publishAccessChange(request.params.id, [request.params.userId])
     return await reply.code(204).send(null)
   })

@@ -23,11 +23,13 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.addHook('onClose', async () => { clearInterval(heartbeat) })
 
   // Membership changes announced by any instance: affected sockets recheck their access.
-  fastify.fanout.onAccessChange = (workspaceId, userIds) => {
+  const onAccessChange = (workspaceId: string, userIds: string[]): void => {
     for (const connection of connections) {
       if (connection.actor !== null && userIds.includes(connection.actor.userId)) void connection.recheckAccess(workspaceId)
     }
   }
+  fastify.fanout.accessListeners.add(onAccessChange)
+  fastify.addHook('onClose', async () => { fastify.fanout.accessListeners.delete(onAccessChange) })
 
   fastify.get('/ws', {
     websocket: true,
