@@ -11,6 +11,7 @@ export default fp(async function security (fastify) {
   await fastify.register(cors, {
     origin: origins.includes('*') ? true : origins,
     credentials: false,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
     exposedHeaders: ['etag', 'retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
     allowedHeaders: ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'x-session-id'],
     maxAge: 600
