@@ -152,13 +152,15 @@ export interface ConnectOptions {
   perMessageDeflate?: boolean
   /** appended to the URL, e.g. `?token=…` */
   query?: string
+  /** false: the client never answers protocol pings (a dead peer, as the server sees it) */
+  autoPong?: boolean
 }
 
 /** Opens a real WebSocket to `/v1/ws`; with a token, resolves once `connected` arrived. */
 export async function connect (t: Teardown, base: string, opts: ConnectOptions = {}): Promise<Client> {
   const headers: Record<string, string> = { ...opts.headers }
   if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`
-  const options: ClientOptions = { headers, perMessageDeflate: opts.perMessageDeflate ?? false }
+  const options: ClientOptions = { headers, perMessageDeflate: opts.perMessageDeflate ?? false, autoPong: opts.autoPong ?? true }
   const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/ws${opts.query ?? ''}`, options)
   const client = new Client(ws)
   t.teardown(() => { client.ws.terminate() })
