@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
-import type { Ctx, Meta, Res } from './files-helpers.js'
+import type { Change, Ctx, Meta, Res } from './files-helpers.js'
 
 /** Shared helpers for the session-continuity tests: activity, idempotency, history, revert. */
 
@@ -29,21 +29,7 @@ export interface Activity {
 export interface ActivityPage { items: Activity[], nextCursor: string | null }
 export interface SessionItem { id: string, startedAt: string, lastActivityAt: string, operations: number, errors: number }
 
-export interface HistoryChange {
-  revision: number
-  op: string
-  kind: 'file' | 'directory'
-  path: string
-  newPath: string | null
-  etag: string | null
-  version: number | null
-  sha256: string | null
-  size: number | null
-  userId: string
-  sessionId: string
-  opId: string | null
-  at: string
-}
+export type HistoryChange = Change
 export interface HistoryPage { items: HistoryChange[], nextCursor: string | null }
 export interface RevertBody { revision: number, changes: HistoryChange[], conflicts: string[] }
 

@@ -1,44 +1,15 @@
 import type { FastifyInstance } from 'fastify'
 import type { TestUser } from './helper.js'
+import type { Change, Meta as FileMeta } from './files-helpers.js'
 
 /** Shapes of the files API (contract "Files and directories", "Revisions and the change feed"). */
 
-export interface FileMeta {
-  path: string
-  name: string
-  kind: 'file' | 'directory'
-  size: number | null
-  mimeType: string | null
-  etag: string
-  version: number
-  sha256: string | null
-  metadata: Record<string, unknown>
-  createdAt: string
-  updatedAt: string
-  createdBy: string
-  updatedBy: string
-}
+export type { Meta as FileMeta, Change } from './files-helpers.js'
 
 export interface FileBody extends FileMeta {
   content?: string
   encoding?: 'utf8' | 'base64'
   children?: FileMeta[]
-}
-
-export interface Change {
-  revision: number
-  op: string
-  kind: string
-  path: string
-  newPath: string | null
-  etag: string | null
-  version: number | null
-  sha256: string | null
-  size: number | null
-  userId: string
-  sessionId: string
-  opId: string | null
-  at: string
 }
 
 export interface ChangesPage { head: number, changes: Change[], reset?: boolean }
