@@ -3,6 +3,7 @@ import net from 'node:net'
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { build, createTestDatabase, registerUser, REDIS_URL } from './helper.js'
+import { connect, listen } from './ws-helpers.js'
 
 /** A unique Redis key prefix per run, so parallel runs (and files) never share counters. */
 const prefix = (): string => `wb:test:${randomBytes(6).toString('hex')}:`
@@ -186,3 +187,14 @@ t.test('Redis down with RATE_LIMIT_FAIL_OPEN=false: 503 UNAVAILABLE', async t =>
 async function waitForRedis (app: FastifyInstance): Promise<void> {
   for (let i = 0; i < 100 && (app.redis.cmd?.status !== 'ready' || app.redis.sub?.status !== 'ready'); i++) await sleep(50)
 }
+
+t.test('the WebSocket upgrade is not counted: an open socket is limited per message instead', async t => {
+  const app = await build(t, { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_MAX: '2' })
+  const base = await listen(app)
+  const user = await registerUser(app)
+  for (let i = 0; i < 5; i++) {
+    const client = await connect(t, base, { token: user.token })
+    t.equal(client.messages[0]?.type, 'connected', `socket ${i + 1} connects past RATE_LIMIT_MAX`)
+    client.close()
+  }
+})
