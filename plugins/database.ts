@@ -32,12 +32,16 @@ export default fp(async function database (fastify) {
       connectionTimeoutMillis: 5_000,
       idleTimeoutMillis: 30_000,
       statement_timeout: config.DB_STATEMENT_TIMEOUT_MS || undefined,
+      // The client-side backstop for a server that stops answering altogether.
+      query_timeout: config.DB_STATEMENT_TIMEOUT_MS > 0 ? config.DB_STATEMENT_TIMEOUT_MS + 5_000 : undefined,
       application_name: 'workbench-api'
     })
     const pool = fastify.pg.pool
     // An idle client killed by the server (restart, pg_terminate_backend) must not crash the process.
     pool.on('error', err => fastify.log.warn({ err }, 'idle database client failed'))
-    const client = await pool.connect()
+    const client = await untilUp(() => pool.connect(), config.STARTUP_TIMEOUT_MS, err => {
+      fastify.log.warn({ err: (err as Error).message }, 'database not reachable yet; retrying')
+    })
     try {
       const applied = await migrate({
         exec: async script => { await client.query(script) },
@@ -69,6 +73,23 @@ export default fp(async function database (fastify) {
   fastify.decorate('dbPool', () => ({ kind: 'pglite' as const, total: 1, idle: 1, waiting: 0 }))
   fastify.addHook('onClose', async () => { await db.destroy() })
 }, { name: 'database', dependencies: ['config'] })
+
+/**
+ * Retries `connect` with backoff until it succeeds or `timeoutMs` has passed: started together
+ * with its database (compose, a rolling restart), the server waits for it instead of crashing.
+ */
+export async function untilUp<T> (connect: () => Promise<T>, timeoutMs: number, onRetry: (err: unknown) => void): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await connect()
+    } catch (err) {
+      if (Date.now() >= deadline) throw err
+      onRetry(err)
+      await new Promise(resolve => setTimeout(resolve, Math.min(200 * 2 ** attempt, 2_000, Math.max(0, deadline - Date.now()))))
+    }
+  }
+}
 
 /** A cheap round trip, for /ready. */
 export async function ping (db: Db): Promise<void> {

@@ -24,13 +24,14 @@ export default fp(async function redis (fastify) {
     await Promise.all(Object.values(clients).map(async c => { await c.quit().catch(() => { c.disconnect() }) }))
   })
   for (const [name, client] of Object.entries(clients)) {
+    client.on('error', (err: Error) => fastify.log.warn({ err: err.message, connection: name }, 'redis connection error'))
+    // The start waits for Redis (it reconnects on its own) up to STARTUP_TIMEOUT_MS.
     if (client.status !== 'ready') {
       await new Promise<void>((resolve, reject) => {
-        client.once('ready', resolve)
-        client.once('error', reject)
+        const timer = setTimeout(() => { reject(new Error(`redis (${name}) did not answer within STARTUP_TIMEOUT_MS`)) }, fastify.config.STARTUP_TIMEOUT_MS)
+        client.once('ready', () => { clearTimeout(timer); resolve() })
       })
     }
-    client.on('error', (err: Error) => fastify.log.warn({ err: err.message, connection: name }, 'redis connection error'))
     await fastify.register(fastifyRedis, { client, namespace: name, closeClient: false })
   }
 }, { name: 'redis', dependencies: ['config'] })

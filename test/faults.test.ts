@@ -125,3 +125,30 @@ t.test('Redis stopped and restarted during a stream of writes: requests keep wor
   const revisions = await client.untilRevision(ws, 70, 30_000)
   t.same(revisions, range(1, 70), 'the subscriber got every revision, in order, once')
 })
+
+t.test('boot while PostgreSQL and Redis are down: the server waits for them instead of crashing', async t => {
+  const db = await privatePostgres(t)
+  const redis = await privateRedis(t)
+  await db.stop('fast')
+  await redis.stop()
+  const starting = spawnServer(t, env(db.url, { REDIS_URL: redis.url, STARTUP_TIMEOUT_MS: '60000' }))
+  await sleep(3_000)
+  await db.start()
+  await sleep(1_000)
+  await redis.start()
+  const server = await starting
+  t.equal((await http(server.base, 'GET', '/ready')).status, 200, 'ready once both answer')
+  const user = await registerHttp(server.base)
+  const ws = await createWorkspaceHttp(server.base, user)
+  t.equal((await http(server.base, 'PUT', `/v1/workspaces/${ws}/files/a.txt`, user.token, { content: 'up' })).status, 201)
+  t.match(server.output(), /database not reachable yet; retrying/, 'it said what it was waiting for')
+})
+
+t.test('a dependency that never comes up stops the start after STARTUP_TIMEOUT_MS, with a clear error', async t => {
+  const db = await privatePostgres(t)
+  await db.stop('fast')
+  const started = Date.now()
+  const failed = await spawnServer(t, env(db.url, { STARTUP_TIMEOUT_MS: '2000' })).then(() => 'started', (err: Error) => err.message)
+  t.match(failed, /server exited before it was ready/, 'the process exits')
+  t.ok(Date.now() - started < 20_000, 'soon after the timeout')
+})
