@@ -21,7 +21,13 @@ const IdempotencyKey = Type.Object({ idempotencyKey: Type.Optional(Type.String({
 const strict = { additionalProperties: false }
 
 export const RpcParams = {
-  'files.read': Type.Object({ workspaceId: Uuid, path: Type.String({ maxLength: 4096 }) }, strict),
+  // `format: 'raw'` answers like 'json' here: a JSON frame carries content as utf8 or base64 anyway.
+  'files.read': Type.Object({
+    workspaceId: Uuid,
+    path: Type.String({ maxLength: 4096 }),
+    format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('raw')])),
+    revision: Type.Optional(Type.Integer({ minimum: 0 }))
+  }, strict),
   'files.write': Type.Object({
     workspaceId: Uuid,
     path: Type.String({ maxLength: 4096 }),

@@ -1,6 +1,7 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import { build, registerUser, createWorkspace } from './helper.js'
+import { connect, listen } from './ws-helpers.js'
 
 t.test('ws smoke', async t => {
   const app = await build(t)
@@ -24,4 +25,23 @@ t.test('ws smoke', async t => {
   await new Promise(resolve => setTimeout(resolve, 500))
   t.same(msgs.map(m => m.type), ['connected', 'event', 'subscribed', 'event', 'rpc.error', 'error', 'pong'], JSON.stringify(msgs))
   sock.close()
+})
+
+t.test('rpc files.read takes the route\'s query parameters: revision and format', async t => {
+  const app = await build(t)
+  const base = await listen(app)
+  const u = await registerUser(app)
+  const ws = await createWorkspace(app, u)
+  for (const content of ['first', 'second']) {
+    await app.inject({ method: 'PUT', url: `/v1/workspaces/${ws}/files/a.txt`, headers: u.auth, payload: { content } })
+  }
+  const client = await connect(t, base, { token: u.token })
+  const old = await client.rpc('files.read', { workspaceId: ws, path: '/a.txt', revision: 1 })
+  t.equal(old.type, 'rpc.result')
+  t.equal((old.result as { content: string }).content, 'first', 'as it was after revision 1')
+  const now = await client.rpc('files.read', { workspaceId: ws, path: '/a.txt', format: 'json' })
+  t.equal((now.result as { content: string }).content, 'second')
+  const bad = await client.rpc('files.read', { workspaceId: ws, path: '/a.txt', format: 'xml' })
+  t.equal(bad.type, 'rpc.error')
+  t.equal((bad.error as { code: string }).code, 'VALIDATION_FAILED')
 })

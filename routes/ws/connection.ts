@@ -316,7 +316,10 @@ export class Connection implements Subscriber {
     const files = this.#app.files
     const opId = (p: { idempotencyKey?: string }) => ({ opId: p.idempotencyKey ?? null })
     switch (method) {
-      case 'files.read': return (await files.read(actor, checkParams('files.read', params))).entry
+      case 'files.read': {
+        const { format: _format, ...p } = checkParams('files.read', params)
+        return (await files.read(actor, p)).entry
+      }
       case 'files.write': {
         const { idempotencyKey, ...p } = checkParams('files.write', params)
         return (await files.write(actor, p, opId({ idempotencyKey }))).body
