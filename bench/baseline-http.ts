@@ -6,6 +6,12 @@ import pg from 'pg'
 import { Type } from '@sinclair/typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { BatchBody, BatchResult, Entry, TreeResult, WriteBody, WriteResult, type FileMeta } from '../schemas/files.js'
+// The same row-to-JSON mapping and path helpers as the server: the baseline differs only in what
+// it leaves out (auth, hooks, plugins, Kysely), never in what it answers.
+import type { FileRow } from '../src/db/schema.js'
+import { toMeta } from '../src/files.js'
+import { stateOf } from '../src/entries.js'
+import { ancestorsOf, depthOf, parentOf } from '../src/paths.js'
 
 /**
  * The HTTP baselines: bare Fastify routes (no auth, no hooks, no plugins) with the server's own
@@ -33,24 +39,6 @@ const SESSION = env('SESSION_ID')
 const ENTRY = JSON.parse(readFileSync(env('ENTRY_FILE'), 'utf8')) as Entry
 const pool = new pg.Pool({ connectionString: env('DATABASE_URL'), max: 20, application_name: 'bench-baseline' })
 
-interface FileRow {
-  workspace_id: string
-  path: string
-  parent: string
-  depth: number
-  kind: 'file' | 'directory'
-  blob_sha256: string | null
-  size: number | null
-  mime_type: string | null
-  metadata: Record<string, unknown>
-  version: number
-  etag: number
-  created_at: Date
-  created_by: string | null
-  updated_at: Date
-  updated_by: string | null
-}
-
 const SQL = {
   readAccess: 'select "workspaces"."revision", "workspaces"."owner_id" as "ownerId", "workspaces"."created_at" as "createdAt" from "workspace_members" inner join "workspaces" on "workspaces"."id" = "workspace_members"."workspace_id" where "workspace_members"."workspace_id" = $1 and "workspace_members"."user_id" = $2',
   role: 'select "role" from "workspace_members" where "workspace_id" = $1 and "user_id" = $2',
@@ -77,49 +65,6 @@ async function insertRows (client: pg.PoolClient, table: string, columns: string
   const params: unknown[] = []
   const tuples = rows.map(row => `(${row.map(v => { params.push(v); return `$${params.length}` }).join(', ')})`)
   return await client.query(`insert into "${table}" (${columns.map(c => `"${c}"`).join(', ')}) values ${tuples.join(', ')}${returning ? ' returning *' : ''}`, params)
-}
-
-const nameOf = (path: string): string => path.slice(path.lastIndexOf('/') + 1)
-const parentOf = (path: string): string => { const i = path.lastIndexOf('/'); return i <= 0 ? '/' : path.slice(0, i) }
-const depthOf = (path: string): number => path === '/' ? 0 : path.split('/').length - 1
-const ancestorsOf = (path: string): string[] => {
-  const out: string[] = []
-  for (let p = parentOf(path); p !== '/'; p = parentOf(p)) out.unshift(p)
-  return out
-}
-
-function toMeta (row: FileRow): FileMeta {
-  return {
-    path: row.path,
-    name: nameOf(row.path),
-    kind: row.kind,
-    size: row.size,
-    mimeType: row.mime_type,
-    etag: String(row.etag),
-    version: row.version,
-    sha256: row.blob_sha256,
-    metadata: row.metadata,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    createdBy: row.created_by,
-    updatedBy: row.updated_by
-  }
-}
-
-function stateOf (row: FileRow): Record<string, unknown> {
-  return {
-    kind: row.kind,
-    sha256: row.blob_sha256,
-    size: row.size,
-    mimeType: row.mime_type,
-    metadata: row.metadata,
-    version: row.version,
-    etag: row.etag,
-    createdAt: new Date(row.created_at).toISOString(),
-    createdBy: row.created_by,
-    updatedAt: new Date(row.updated_at).toISOString(),
-    updatedBy: row.updated_by
-  }
 }
 
 class HttpError extends Error {
