@@ -337,7 +337,7 @@ async function main (): Promise<void> {
 
     const entryFile = join(dataDir, 'entry.json')
     writeFileSync(entryFile, JSON.stringify(entry))
-    const B = await start('http baseline', ['--import', 'tsx', join(ROOT, 'bench/baseline-http.ts')],
+    const B = await start('http baseline', [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--cpu-prof-name=baseline-http.cpuprofile'] : []), '--import', 'tsx', join(ROOT, 'bench/baseline-http.ts')],
       { DATABASE_URL: databaseUrl, USER_ID: user.id, SESSION_ID: user.sessionId, ENTRY_FILE: entryFile }, '/health')
     const bare = (label: string, load: (seconds: number) => HttpLoad): Side => ({ label, proc: B, load })
     const conns = 50

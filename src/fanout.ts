@@ -10,8 +10,8 @@ import { toChange } from './changes.js'
  * revision it delivered; a message that skips revisions (a lost publish, a Redis restart, a crash
  * between commit and publish) is preceded by the missing changes read from the `changes` table, and
  * a periodic head check catches gaps no later message would reveal. Messages are handled one at a
- * time per channel, so delivery is in revision order; each frame is serialised once and the same
- * string goes to every socket.
+ * time per channel, so delivery is in revision order; each frame is serialised and encoded once
+ * and the same bytes go to every socket, the frames of one commit in one write per socket.
  */
 
 /** What carries messages between instances. */
@@ -22,12 +22,16 @@ export interface Transport {
   unsubscribe: (channel: string) => Promise<void>
 }
 
+/** A text frame as the fan-out sends it: encoded once, shared by every socket. */
+export type Frame = Buffer
+
 /** A socket as the fan-out sees it. */
 export interface Subscriber {
   readonly clientId: string
   /** the highest revision this subscriber has been sent on each channel */
   readonly sent: Map<string, number>
-  send: (frame: string) => void
+  /** sends the text frames in order, in one write where the transport allows */
+  deliver: (frames: readonly Frame[]) => void
   /** resolves once the subscriber's send buffer has room again (at once if it has) */
   drained?: () => Promise<void>
 }
@@ -56,11 +60,13 @@ interface Channel {
 export const channelName = (workspaceId: string): string => `workspace:${workspaceId}`
 const busChannel = (workspaceId: string): string => `wb:workspace:${workspaceId}`
 
-export function eventFrame (workspaceId: string, change: Change): string {
-  return JSON.stringify({ type: 'event', channel: channelName(workspaceId), event: 'file.changed', revision: change.revision, data: change })
+export function eventFrame (workspaceId: string, change: Change): Frame {
+  return Buffer.from(JSON.stringify({ type: 'event', channel: channelName(workspaceId), event: 'file.changed', revision: change.revision, data: change }))
 }
 
 const REPLAY_PAGE = 1000
+/** frames per write in a replay, which waits for the client between writes */
+const REPLAY_CHUNK = 100
 
 export interface FanoutOptions {
   db: Db
@@ -160,9 +166,9 @@ export class Fanout {
     while (from < head) {
       const changes = await this.#read(workspaceId, from, head)
       if (changes.length === 0) break
-      for (const c of changes) {
+      for (let i = 0; i < changes.length; i += REPLAY_CHUNK) {
         if (paced && subscriber.drained !== undefined) await subscriber.drained()
-        subscriber.send(eventFrame(workspaceId, c))
+        subscriber.deliver(changes.slice(i, i + REPLAY_CHUNK).map(c => eventFrame(workspaceId, c)))
       }
       from = changes.at(-1)?.revision ?? head
     }
@@ -275,7 +281,8 @@ export class Fanout {
       return
     }
     if (message.t === 'broadcast') {
-      for (const s of channel.subscribers) if (s.clientId !== message.fromClient) s.send(message.frame)
+      const frames = [Buffer.from(message.frame)]
+      for (const s of channel.subscribers) if (s.clientId !== message.fromClient) s.deliver(frames)
       return
     }
     if (message.t === 'access') {
@@ -287,24 +294,38 @@ export class Fanout {
 
   /** Delivers changes in order, first filling any gap before them from the database. */
   async #deliver (channel: Channel, changes: Change[]): Promise<void> {
+    let run: Change[] = []
     for (const change of changes) {
-      if (change.revision <= channel.delivered) continue
-      if (change.revision > channel.delivered + 1) await this.#fill(channel, change.revision - 1)
-      this.#send(channel, change)
+      const last = run.at(-1)?.revision ?? channel.delivered
+      if (change.revision <= last) continue
+      if (change.revision > last + 1) {
+        this.#send(channel, run)
+        run = []
+        await this.#fill(channel, change.revision - 1)
+        if (change.revision <= channel.delivered) continue
+      }
+      run.push(change)
     }
+    this.#send(channel, run)
   }
 
-  #send (channel: Channel, change: Change): void {
-    if (change.revision <= channel.delivered) return
-    channel.delivered = change.revision
-    this.onDelivered?.(change)
+  /** Sends consecutive changes after `channel.delivered` to every subscriber that lacks them. */
+  #send (channel: Channel, changes: Change[]): void {
+    const fresh = changes.filter(c => c.revision > channel.delivered)
+    const last = fresh.at(-1)?.revision
+    if (last === undefined) return
+    channel.delivered = last
+    if (this.onDelivered !== undefined) for (const c of fresh) this.onDelivered(c)
     const name = channelName(channel.workspaceId)
-    const frame = eventFrame(channel.workspaceId, change)
+    const frames = fresh.map(c => eventFrame(channel.workspaceId, c))
     for (const s of channel.subscribers) {
-      if ((s.sent.get(name) ?? 0) >= change.revision) continue
-      s.sent.set(name, change.revision)
-      s.send(frame)
-      this.stats.delivered++
+      const had = s.sent.get(name) ?? 0
+      if (had >= last) continue
+      s.sent.set(name, last)
+      // A subscriber that joined mid-way already has the first few (its replay sent them).
+      const from = had < (fresh[0]?.revision ?? last) ? 0 : fresh.findIndex(c => c.revision > had)
+      s.deliver(from === 0 ? frames : frames.slice(from))
+      this.stats.delivered += frames.length - from
     }
   }
 
@@ -315,7 +336,7 @@ export class Fanout {
     while (channel.delivered < upTo) {
       const missing = await this.#read(channel.workspaceId, channel.delivered, upTo)
       if (missing.length === 0) break
-      for (const m of missing) this.#send(channel, m)
+      this.#send(channel, missing)
     }
   }
 

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto'
+import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import type { ValidateFunction } from 'ajv'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Actor } from '../../src/auth.js'
 import { AppError, errors, toAppError } from '../../src/errors.js'
-import { channelName, type Subscriber } from '../../src/fanout.js'
+import { channelName, type Frame, type Subscriber } from '../../src/fanout.js'
 import { requireRead } from '../../src/workspaces.js'
 import { makeAjv } from '../../src/validation.js'
 import { ClientMessage, RpcParams, type RpcMethod } from '../../schemas/ws.js'
@@ -19,6 +20,9 @@ export const Close = {
   unauthenticated: 4401,
   forbidden: 4403
 } as const
+
+/** `send` options for a Buffer that holds text (the fan-out's frames) */
+const TEXT = { binary: false } as const
 
 const ajv = makeAjv()
 type Message = ClientMessage
@@ -60,12 +64,15 @@ export class Connection implements Subscriber {
   #tokens: number
   #lastRefill = Date.now()
   readonly #socket: WebSocket
+  /** the TCP connection under the WebSocket, corked around a batch of frames */
+  readonly #stream: Duplex
   readonly #app: FastifyInstance
   readonly #log: FastifyBaseLogger
 
-  constructor (app: FastifyInstance, socket: WebSocket, log: FastifyBaseLogger) {
+  constructor (app: FastifyInstance, socket: WebSocket, stream: Duplex, log: FastifyBaseLogger) {
     this.#app = app
     this.#socket = socket
+    this.#stream = stream
     this.#log = log
     this.#tokens = app.config.WS_MESSAGES_PER_SECOND
   }
@@ -81,13 +88,34 @@ export class Connection implements Subscriber {
 
   /** Sends a frame unless the client has stopped reading: past the bound it is closed with 1013. */
   send (frame: string): void {
-    if (this.#closing || this.#socket.readyState !== this.#socket.OPEN) return
-    if (this.#socket.bufferedAmount > this.#app.config.WS_MAX_BUFFERED_BYTES) {
-      this.close(Close.tryAgainLater, 'client is not reading; resume with since')
-      return
-    }
+    if (!this.#canSend()) return
     this.#socket.send(frame)
     this.#app.metrics.wsMessagesOut.inc()
+  }
+
+  /**
+   * Sends the fan-out's frames (text, already encoded) in one write: the TCP socket is corked
+   * around them, so a commit of many changes costs one system call per client, not one per change.
+   */
+  deliver (frames: readonly Frame[]): void {
+    if (!this.#canSend()) return
+    this.#stream.cork()
+    try {
+      for (const frame of frames) this.#socket.send(frame, TEXT)
+    } finally {
+      this.#stream.uncork()
+    }
+    this.#app.metrics.wsMessagesOut.inc(frames.length)
+  }
+
+  /** Open, and reading: what the client has not taken yet is under the bound, else it is closed with 1013. */
+  #canSend (): boolean {
+    if (this.#closing || this.#socket.readyState !== this.#socket.OPEN) return false
+    if (this.#socket.bufferedAmount > this.#app.config.WS_MAX_BUFFERED_BYTES) {
+      this.close(Close.tryAgainLater, 'client is not reading; resume with since')
+      return false
+    }
+    return true
   }
 
   /** Resolves once the send buffer is under half its bound (or the socket is going), so replays go at the client's pace. */

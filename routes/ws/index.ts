@@ -35,7 +35,7 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     websocket: true,
     schema: { tags: ['websocket'], summary: 'WebSocket: live change events, broadcast and RPC (see docs/api.md)', hide: false }
   }, function websocket (socket, request) {
-    const connection = new Connection(fastify, socket, request.log)
+    const connection = new Connection(fastify, socket, request.raw.socket, request.log)
     connections.add(connection)
     sockets.set(connection, socket)
     socket.on('pong', () => { connection.alive = true })
