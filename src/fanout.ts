@@ -6,7 +6,8 @@ import { toChange } from './changes.js'
  * Live change events, from commit to every subscribed socket of every instance.
  *
  * Each committed change is published once on its workspace's channel (Redis pub/sub, or an
- * in-process bus). Each instance keeps, per channel it has local subscribers for, the last
+ * in-process bus); the committing instance also delivers it to its own subscribers at once,
+ * without waiting for the message to come back. Each instance keeps, per channel it has local subscribers for, the last
  * revision it delivered; a message that skips revisions (a lost publish, a Redis restart, a crash
  * between commit and publish) is preceded by the missing changes read from the `changes` table, and
  * a periodic head check catches gaps no later message would reveal. Messages are handled one at a
@@ -107,7 +108,14 @@ export class Fanout {
     if (changes.length === 0) return
     const channel = this.#channels.get(workspaceId)
     const last = changes.at(-1)?.revision ?? 0
-    if (channel !== undefined) channel.committed = Math.max(channel.committed, last)
+    if (channel?.live === true) {
+      channel.committed = Math.max(channel.committed, last)
+      // This instance's subscribers need not wait for the message to come back from the bus,
+      // unless an earlier change is still on its way (then the bus message delivers in order).
+      void this.#enqueue(channel, async () => {
+        if (changes[0]?.revision === channel.delivered + 1) this.#send(channel, changes)
+      })
+    }
     this.stats.published += changes.length
     await this.#publish(workspaceId, { t: 'changes', changes })
   }
