@@ -20,6 +20,9 @@ declare module 'fastify' {
   }
 }
 
+/** A verified token's actor; `sessionId` is the token's own (X-Session-Id overrides it per request). */
+type Verified = Actor & { expiresAt: number }
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
@@ -34,14 +37,24 @@ export default fp(async function auth (fastify) {
   await fastify.register(fastifyJwt, {
     secret: publicKey === undefined ? (config.JWT_SECRET ?? '') : { public: publicKey },
     sign: { algorithm, expiresIn: ACCESS_TOKEN_SECONDS },
-    // Verified tokens are cached (keyed by the whole token, bounded, honouring exp): a tab's
-    // every request carries the same token, and HMAC or RSA per request is measurable.
-    verify: { algorithms: [algorithm], cache: 10_000 }
+    verify: { algorithms: [algorithm] }
   })
 
   const known = new LRUCache<string, true>({ max: 10_000 })
+  // Verified tokens by the token itself (bounded; an entry is used only until the token's exp):
+  // a tab sends the same token with every request, and verifying it each time is measurable.
+  const verified = new LRUCache<string, Verified>({ max: 10_000 })
 
   async function verifyAccessToken (token: string, sessionHeader?: string): Promise<Actor & { expiresAt: number }> {
+    let result = verified.get(token)
+    if (result === undefined || result.expiresAt <= Date.now()) {
+      result = await verify(token)
+      verified.set(token, result)
+    }
+    return { ...result, sessionId: sessionHeader ?? result.sessionId }
+  }
+
+  async function verify (token: string): Promise<Verified> {
     let claims: Partial<AccessClaims> & { exp?: number, email?: string, iat?: number }
     try {
       claims = fastify.jwt.verify(token)
@@ -59,8 +72,8 @@ export default fp(async function auth (fastify) {
       await ensureUser(fastify.db, sub, claims.email, permissions)
       known.set(sub, true)
     }
-    const sessionId = sessionHeader ?? (typeof sid === 'string' && UUID.test(sid) ? sid : derivedSessionId(sub, claims.iat))
-    return { userId: sub, sessionId, permissions, expiresAt: (claims.exp ?? 0) * 1000 }
+    const sessionId = typeof sid === 'string' && UUID.test(sid) ? sid : derivedSessionId(sub, claims.iat)
+    return { userId: sub, sessionId, permissions, expiresAt: claims.exp === undefined ? Infinity : claims.exp * 1000 }
   }
 
   fastify.decorate('verifyAccessToken', verifyAccessToken)

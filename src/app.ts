@@ -66,7 +66,10 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   // connections are closed after the response instead of holding the close up.
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onSend', async (request, reply) => { if (closing) void reply.header('connection', 'close') })
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (closing) void reply.header('connection', 'close')
+    done(null, payload)
+  })
   await app.register(configPlugin, { config })
   await app.register(errorHandler)
   await app.register(docs)

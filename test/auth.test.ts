@@ -404,6 +404,16 @@ t.test('GET /v1/me and access tokens', async t => {
     assertError(t, await me(app, bad), 401, 'UNAUTHENTICATED')
   })
 
+  t.test('a token accepted a moment ago is refused once it expires (verified tokens are cached only until exp)', async t => {
+    const iat = nowSeconds() - 600
+    const exp = nowSeconds() + 1
+    const token = signJwt(accessClaims(user.id, user.sessionId, { iat, exp }), { alg: 'HS256', secret: TEST_SECRET })
+    t.equal((await me(app, token)).statusCode, 200)
+    t.equal((await me(app, token)).statusCode, 200, 'again, from the cache')
+    await new Promise(resolve => setTimeout(resolve, exp * 1000 - Date.now() + 50))
+    assertError(t, await me(app, token), 401, 'TOKEN_EXPIRED')
+  })
+
   t.test('a valid signature over bad claims → 401', async t => {
     const sign = (claims: Record<string, unknown>): string => signJwt(claims, { alg: 'HS256', secret: TEST_SECRET })
     assertError(t, await me(app, sign(accessClaims('not-a-uuid', user.sessionId))), 401, 'UNAUTHENTICATED')

@@ -16,10 +16,14 @@ const WriteHeaders = Type.Composite([SessionHeader, Type.Object({
   'if-none-match': Type.Optional(Type.String({ maxLength: 100 }))
 })])
 
+const RESOURCE_PATH = {
+  files: /\/workspaces\/[^/]+\/files(\/[^?]*)?(?:\?|$)/,
+  history: /\/workspaces\/[^/]+\/history(\/[^?]*)?(?:\?|$)/
+}
+
 /** The path a `/files/{path}` (or `/history/{path}`) URL names, from the raw URL so that `%2F` stays visible. */
-function filePath (request: FastifyRequest, resource: 'files' | 'history'): string {
-  const pathname = request.raw.url?.split('?')[0] ?? ''
-  const match = new RegExp(`/workspaces/[^/]+/${resource}(/.*)?$`).exec(pathname)
+function filePath (request: FastifyRequest, resource: keyof typeof RESOURCE_PATH): string {
+  const match = RESOURCE_PATH[resource].exec(request.raw.url ?? '')
   return pathFromUrl(match?.[1] ?? '')
 }
 
