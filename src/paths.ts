@@ -33,6 +33,7 @@ export function canonicalPath (input: string): string {
  */
 export function pathFromUrl (rawTail: string): string {
   if (rawTail === '' || rawTail === '/') return ROOT
+  if (!rawTail.includes('%')) return canonicalPath(rawTail)
   const segments = rawTail.split('/').slice(1)
   const decoded = segments.map(segment => {
     let value: string

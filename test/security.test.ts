@@ -31,6 +31,13 @@ t.test('no CORS_ORIGINS: no origin is granted', async t => {
   const app = await build(t)
   const res = await app.inject({ url: '/health', headers: { origin: 'https://ide.example' } })
   t.equal(res.headers['access-control-allow-origin'], undefined)
+  const preflight = await app.inject({
+    method: 'OPTIONS',
+    url: '/v1/me',
+    headers: { origin: 'https://ide.example', 'access-control-request-method': 'GET' }
+  })
+  t.equal(preflight.headers['access-control-allow-origin'], undefined, 'no preflight grant')
+  t.equal(preflight.headers['access-control-allow-methods'], undefined)
 })
 
 t.test('security headers on every answer, errors included', async t => {
