@@ -67,6 +67,25 @@ async function insertRows (client: pg.PoolClient, table: string, columns: string
   return await client.query(`insert into "${table}" (${columns.map(c => `"${c}"`).join(', ')}) values ${tuples.join(', ')}${returning ? ' returning *' : ''}`, params)
 }
 
+/** The server's saveChanges: changes, entries and the head in one statement when they fit. */
+async function recordChanges (client: pg.PoolClient, ws: string, changes: unknown[][], entries: unknown[][], head: number): Promise<void> {
+  if (changes.length <= 500 && entries.length > 0 && entries.length <= 500) {
+    const params: unknown[] = []
+    const values = (rows: unknown[][]): string => rows.map(row => `(${row.map(v => { params.push(v); return `$${params.length}` }).join(', ')})`).join(', ')
+    const cols = (columns: string[]): string => columns.map(c => `"${c}"`).join(', ')
+    const c = values(changes)
+    const e = values(entries)
+    params.push(head, ws)
+    await client.query(`with "c" as (insert into "changes" (${cols(CHANGE_COLUMNS)}) values ${c} returning "revision"), ` +
+      `"e" as (insert into "change_entries" (${cols(ENTRY_COLUMNS)}) values ${e} returning "seq") ` +
+      `update "workspaces" set "revision" = $${params.length - 1} where "id" = $${params.length}`, params)
+    return
+  }
+  for (let i = 0; i < changes.length; i += 500) await insertRows(client, 'changes', CHANGE_COLUMNS, changes.slice(i, i + 500))
+  for (let i = 0; i < entries.length; i += 500) await insertRows(client, 'change_entries', ENTRY_COLUMNS, entries.slice(i, i + 500))
+  await client.query(SQL.bump, [head, ws])
+}
+
 class HttpError extends Error {
   constructor (readonly statusCode: number, message: string) { super(message) }
 }
@@ -154,9 +173,10 @@ app.put('/s3/:ws/*', { schema: { params: Params, headers: WriteHeaders, body: Wr
     const now = new Date()
     const row = (await client.query<FileRow>(SQL.updateFile, [c.sha256, c.size, existing.version + 1, revision, now, USER, ws, path])).rows[0]
     if (row === undefined) throw new HttpError(500, 'no row')
-    await insertRows(client, 'changes', CHANGE_COLUMNS, [[ws, revision, null, revision, row.version, row.blob_sha256, row.size, USER, SESSION, null, now, 'update', 'file', path]])
-    await insertRows(client, 'change_entries', ENTRY_COLUMNS, [[ws, revision, 0, path, path, JSON.stringify(stateOf(existing)), JSON.stringify(stateOf(row)), existing.blob_sha256, row.blob_sha256]])
-    await client.query(SQL.bump, [revision, ws])
+    await recordChanges(client, ws,
+      [[ws, revision, null, revision, row.version, row.blob_sha256, row.size, USER, SESSION, null, now, 'update', 'file', path]],
+      [[ws, revision, 0, path, path, JSON.stringify(stateOf(existing)), JSON.stringify(stateOf(row)), existing.blob_sha256, row.blob_sha256]],
+      revision)
     await activity(client, ws, 'file.write', 'write', path, revision, started, null)
     return { file: toMeta(row), revision }
   })
@@ -210,9 +230,7 @@ app.post('/s4/:ws', { schema: { params: Params, body: BatchBody, response: { 200
       results.push({ data: toMeta(row), revision })
       head = revision
     }
-    for (let i = 0; i < changes.length; i += 500) await insertRows(client, 'changes', CHANGE_COLUMNS, changes.slice(i, i + 500))
-    for (let i = 0; i < entries.length; i += 500) await insertRows(client, 'change_entries', ENTRY_COLUMNS, entries.slice(i, i + 500))
-    await client.query(SQL.bump, [head, ws])
+    await recordChanges(client, ws, changes, entries, head)
     await activity(client, ws, 'batch', null, null, head, started, { operations: ops.length, changes: changes.length })
     return { results, revision: head }
   })

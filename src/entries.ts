@@ -1,5 +1,5 @@
 import type { Insertable } from 'kysely'
-import type { ChangesTable, EntryState, FileRow, FilesTable, Trx } from './db/schema.js'
+import type { ChangeEntriesTable, ChangesTable, EntryState, FileRow, FilesTable, Trx } from './db/schema.js'
 import type { Actor } from './auth.js'
 import { errors } from './errors.js'
 import { ancestorsOf, depthOf, parentOf } from './paths.js'
@@ -108,8 +108,15 @@ export interface RecordedChange {
 
 const CHUNK = 500
 
-/** Writes changes and their entries (in revision order) inside the change's transaction. */
+/**
+ * Records changes and their entries (in revision order) inside the change's transaction and
+ * moves the workspace's head to the last of them. A write of up to CHUNK changes and entries is
+ * one statement (the inserts as CTEs of the head's UPDATE): every round trip under the workspace
+ * lock is one that every other writer of the workspace waits for.
+ */
 export async function saveChanges (trx: Trx, workspaceId: string, changes: RecordedChange[]): Promise<void> {
+  const head = changes.at(-1)?.revision
+  if (head === undefined) return
   const changeRows: Array<Insertable<ChangesTable>> = changes.map(c => ({
     workspace_id: workspaceId,
     revision: c.revision,
@@ -120,8 +127,7 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
     size: null,
     ...c.fields
   }))
-  for (let i = 0; i < changeRows.length; i += CHUNK) await trx.insertInto('changes').values(changeRows.slice(i, i + CHUNK)).execute()
-  const entryRows = changes.flatMap(c => c.entries.map((e, seq) => ({
+  const entryRows: Array<Insertable<ChangeEntriesTable>> = changes.flatMap(c => c.entries.map((e, seq) => ({
     workspace_id: workspaceId,
     revision: c.revision,
     seq,
@@ -132,5 +138,14 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
     sha_before: e.before?.sha256 ?? null,
     sha_after: e.after?.sha256 ?? null
   })))
+  if (changeRows.length <= CHUNK && entryRows.length > 0 && entryRows.length <= CHUNK) {
+    await trx
+      .with('c', db => db.insertInto('changes').values(changeRows).returning('revision'))
+      .with('e', db => db.insertInto('change_entries').values(entryRows).returning('seq'))
+      .updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
+    return
+  }
+  for (let i = 0; i < changeRows.length; i += CHUNK) await trx.insertInto('changes').values(changeRows.slice(i, i + CHUNK)).execute()
   for (let i = 0; i < entryRows.length; i += CHUNK) await trx.insertInto('change_entries').values(entryRows.slice(i, i + CHUNK)).execute()
+  await trx.updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
 }

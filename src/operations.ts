@@ -131,10 +131,7 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
       }
       results.push({ data: outcome.data, revision: head, created: outcome.created, change })
     }
-    if (recorded.length > 0) {
-      await saveChanges(trx, workspaceId, recorded)
-      await trx.updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
-    }
+    await saveChanges(trx, workspaceId, recorded)
     const result = { results, revision: head, changes: results.flatMap(r => r.change === null ? [] : [r.change]) }
     await hooks.beforeCommit?.(trx, result)
     return result

@@ -109,10 +109,7 @@ async function revertIn (trx: Trx, actor: Actor, workspaceId: string, params: Re
     recorded.push({ revision: head, fields, entries: done })
     changes.push(toChange({ revision: head, new_path: null, etag: head, version: null, sha256: null, size: null, ...fields }))
   }
-  if (recorded.length > 0) {
-    await saveChanges(trx, workspaceId, recorded)
-    await trx.updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
-  }
+  await saveChanges(trx, workspaceId, recorded)
   return { revision: head, changes, conflicts: [...conflicts].sort() }
 }
 
