@@ -30,7 +30,11 @@ const wanted = (n: string): boolean => only === undefined || only.includes(n)
 const cfg = CI
   ? { rounds: 1, warm: 1, seconds: 3, latSeconds: 3, satSeconds: 3, stallMs: 5_000 }
   : { rounds: 2, warm: 2, seconds: 8, latSeconds: 10, satSeconds: 6, stallMs: 10_000 }
-/** Fan-out rates: writes (= events) per second. Latency phases run well below capacity; the saturation phase above it. */
+/**
+ * Fan-out rates: writes (= events) per second. Latency phases run well below capacity; the
+ * saturation phase above the bare ws server's (the server, writing a commit's frames to each
+ * client at once, keeps up with it on this machine, so its rate there is a lower bound).
+ */
 const RATE_100 = 50
 const RATE_1000 = 20
 /** The saturation phase sends batches of BATCH_SAT creates, RATE_SAT / BATCH_SAT per second: the fan-out saturates, not the write path. */
@@ -195,8 +199,11 @@ function fanRow (id: string, scenario: string, run: FanoutRun, base: FanoutRun |
   let met: boolean | null = null
   let text = '—'
   if (target?.p99 !== undefined) {
-    met = run.latency.p99 < target.p99
-    text = `p99 < ${target.p99} ms`
+    // The issue's latency target is commit to receipt (from the event's `data.at`, taken in the
+    // transaction, so a little before the commit); the table's p50–p99 columns are the stricter
+    // send to receipt, which includes the write's HTTP request and transaction.
+    met = run.commitLatency.p99 < target.p99
+    text = `commit→receipt p99 < ${target.p99} ms (${run.commitLatency.p99} ms)`
   } else if (target?.ratio !== undefined && ratio !== null) {
     met = ratio >= target.ratio
     text = `≥ ${target.ratio}× baseline`
@@ -437,7 +444,7 @@ async function main (): Promise<void> {
       if (wanted('6')) {
         fanRow('6a', `fan-out, 100 subscribers, ${RATE_100} writes/s`, one.r100, base.r100, { p99: 10 })
         fanRow('6b', `fan-out, 1,000 subscribers, ${RATE_1000} writes/s`, one.r1000, base.r1000, { p99: 25 })
-        fanRow('6c', `fan-out, 1,000 subscribers, ${RATE_SAT} events/s offered (${RATE_SAT / BATCH_SAT} batches of ${BATCH_SAT}/s; saturated)`, one.sat, base.sat, { ratio: 0.8 })
+        fanRow('6c', `fan-out, 1,000 subscribers, ${RATE_SAT} events/s offered (${RATE_SAT / BATCH_SAT} batches of ${BATCH_SAT}/s; above the bare ws server's capacity)`, one.sat, base.sat, { ratio: 0.8 })
       }
       if (wanted('8')) {
         memRow('8a', 'RSS idle (fresh instance)', rssFresh, base.rssIdle, null, { beforeSubscribers: one.rssIdle })
@@ -457,7 +464,7 @@ async function main (): Promise<void> {
         await stop(A2)
         fanRow('7a', `fan-out via Redis, 2 instances, 100 subscribers, ${RATE_100} writes/s`, two.r100, base.r100, null)
         fanRow('7b', `fan-out via Redis, 2 instances, 1,000 subscribers, ${RATE_1000} writes/s`, two.r1000, base.r1000, null)
-        fanRow('7c', `fan-out via Redis, 2 instances, 1,000 subscribers, ${RATE_SAT} events/s offered (saturated)`, two.sat, base.sat, null)
+        fanRow('7c', `fan-out via Redis, 2 instances, 1,000 subscribers, ${RATE_SAT} events/s offered`, two.sat, base.sat, null)
       }
       agent.destroy()
     }

@@ -81,7 +81,8 @@ export function runPrimary ({ workers, graceMs }: PrimaryOptions): void {
       return
     }
     log('warn', 'worker exited; starting another', { workerPid: worker.process.pid, code, signal })
-    setTimeout(() => { if (!stopping) fork() }, 1_000).unref()
+    // Not unref'd: when every worker has died, this timer is what keeps the primary running.
+    setTimeout(() => { if (!stopping) fork() }, 1_000)
   })
 
   const stop = (signal: NodeJS.Signals): void => {

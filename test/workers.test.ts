@@ -58,23 +58,42 @@ t.test('WORKERS=2: two processes answer on one port, SIGTERM stops them all with
   // Each new connection goes to the next listening worker (node:cluster hands them out
   // round-robin); /health answered once the first one listened, so the second may still start.
   const pids = new Set<number>()
-  let calls = 0
+  const served = new Map<number, number>()
+  const stats = async (): Promise<number | undefined> => {
+    const res = await fetch(`${base}/v1/stats`, { headers: { authorization: `Bearer ${accessToken}`, connection: 'close' } }).catch(() => null)
+    if (res?.status !== 200) return undefined
+    const { instance } = await res.json() as { instance: { pid: number, worker: boolean } }
+    t.equal(instance.worker, true)
+    served.set(instance.pid, (served.get(instance.pid) ?? 0) + 1)
+    return instance.pid
+  }
   for (let i = 0; i < 150 && pids.size < 2; i++) {
-    const res = await fetch(`${base}/v1/stats`, { headers: { authorization: `Bearer ${accessToken}`, connection: 'close' } })
-    calls++
-    t.equal(res.status, 200)
-    const stats = await res.json() as { instance: { pid: number, worker: boolean } }
-    t.equal(stats.instance.worker, true)
-    pids.add(stats.instance.pid)
+    const pid = await stats()
+    t.not(pid, undefined, '/v1/stats answers 200')
+    if (pid !== undefined) pids.add(pid)
     if (pids.size < 2) await sleep(100)
   }
   t.equal(pids.size, 2, `two worker pids answered: ${[...pids].join(', ')}`)
   t.notOk(pids.has(child.pid ?? -1), 'the primary serves nothing itself')
 
-  // /metrics on any worker sums both workers' registries.
+  // A worker that dies is replaced: the port keeps answering, from a new process.
+  const [victim] = [...pids]
+  process.kill(victim ?? -1, 'SIGKILL')
+  const after = new Set<number>()
+  for (let i = 0; i < 150 && after.size < 2; i++) {
+    const pid = await stats()
+    if (pid !== undefined && pid !== victim) after.add(pid)
+    if (after.size < 2) await sleep(100)
+  }
+  t.equal(after.size, 2, `two workers answer again: ${[...after].join(', ')}`)
+  t.ok([...after].some(pid => !pids.has(pid)), 'a new process took the killed worker\'s place')
+  t.match(output, /worker exited; starting another/)
+
+  // /metrics on any worker sums the registries of the workers alive now.
   const metrics = await (await fetch(`${base}/metrics`, { headers: { connection: 'close' } })).text()
   const statsCount = /^http_request_duration_seconds_count\{method="GET",route="\/v1\/stats",status_code="200"\} (\d+)$/m.exec(metrics)?.[1]
-  t.equal(Number(statsCount), calls, 'the /v1/stats calls of both workers are summed')
+  const expected = [...after].reduce((sum, pid) => sum + (served.get(pid) ?? 0), 0)
+  t.equal(Number(statsCount), expected, 'the /v1/stats calls of both live workers are summed')
 
   const started = Date.now()
   child.kill('SIGTERM')
@@ -83,7 +102,7 @@ t.test('WORKERS=2: two processes answer on one port, SIGTERM stops them all with
   clearTimeout(timer)
   t.equal(code, 0, `exit code after SIGTERM\n${output}`)
   t.ok(Date.now() - started < 15_000, `exited in ${Date.now() - started} ms`)
-  for (const pid of pids) {
+  for (const pid of [...pids, ...after]) {
     let alive = true
     try { process.kill(pid, 0) } catch { alive = false }
     t.notOk(alive, `worker ${pid} is gone`)
