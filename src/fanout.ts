@@ -1,5 +1,7 @@
 import type { Db } from './db/schema.js'
-import type { Change } from '../schemas/files.js'
+import { Type, type Static } from '@sinclair/typebox'
+import { Change } from '../schemas/files.js'
+import { makeAjv } from './validation.js'
 import { toChange } from './changes.js'
 
 /**
@@ -37,10 +39,15 @@ export interface Subscriber {
   drained?: () => Promise<void>
 }
 
-type BusMessage =
-  | { t: 'changes', changes: Change[] }
-  | { t: 'broadcast', frame: string, fromClient: string }
-  | { t: 'access', userIds: string[] }
+/** What instances say to each other on a workspace's bus channel. */
+const BusMessage = Type.Union([
+  Type.Object({ t: Type.Literal('changes'), changes: Type.Array(Change, { minItems: 1 }) }),
+  Type.Object({ t: Type.Literal('broadcast'), frame: Type.String(), fromClient: Type.String() }),
+  Type.Object({ t: Type.Literal('access'), userIds: Type.Array(Type.String()) })
+])
+type BusMessage = Static<typeof BusMessage>
+/** Anything else on the channel (another program, a bad deploy) is dropped, never forwarded. */
+const isBusMessage = makeAjv().compile<BusMessage>(BusMessage)
 
 interface Channel {
   workspaceId: string
@@ -282,10 +289,12 @@ export class Fanout {
   }
 
   #onMessage (channel: Channel, raw: string): void {
-    let message: BusMessage
+    let message: unknown
     try {
-      message = JSON.parse(raw) as BusMessage
-    } catch {
+      message = JSON.parse(raw)
+    } catch {}
+    if (!isBusMessage(message)) {
+      this.#opts.log.warn({ workspaceId: channel.workspaceId, bytes: raw.length }, 'malformed bus message dropped')
       return
     }
     if (message.t === 'broadcast') {

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Redis } from 'ioredis'
 import { createTestDatabase, REDIS_URL, TEST_SECRET } from './helper.js'
 import { connect, createWorkspaceHttp, httpOk, range, registerHttp, sleep, spawnServer } from './ws-helpers.js'
 
@@ -92,4 +93,35 @@ t.test('two instances share one event stream', async t => {
     t.equal(otherChannel.messages.filter(isBroadcast).length, 0, 'another channel does not get it')
     t.equal(onB.messages.filter(isBroadcast).length, 1, 'exactly once')
   })
+})
+
+t.test('whatever else is published on a workspace\'s bus channel is dropped, never forwarded', async t => {
+  const env = { DATABASE_URL: await createTestDatabase(t), REDIS_URL, JWT_SECRET: TEST_SECRET }
+  const server = await spawnServer(t, env)
+  const owner = await registerHttp(server.base)
+  const workspaceId = await createWorkspaceHttp(server.base, owner)
+  const client = await connect(t, server.base, { token: owner.token })
+  await client.subscribe(workspaceId)
+  const before = client.messages.length
+
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => { redis.disconnect() })
+  const garbage = [
+    'not json',
+    '{}',
+    JSON.stringify({ t: 'broadcast', frame: 123, fromClient: 'x' }),
+    JSON.stringify({ t: 'changes', changes: 'x' }),
+    JSON.stringify({ t: 'changes', changes: [] }),
+    JSON.stringify({ t: 'changes', changes: [{ revision: 'one', op: 'create' }] }),
+    JSON.stringify({ t: 'access', userIds: [1] }),
+    'x'.repeat(1024 * 1024)
+  ]
+  for (const message of garbage) t.equal(await redis.publish(`wb:workspace:${workspaceId}`, message), 1, 'the server receives it')
+
+  const { revision } = await httpOk<{ revision: number }>(server.base, 'PUT', `/v1/workspaces/${workspaceId}/files/after.txt`, owner.token, { content: 'x' }, 201)
+  await client.untilRevision(workspaceId, revision)
+  await sleep(200)
+  t.same(client.messages.slice(before).map(m => [m.type, m.revision]), [['event', 1]], 'only the real change reached the client')
+  t.equal((await httpOk<{ status: string }>(server.base, 'GET', '/health', undefined, undefined, 200)).status, 'ok', 'the server is still up')
+  t.equal(server.output().match(/malformed bus message dropped/g)?.length, garbage.length, 'each one was logged')
 })
