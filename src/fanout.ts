@@ -9,12 +9,13 @@ import { toChange } from './changes.js'
  *
  * Each committed change is published once on its workspace's channel (Redis pub/sub, or an
  * in-process bus); the committing instance also delivers it to its own subscribers at once,
- * without waiting for the message to come back. Each instance keeps, per channel it has local subscribers for, the last
- * revision it delivered; a message that skips revisions (a lost publish, a Redis restart, a crash
- * between commit and publish) is preceded by the missing changes read from the `changes` table, and
- * a periodic head check catches gaps no later message would reveal. Messages are handled one at a
- * time per channel, so delivery is in revision order; each frame is serialised and encoded once
- * and the same bytes go to every socket, the frames of one commit in one write per socket.
+ * without waiting for the message to come back. Each instance keeps, per channel it has local
+ * subscribers for, the last revision it delivered; a message that skips revisions (a lost
+ * publish, a Redis restart, a crash between commit and publish) is preceded by the missing
+ * changes read from the `changes` table, and a periodic head check catches gaps no later message
+ * would reveal. Messages are handled one at a time per channel, so delivery is in revision order;
+ * each frame is serialised and encoded once and the same bytes go to every socket, the frames of
+ * one commit in one write per socket.
  */
 
 /** What carries messages between instances. */
