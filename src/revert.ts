@@ -11,9 +11,10 @@ import type { Change } from '../schemas/files.js'
 
 /**
  * Undoing a session's changes, or every change after a revision, as new changes in one
- * transaction. Each reverted change gets one inverse change (newest first), built entry by entry
- * from what history kept. With `force`, paths that another session changed afterwards are left as
- * they are and everything else is reverted; without it they make the revert 409 REVERT_CONFLICT.
+ * transaction, newest first, built entry by entry from what history kept. The new changes are
+ * ones a client can apply in order, as it applies any change, to end with what the server has
+ * (see `invert`). With `force`, paths that another session changed afterwards are left as they
+ * are and everything else is reverted; without it they make the revert 409 REVERT_CONFLICT.
  */
 
 export interface RevertParams {
@@ -46,8 +47,6 @@ interface TargetChange {
   path: string
   new_path: string | null
 }
-
-const INVERSE: Record<ChangeOp, ChangeOp> = { create: 'delete', update: 'update', delete: 'create', move: 'move', copy: 'delete', mkdir: 'delete' }
 
 class DryRun extends Error {
   constructor (readonly result: RevertResult) { super('dry run') }
@@ -97,17 +96,16 @@ async function revertIn (trx: Trx, actor: Actor, workspaceId: string, params: Re
   }
 
   let head = ws.revision
+  const next = (): number => ++head
   const recorded: RecordedChange[] = []
   const changes: Change[] = []
   for (const target of targets) {
-    const ctx: ChangeContext = { trx, workspaceId, actor, revision: head + 1, now: new Date() }
-    const done = await invert(ctx, byRevision.get(target.revision) ?? [], conflicts)
-    if (done.length === 0) continue
-    head = ctx.revision
-    const principal = inverseFields(target, done)
-    const fields = { user_id: actor.userId, session_id: actor.sessionId, op_id: opId, at: ctx.now, ...principal }
-    recorded.push({ revision: head, fields, entries: done })
-    changes.push(toChange({ revision: head, new_path: null, etag: head, version: null, sha256: null, size: null, ...fields }))
+    const base = { trx, workspaceId, actor, now: new Date() }
+    for (const step of await invert(base, target, byRevision.get(target.revision) ?? [], conflicts, next)) {
+      const fields = { user_id: actor.userId, session_id: actor.sessionId, op_id: opId, at: base.now, ...step.fields }
+      recorded.push({ revision: step.revision, fields, entries: step.entries })
+      changes.push(toChange({ revision: step.revision, new_path: null, etag: step.revision, version: null, sha256: null, size: null, ...fields }))
+    }
   }
   await saveChanges(trx, workspaceId, recorded)
   return { revision: head, changes, conflicts: [...conflicts].sort() }
@@ -141,62 +139,103 @@ async function findConflicts (trx: Trx, workspaceId: string, targets: TargetChan
   return conflicts
 }
 
-/**
- * Undoes one change's entries: what it placed is removed (deepest first), what it replaced or
- * removed is put back (shallowest first). Returns the entries of the inverse change.
- */
-async function invert (ctx: ChangeContext, entries: StoredEntry[], skip: Set<string>): Promise<EntryRecord[]> {
-  const done: EntryRecord[] = []
-  const at = ctx.now.toISOString()
-  const removals = entries.filter(e => e.path_after !== null && e.path_after !== e.path_before && !skip.has(e.path_after))
-    .sort((a, b) => depthOf(b.path_after ?? '') - depthOf(a.path_after ?? ''))
-  for (const e of removals) {
-    const path = e.path_after ?? ''
-    const current = await findEntry(ctx.trx, ctx.workspaceId, path)
-    if (current === undefined) continue
-    if (current.kind === 'directory' && await hasChildren(ctx, path)) continue
-    await ctx.trx.deleteFrom('files').where('workspace_id', '=', ctx.workspaceId).where('path', '=', path).execute()
-    done.push({ pathBefore: path, pathAfter: null, before: stateOf(current), after: null })
-  }
-  const restores = entries.filter(e => e.path_before !== null && e.before !== null && !skip.has(e.path_before))
-    .sort((a, b) => depthOf(a.path_before ?? '') - depthOf(b.path_before ?? ''))
-  for (const e of restores) {
-    const path = e.path_before ?? ''
-    const before = e.before as EntryState
-    const current = await findEntry(ctx.trx, ctx.workspaceId, path)
-    if (current !== undefined && current.kind === 'directory' && before.kind === 'directory') continue
-    if (current !== undefined && current.kind !== before.kind) continue
-    done.push(...await ensureParents(ctx, path))
-    const restored: EntryState = { ...before, version: Math.max(current?.version ?? 0, before.version) + 1, etag: ctx.revision, updatedAt: at, updatedBy: ctx.actor.userId }
-    if (current !== undefined) {
-      await ctx.trx.deleteFrom('files').where('workspace_id', '=', ctx.workspaceId).where('path', '=', path).execute()
-    }
-    await ctx.trx.insertInto('files').values(rowOf(ctx.workspaceId, path, restored)).execute()
-    done.push({ pathBefore: current === undefined ? null : path, pathAfter: path, before: current === undefined ? null : stateOf(current), after: restored })
-  }
-  return done
+/** One new change of a revert: what a client applies, at its own revision. */
+interface Step {
+  revision: number
+  fields: ChangeFields
+  entries: EntryRecord[]
 }
 
-async function hasChildren (ctx: ChangeContext, dir: string): Promise<boolean> {
+/**
+ * Undoes one change, as changes a client can apply one after another to end with what the
+ * server has: a directory or file moved back in one `move` when nothing else happened under it,
+ * else one change per entry: what the change placed is removed (deepest first), what it replaced
+ * or removed is put back (shallowest first, with its missing parents). `next` hands out revisions.
+ */
+async function invert (base: Omit<ChangeContext, 'revision'>, target: TargetChange, entries: StoredEntry[], skip: Set<string>, next: () => number): Promise<Step[]> {
+  const steps: Step[] = []
+  let rest = entries
+  const pairs = entries.filter(e => e.path_before !== null && e.path_after !== null && e.path_before !== e.path_after)
+  if (target.op === 'move' && target.new_path !== null && await movesBack(base, target.path, target.new_path, pairs, skip)) {
+    const revision = next()
+    const done: EntryRecord[] = []
+    for (const e of deepestFirst(pairs, e => e.path_after)) done.push(...(await removeEntry(base, e.path_after ?? ''))?.entries ?? [])
+    for (const e of shallowestFirst(pairs, e => e.path_before)) done.push(...(await restoreEntry(base, e.path_before ?? '', e.before as EntryState, () => revision))?.entries ?? [])
+    steps.push({ revision, fields: { op: 'move', kind: target.kind, path: target.new_path, new_path: target.path }, entries: done })
+    rest = entries.filter(e => !pairs.includes(e))
+  }
+  const removals = rest.filter(e => e.path_after !== null && e.path_after !== e.path_before && !skip.has(e.path_after))
+  for (const e of deepestFirst(removals, e => e.path_after)) {
+    const path = e.path_after ?? ''
+    const removed = await removeEntry(base, path)
+    if (removed !== null) steps.push({ revision: next(), fields: { op: 'delete', kind: removed.kind, path, etag: null }, entries: removed.entries })
+  }
+  const restores = rest.filter(e => e.path_before !== null && e.before !== null && !skip.has(e.path_before))
+  for (const e of shallowestFirst(restores, e => e.path_before)) {
+    const path = e.path_before ?? ''
+    const restored = await restoreEntry(base, path, e.before as EntryState, next)
+    if (restored === null) continue
+    const { state, replaced, revision } = restored
+    const op: ChangeOp = replaced ? 'update' : state.kind === 'directory' ? 'mkdir' : 'create'
+    steps.push({ revision, fields: { op, kind: state.kind, path, version: state.version, sha256: state.sha256, size: state.size }, entries: restored.entries })
+  }
+  return steps
+}
+
+const byDepth = (sign: 1 | -1) => <T>(items: T[], path: (item: T) => string | null): T[] =>
+  [...items].sort((a, b) => sign * (depthOf(path(a) ?? '') - depthOf(path(b) ?? '')))
+const shallowestFirst = byDepth(1)
+const deepestFirst = byDepth(-1)
+
+/**
+ * A move can be undone as one `move` back when nothing is in the way: no conflict among its
+ * paths, exactly its entries at and under the new path, and nothing at or under the old one.
+ */
+async function movesBack (ctx: Base, from: string, to: string, pairs: StoredEntry[], skip: Set<string>): Promise<boolean> {
+  if (pairs.length === 0 || pairs.some(e => skip.has(e.path_before ?? '') || skip.has(e.path_after ?? ''))) return false
+  const under = async (dir: string): Promise<string[]> => (await ctx.trx.selectFrom('files').select('path')
+    .where('workspace_id', '=', ctx.workspaceId).where(eb => eb.or([eb('path', '=', dir), eb('path', 'like', descendantsPattern(dir))])).execute()).map(r => r.path)
+  if ((await under(from)).length > 0) return false
+  const placed = new Set(pairs.map(e => e.path_after))
+  const present = await under(to)
+  return present.length === placed.size && present.every(p => placed.has(p))
+}
+
+type Base = Omit<ChangeContext, 'revision'>
+
+/** Removes what a change placed at `path`, unless it is gone or a directory that is not empty. */
+async function removeEntry (base: Base, path: string): Promise<{ kind: 'file' | 'directory', entries: EntryRecord[] } | null> {
+  const current = await findEntry(base.trx, base.workspaceId, path)
+  if (current === undefined) return null
+  if (current.kind === 'directory' && await hasChildren(base, path)) return null
+  await base.trx.deleteFrom('files').where('workspace_id', '=', base.workspaceId).where('path', '=', path).execute()
+  return { kind: current.kind, entries: [{ pathBefore: path, pathAfter: null, before: stateOf(current), after: null }] }
+}
+
+/**
+ * Puts `before` back at `path` with its missing parents, at the revision `revision()` gives,
+ * unless an entry of another kind, or a directory, is there (then nothing, and no revision).
+ */
+async function restoreEntry (base: Base, path: string, before: EntryState, revision: () => number): Promise<{ revision: number, state: EntryState, replaced: boolean, entries: EntryRecord[] } | null> {
+  const current = await findEntry(base.trx, base.workspaceId, path)
+  if (current !== undefined && (current.kind !== before.kind || current.kind === 'directory')) return null
+  const ctx: ChangeContext = { ...base, revision: revision() }
+  const parents = await ensureParents(ctx, path)
+  const restored: EntryState = {
+    ...before,
+    version: Math.max(current?.version ?? 0, before.version) + 1,
+    etag: ctx.revision,
+    updatedAt: ctx.now.toISOString(),
+    updatedBy: ctx.actor.userId
+  }
+  if (current !== undefined) await ctx.trx.deleteFrom('files').where('workspace_id', '=', ctx.workspaceId).where('path', '=', path).execute()
+  await ctx.trx.insertInto('files').values(rowOf(ctx.workspaceId, path, restored)).execute()
+  const record = { pathBefore: current === undefined ? null : path, pathAfter: path, before: current === undefined ? null : stateOf(current), after: restored }
+  return { revision: ctx.revision, state: restored, replaced: current !== undefined, entries: [...parents, record] }
+}
+
+async function hasChildren (ctx: Base, dir: string): Promise<boolean> {
   const child = await ctx.trx.selectFrom('files').select('path').where('workspace_id', '=', ctx.workspaceId)
     .where('path', 'like', descendantsPattern(dir)).limit(1).executeTakeFirst()
   return child !== undefined
-}
-
-/** The inverse change's own fields: the opposite op on the same entry, described after the undo. */
-function inverseFields (target: TargetChange, done: EntryRecord[]): ChangeFields {
-  const op = INVERSE[target.op]
-  const path = target.op === 'copy' ? target.new_path ?? target.path : target.op === 'move' ? target.new_path ?? target.path : target.path
-  const newPath = target.op === 'move' ? target.path : null
-  const principal = done.find(e => e.pathAfter === (newPath ?? path))?.after ?? null
-  const fields: ChangeFields = {
-    op,
-    kind: target.kind,
-    path,
-    new_path: newPath,
-    version: principal?.version ?? null,
-    sha256: principal?.sha256 ?? null,
-    size: principal?.size ?? null
-  }
-  return op === 'delete' ? { ...fields, etag: null, version: null, sha256: null, size: null } : fields
 }

@@ -114,3 +114,49 @@ export function binary (seed: number, length = 64): Buffer {
   b[1] = 0xfe
   return b
 }
+
+/** What a client knows of an entry from the change feed alone. */
+export interface ReplicaEntry { kind: 'file' | 'directory', sha256: string | null }
+
+/**
+ * A client's copy of the workspace built from the change feed only, applying each change as the
+ * contract describes: create/update/mkdir (missing parents too), delete (with everything under
+ * it), move and copy (of everything under it, over what is at the target).
+ */
+export function replicate (changes: Change[]): Map<string, ReplicaEntry> {
+  const tree = new Map<string, ReplicaEntry>()
+  const within = (path: string, dir: string): boolean => path === dir || path.startsWith(dir + '/')
+  const parents = (path: string): void => {
+    for (let i = path.indexOf('/', 1); i > 0; i = path.indexOf('/', i + 1)) tree.set(path.slice(0, i), { kind: 'directory', sha256: null })
+  }
+  const drop = (dir: string): void => { for (const p of [...tree.keys()]) if (within(p, dir)) tree.delete(p) }
+  for (const c of changes) {
+    switch (c.op) {
+      case 'create':
+      case 'update':
+      case 'mkdir':
+        parents(c.path)
+        tree.set(c.path, c.kind === 'directory' ? { kind: 'directory', sha256: null } : { kind: 'file', sha256: c.sha256 })
+        break
+      case 'delete':
+        drop(c.path)
+        break
+      case 'move':
+      case 'copy': {
+        const to = c.newPath ?? ''
+        const moving = [...tree.entries()].filter(([p]) => within(p, c.path))
+        if (c.op === 'move') drop(c.path)
+        drop(to)
+        parents(to)
+        for (const [p, e] of moving) tree.set(to + p.slice(c.path.length), e)
+        break
+      }
+    }
+  }
+  return tree
+}
+
+/** The server's tree in the replica's terms: every entry's kind and sha256. */
+export function asReplica (snap: Snapshot): Map<string, ReplicaEntry> {
+  return new Map(Object.entries(snap).map(([path, e]) => [path, { kind: e.kind, sha256: e.sha256 }]))
+}

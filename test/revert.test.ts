@@ -1,8 +1,9 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, createWorkspace, registerUser, type TestUser } from './helper.js'
-import { Ctx, isError, type Res } from './files-helpers.js'
-import { binary, newSession, snapshot, type RevertBody, type Snapshot } from './history-helpers.js'
+import type { Test } from 'tap'
+import { Ctx, isError, type Change, type Res } from './files-helpers.js'
+import { asReplica, binary, newSession, replicate, snapshot, type ReplicaEntry, type RevertBody, type Snapshot } from './history-helpers.js'
 import { connect, isEvent, listen } from './ws-helpers.js'
 
 /**
@@ -123,6 +124,7 @@ t.test('reverting a session of 50+ file edits restores the workspace exactly, as
     const after = await snapshot(ctx)
     t.same(Object.keys(after).sort(), Object.keys(expected).sort(), 'the same paths')
     t.same(after, expected, 'the same kinds, meta and bytes')
+    await converges(t, ctx, 'a session of 50+ edits')
   })
 
   await t.test('the revert is new changes: revision forward, in the feed, by the reverting session, published', async t => {
@@ -187,6 +189,7 @@ t.test('a later edit by another session: 409 REVERT_CONFLICT listing exactly tha
   t.same(forced.json<RevertBody>().conflicts, ['/src/f03.ts'], 'the path left alone is listed in conflicts')
   const after = await snapshot(ctx)
   t.same(after, { ...before, '/src/f03.ts': otherVersion }, 'everything reverted but that path, which stays as the other session left it')
+  await converges(t, ctx, 'force over a session of 50+ edits')
   t.ok(await ctx.revision() > head)
 })
 
@@ -204,6 +207,7 @@ t.test('toRevision undoes every change after it, whoever made it', async t => {
   const res = await revert(app, user, ctx.ws, { toRevision: at })
   t.equal(res.statusCode, 200, res.body.slice(0, 300))
   t.same(await snapshot(ctx), before, 'the workspace as it was at that revision')
+  await converges(t, ctx, 'toRevision over a session of 50+ edits')
   t.ok(res.json<RevertBody>().revision > head, 'as new changes')
   t.equal((await ctx.get('/', `?revision=${at}`)).statusCode, 200)
   isError(t, await revert(app, user, ctx.ws, { toRevision: (await ctx.revision()) + 1 }), 400, 'VALIDATION_FAILED', 'toRevision ahead of head')
@@ -227,4 +231,95 @@ t.test('a viewer cannot revert; a stranger gets 404', async t => {
   isError(t, await revert(app, stranger, ctx.ws, { toRevision: 0 }), 404, 'WORKSPACE_NOT_FOUND', 'stranger')
   t.equal(await ctx.revision(), 1, 'nothing reverted')
   t.equal((await ctx.read('/a.txt')).content, 'a')
+})
+
+/** Every change of the workspace, all pages. */
+async function feed (ctx: Ctx): Promise<Change[]> {
+  const all: Change[] = []
+  for (;;) {
+    const page = await ctx.changes(all.at(-1)?.revision ?? 0, 1000)
+    if (page.changes.length === 0) return all
+    all.push(...page.changes)
+  }
+}
+
+/** A client that applies the whole change feed ends with exactly the server's tree. */
+async function converges (t: Test, ctx: Ctx, what: string): Promise<void> {
+  const replica = replicate(await feed(ctx))
+  const server = asReplica(await snapshot(ctx))
+  const sorted = (m: Map<string, ReplicaEntry>): Array<[string, ReplicaEntry]> => [...m.entries()].sort(([a], [b]) => a < b ? -1 : 1)
+  t.same(sorted(replica), sorted(server), `${what}: the change feed, applied by a client, gives the server's tree`)
+}
+
+t.test('after any revert, a client that applies the change feed has exactly what the server has', async t => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  const fresh = async (): Promise<Ctx> => new Ctx(app, user, await createWorkspace(app, user))
+  const ok = async (res: Promise<Res>): Promise<void> => { const r = await res; if (r.statusCode >= 300) throw new Error(`${r.statusCode} ${r.body}`) }
+  const s1 = newSession()
+  const s2 = newSession()
+  const as = (sid: string): Record<string, string> => ({ 'x-session-id': sid })
+
+  await t.test('undoing a recursive delete puts the whole subtree back', async t => {
+    const ctx = await fresh()
+    await ok(ctx.put('/d/a.ts', { content: 'a' }, as(s2)))
+    await ok(ctx.put('/d/e/b.ts', { content: 'b' }, as(s2)))
+    await ok(ctx.del('/d', as(s1)))
+    await ok(revert(app, user, ctx.ws, { sessionId: s1 }))
+    t.same(Object.keys(await snapshot(ctx)).sort(), ['/d', '/d/a.ts', '/d/e', '/d/e/b.ts'])
+    await converges(t, ctx, 'recursive delete')
+  })
+
+  await t.test('undoing a copy or a move over an existing file puts the file it replaced back', async t => {
+    for (const type of ['copy', 'move']) {
+      const ctx = await fresh()
+      await ok(ctx.put('/a.ts', { content: 'a' }, as(s2)))
+      await ok(ctx.put('/b.ts', { content: 'old b' }, as(s2)))
+      await ok(ctx.op({ type, path: '/a.ts', newPath: '/b.ts', overwrite: true }, as(s1)))
+      await ok(revert(app, user, ctx.ws, { sessionId: s1 }))
+      t.equal((await ctx.read('/b.ts')).content, 'old b', `${type}: /b.ts is back`)
+      await converges(t, ctx, `${type} with overwrite`)
+    }
+  })
+
+  await t.test('toRevision over a move, a copy and a delete of a directory', async t => {
+    const ctx = await fresh()
+    await ok(ctx.put('/a/b.ts', { content: 'b' }))
+    await ok(ctx.op({ type: 'move', path: '/a', newPath: '/z' }))
+    await ok(ctx.op({ type: 'copy', path: '/z', newPath: '/q' }))
+    await ok(ctx.del('/z'))
+    await ok(revert(app, user, ctx.ws, { toRevision: 1 }))
+    t.same(Object.keys(await snapshot(ctx)).sort(), ['/a', '/a/b.ts'])
+    await converges(t, ctx, 'toRevision')
+  })
+
+  await t.test('force: a path another session changed stays, and the feed says so', async t => {
+    const ctx = await fresh()
+    await ok(ctx.put('/src/a.ts', { content: 'mine' }, as(s1)))
+    await ok(ctx.op({ type: 'move', path: '/src/a.ts', newPath: '/lib/a.ts' }, as(s1)))
+    await ok(ctx.put('/lib/a.ts', { content: 'theirs' }, as(s2)))
+    const res = await revert(app, user, ctx.ws, { sessionId: s1, force: true })
+    t.same(res.json<RevertBody>().conflicts, ['/lib/a.ts'])
+    t.equal((await ctx.read('/lib/a.ts')).content, 'theirs')
+    await converges(t, ctx, 'force')
+  })
+
+  await t.test('directories created implicitly go, with changes that say so', async t => {
+    const ctx = await fresh()
+    await ok(ctx.put('/keep.txt', { content: 'k' }, as(s2)))
+    await ok(ctx.put('/deep/dir/f.txt', { content: 'f' }, as(s1)))
+    await ok(ctx.op({ type: 'move', path: '/deep', newPath: '/x/y/deep' }, as(s1)))
+    await ok(revert(app, user, ctx.ws, { sessionId: s1 }))
+    t.same(Object.keys(await snapshot(ctx)), ['/keep.txt'])
+    await converges(t, ctx, 'implicit parents')
+  })
+
+  await t.test('a directory moved and moved back is one move', async t => {
+    const ctx = await fresh()
+    await ok(ctx.batch(Array.from({ length: 20 }, (_, i) => ({ type: 'create', path: `/lib/f${i}.ts`, content: String(i) })), as(s2)))
+    await ok(ctx.op({ type: 'move', path: '/lib', newPath: '/pkg' }, as(s1)))
+    const res = await revert(app, user, ctx.ws, { sessionId: s1 })
+    t.same(res.json<RevertBody>().changes.map(c => [c.op, c.kind, c.path, c.newPath]), [['move', 'directory', '/pkg', '/lib']])
+    await converges(t, ctx, 'directory move')
+  })
 })
