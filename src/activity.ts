@@ -155,6 +155,8 @@ export class ActivityRecorder {
   readonly #db: Db
   readonly #mirror: { append: (sessionId: string, text: string) => boolean } | undefined
   readonly #pending = new Set<Promise<void>>()
+  /** each session's latest entry being recorded on its own */
+  readonly #last = new Map<string, Promise<void>>()
 
   constructor (db: Db, mirror?: { append: (sessionId: string, text: string) => boolean }) {
     this.#db = db
@@ -170,14 +172,20 @@ export class ActivityRecorder {
     this.#mirror?.append(entry.sessionId, markdownSection(entry))
   }
 
-  /** On its own (failures after a rollback, logins, sockets); never throws. */
+  /**
+   * On its own (failures after a rollback, logins, sockets); never throws. A session's entries
+   * are inserted one after another, so they are listed in the order they were recorded.
+   */
   async record (entry: ActivityEntry, onError: (err: unknown) => void = () => {}): Promise<void> {
-    const pending = this.#record(entry, onError)
+    const previous = this.#last.get(entry.sessionId)
+    const pending = previous === undefined ? this.#record(entry, onError) : previous.then(async () => { await this.#record(entry, onError) })
+    this.#last.set(entry.sessionId, pending)
     this.#pending.add(pending)
     try {
       await pending
     } finally {
       this.#pending.delete(pending)
+      if (this.#last.get(entry.sessionId) === pending) this.#last.delete(entry.sessionId)
     }
   }
 

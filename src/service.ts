@@ -69,6 +69,19 @@ function only (result: ApplyResult): { data: OpData, revision: number, created: 
   return first
 }
 
+/** A mutation refused before it ran (bad body, path or params), as the activity log names it. */
+export interface Rejected {
+  type: string
+  workspaceId: string | null
+  op?: string | null
+  path?: string | null
+}
+
+/** Failures already in the activity log (recorded by `mutation`), so they are recorded once. */
+const recordedFailures = new WeakSet<object>()
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
 export type FileService = ReturnType<typeof createFileService>
 
 export function createFileService (deps: { db: Db, config: Config, fanout: Fanout, activity: ActivityRecorder, cache?: ReadCache }) {
@@ -115,6 +128,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Fanou
       if (err instanceof Replay) return err.response as Result<T>
       const e = toAppError(err)
       void activity.record(entry(e.statusCode, { code: e.code }))
+      if (typeof err === 'object' && err !== null) recordedFailures.add(err)
       if (key !== null && e.statusCode < 500) {
         await storeResponse(db, actor.userId, key, hash, { statusCode: e.statusCode, body: e.toJSON() }).catch(() => {})
       }
@@ -225,6 +239,27 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Fanou
 
     async history (actor: Actor, workspaceId: string, path: string, limit: number, cursor: string | undefined): Promise<HistoryPage> {
       return await listHistory(db, actor, workspaceId, path, limit, cursor)
+    },
+
+    /**
+     * Records a mutation that failed before it reached the service (the request's schema, its
+     * path, its content type): every mutation, success or failure, is in its session's log.
+     */
+    rejected (actor: Actor, mutation: Rejected, err: unknown, durationMs: number): void {
+      if (typeof err === 'object' && err !== null && recordedFailures.has(err)) return
+      const e = toAppError(err)
+      void activity.record({
+        sessionId: actor.sessionId,
+        userId: actor.userId,
+        workspaceId: mutation.workspaceId !== null && UUID.test(mutation.workspaceId) ? mutation.workspaceId : null,
+        type: mutation.type,
+        op: typeof mutation.op === 'string' ? mutation.op.slice(0, 100) : null,
+        path: typeof mutation.path === 'string' ? mutation.path.slice(0, 1100).replaceAll('\u0000', '\ufffd') : null,
+        newPath: null,
+        status: e.statusCode,
+        code: e.code,
+        durationMs
+      })
     }
   }
 }

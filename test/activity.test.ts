@@ -229,8 +229,9 @@ t.test('a session of 20 mutations: ordered activity, log.md, the failure, privac
   await t.test('after a graceful shutdown the CHAT_LOG_DIR file holds the same sections', async t => {
     const file = join(dir, `session${sid}.md`)
     const text = await readFile(file, 'utf8')
-    t.same(sections(text), sections(logMd), 'the same 22 sections as log.md, byte for byte')
-    t.equal(sections(text).length, 22)
+    t.same(sections(text), sections(logs.get(sid) ?? ''), 'the same sections as log.md, byte for byte')
+    t.same(sections(text).slice(0, 22), sections(logMd), 'the 22 entries of the session')
+    t.same(sections(text).slice(22).map(x => x.split('\n')[0]?.replace(/^## \S+ - /, '')), ['operation', 'batch'], 'then the two refused requests of the session-id test')
     for (const [s, md] of logs) {
       if (s === sid) continue
       const mine = await readFile(join(dir, `session${s}.md`), 'utf8').catch(() => '')
@@ -306,4 +307,38 @@ t.test('WebSocket connect and disconnect are recorded for the session', async t 
   const sessions = await app.inject({ url: '/v1/sessions', headers: user.auth })
   const mine = sessions.json<{ items: Array<{ id: string, operations: number }> }>().items.find(s => s.id === user.sessionId)
   t.equal(mine?.operations, 1, 'socket connects and disconnects are not counted as operations')
+})
+
+t.test('mutations refused before they run (schema, path, content type, RPC params) are logged once each, with their code', async t => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  const ctx = new Ctx(app, user, await createWorkspace(app, user))
+  const sid = newSession()
+  const h = { 'x-session-id': sid }
+  isError(t, await ctx.put('/a.ts', { content: 5 }, h), 400, 'VALIDATION_FAILED', 'content not a string')
+  isError(t, await ctx.putUrl(`/v1/workspaces/${ctx.ws}/files/a%2Fb`, { content: 'x' }, h), 400, 'INVALID_PATH', 'an encoded /')
+  isError(t, await ctx.op({ type: 'bogus', path: '/x' }, h), 400, 'VALIDATION_FAILED', 'an unknown op')
+  const plain = await app.inject({ method: 'PUT', url: `/v1/workspaces/${ctx.ws}/files/p.txt`, headers: { ...user.auth, ...h, 'content-type': 'text/plain' }, payload: 'x' })
+  isError(t, plain, 415, 'UNSUPPORTED_MEDIA_TYPE', 'text/plain')
+  isError(t, await ctx.put('/a.ts', { content: 'x' }, { ...h, 'if-match': '"99"' }), 412, 'PRECONDITION_FAILED', 'refused by the service')
+
+  const base = await listen(app)
+  const client = await connect(t, base, { token: user.token, headers: { 'x-session-id': sid } })
+  const rpc = await client.rpc('files.write', { workspaceId: ctx.ws, path: '/r.ts', content: 7 })
+  t.match(rpc, { type: 'rpc.error', error: { code: 'VALIDATION_FAILED' } })
+
+  let entries: Activity[] = []
+  for (let i = 0; i < 100 && entries.length < 6; i++) {
+    entries = (await allActivity(ctx, sid)).filter(e => e.type !== 'ws.connect' && e.type !== 'ws.disconnect')
+    if (entries.length < 6) await sleep(20)
+  }
+  t.same(entries.map(e => [e.type, e.op, e.path, e.status, e.code, e.workspaceId]), [
+    ['file.write', null, '/a.ts', 400, 'VALIDATION_FAILED', ctx.ws],
+    ['file.write', null, '/a%2Fb', 400, 'INVALID_PATH', ctx.ws],
+    ['operation', 'bogus', '/x', 400, 'VALIDATION_FAILED', ctx.ws],
+    ['file.write', null, '/p.txt', 415, 'UNSUPPORTED_MEDIA_TYPE', ctx.ws],
+    ['file.write', 'write', '/a.ts', 412, 'PRECONDITION_FAILED', ctx.ws],
+    ['file.write', null, '/r.ts', 400, 'VALIDATION_FAILED', ctx.ws]
+  ], 'each refused mutation once, in order, with its code')
+  t.equal(await ctx.revision(), 0, 'nothing was written')
 })

@@ -3,11 +3,19 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { pathFromUrl } from '../../src/paths.js'
 import { errors } from '../../src/errors.js'
+import type { Actor } from '../../src/auth.js'
 import { responses, SessionHeader, Uuid, WorkspaceParams } from '../../schemas/common.js'
 import {
   BatchBody, BatchResult, ChangesQuery, ChangesResult, DeleteResult, Entry, HistoryQuery, HistoryResult, Operation, OperationResult,
   ReadQuery, RevertBody, RevertResult, TreeQuery, TreeResult, WriteBody, WriteResult
 } from '../../schemas/files.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** a mutating route's activity type: its requests refused before the service are logged too */
+    activity?: string
+  }
+}
 
 const FileParams = Type.Object({ id: Uuid, '*': Type.Optional(Type.String()) })
 const ReadHeaders = Type.Object({ 'if-none-match': Type.Optional(Type.String()) })
@@ -47,6 +55,23 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     opId: typeof request.headers['idempotency-key'] === 'string' ? request.headers['idempotency-key'] : null
   })
   fastify.addHook('onRequest', fastify.authenticate)
+  // A mutation refused by its schema, path or content type never reaches the service, which logs
+  // every other failure: log it here, so every mutation is in its session's activity.
+  fastify.addHook('onError', async function recordRejected (request, reply, error) {
+    const type = request.routeOptions.config.activity
+    if (type === undefined || (request.actor as Actor | null) === null) return
+    const params = request.params as { id?: unknown } | undefined
+    const body = request.body as { type?: unknown, path?: unknown } | null | undefined
+    // A file route's path as sent (still percent-encoded: that may be what was wrong with it).
+    const raw = RESOURCE_PATH.files.exec(request.raw.url ?? '')
+    const path = raw === null ? body?.path : raw[1] ?? '/'
+    files.rejected(request.actor, {
+      type,
+      workspaceId: typeof params?.id === 'string' ? params.id : null,
+      op: typeof body?.type === 'string' ? body.type : null,
+      path: typeof path === 'string' ? path : null
+    }, error, reply.elapsedTime)
+  })
 
   // Each route also without a path, so `/files` itself names the root (readable, never writable).
   for (const url of ['/:id/files', '/:id/files/*']) {
@@ -77,6 +102,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
     fastify.put(url, {
       bodyLimit,
+      config: { activity: 'file.write' },
       schema: {
         tags,
         summary: 'Write a file (created with its missing parents, or replaced); If-Match / If-None-Match: * honoured',
@@ -99,6 +125,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     })
 
     fastify.delete(url, {
+      config: { activity: 'file.delete' },
       schema: {
         tags,
         summary: 'Delete a file, or a directory with everything under it; If-Match honoured',
@@ -119,6 +146,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/:id/operations', {
     bodyLimit,
+    config: { activity: 'operation' },
     schema: {
       tags,
       summary: 'Apply one operation: create, update, delete, move, copy or mkdir',
@@ -134,6 +162,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/:id/operations/batch', {
     bodyLimit,
+    config: { activity: 'batch' },
     schema: {
       tags,
       summary: 'Apply 1–1000 operations in one transaction: all or none',
@@ -162,6 +191,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }
 
   fastify.post('/:id/revert', {
+    config: { activity: 'revert' },
     schema: {
       tags,
       summary: 'Undo a session\'s changes ({ sessionId }) or every change after a revision ({ toRevision }), as new changes',

@@ -24,6 +24,14 @@ export const Close = {
 /** `send` options for a Buffer that holds text (the fan-out's frames) */
 const TEXT = { binary: false } as const
 
+/** RPC methods that mutate, with the activity type of their REST twin (failures are logged too). */
+const MUTATIONS: Partial<Record<string, string>> = {
+  'files.write': 'file.write',
+  'files.delete': 'file.delete',
+  'operations.apply': 'operation',
+  'operations.batch': 'batch'
+}
+
 const ajv = makeAjv()
 type Message = ClientMessage
 const messageValidators = new Map<string, ValidateFunction>(
@@ -328,10 +336,21 @@ export class Connection implements Subscriber {
   }
 
   async #rpc (actor: Actor, id: string | number, method: string, params: Record<string, unknown>): Promise<void> {
+    const started = performance.now()
     try {
       const result = await this.#call(actor, method, params)
       this.#reply({ type: 'rpc.result', id, result })
     } catch (err) {
+      const type = MUTATIONS[method]
+      if (type !== undefined) {
+        const { workspaceId, path, type: op } = params
+        this.#app.files.rejected(actor, {
+          type,
+          workspaceId: typeof workspaceId === 'string' ? workspaceId : null,
+          op: typeof op === 'string' ? op : null,
+          path: typeof path === 'string' ? path : null
+        }, err, performance.now() - started)
+      }
       const e = toAppError(err)
       if (e.statusCode >= 500) this.#log.error({ err, method }, 'rpc failed')
       const message = e.statusCode === 500 && this.#app.config.NODE_ENV !== 'development' ? 'internal server error' : e.message
