@@ -79,13 +79,24 @@ export function batchError (index: number, cause: AppError): AppError {
 const PG_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08006', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND'])
 
 /** Maps anything thrown to an AppError; what is not recognised is an INTERNAL 500. */
+/** One JSON Schema (Ajv) error, as validators report it. */
+export interface SchemaError { instancePath?: string, message?: string, keyword?: string, params?: unknown }
+
+/**
+ * VALIDATION_FAILED from schema errors, in one shape for REST and RPC: `details.errors` lists
+ * `{ path, message, keyword, params }`; when the first lies inside `operations[i]` (a batch),
+ * `details` also has `{ index, code }`, as for a batch's other failures.
+ */
+export function schemaErrors (message: string, list: SchemaError[]): AppError {
+  const errs = list.map(v => ({ path: v.instancePath ?? '', message: v.message ?? 'invalid', keyword: v.keyword ?? '', params: v.params ?? {} }))
+  const index = /^\/operations\/(\d+)(?:\/|$)/.exec(errs[0]?.path ?? '')?.[1]
+  return errors.validation(message, { ...(index === undefined ? {} : { index: Number(index), code: 'VALIDATION_FAILED' }), errors: errs })
+}
+
 export function toAppError (error: unknown): AppError {
   if (error instanceof AppError) return error
-  const e = error as { code?: unknown, message?: string, statusCode?: unknown } & { validation?: Array<{ instancePath?: string, message?: string, keyword?: string, params?: unknown }> }
-  if (Array.isArray(e.validation)) {
-    const errs = e.validation.map(v => ({ path: v.instancePath ?? '', message: v.message ?? 'invalid', keyword: v.keyword ?? '', params: v.params ?? {} }))
-    return errors.validation(e.message ?? 'validation failed', { errors: errs })
-  }
+  const e = error as { code?: unknown, message?: string, statusCode?: unknown } & { validation?: SchemaError[] }
+  if (Array.isArray(e.validation)) return schemaErrors(e.message ?? 'validation failed', e.validation)
   switch (e.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':

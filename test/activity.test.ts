@@ -325,7 +325,7 @@ t.test('mutations refused before they run (schema, path, content type, RPC param
   const base = await listen(app)
   const client = await connect(t, base, { token: user.token, headers: { 'x-session-id': sid } })
   const rpc = await client.rpc('files.write', { workspaceId: ctx.ws, path: '/r.ts', content: 7 })
-  t.match(rpc, { type: 'rpc.error', error: { code: 'VALIDATION_FAILED' } })
+  t.match(rpc, { type: 'rpc.error', error: { code: 'VALIDATION_FAILED', details: { errors: [{ path: '/content', keyword: 'type' }] } } }, 'RPC errors in the REST shape')
 
   let entries: Activity[] = []
   for (let i = 0; i < 100 && entries.length < 6; i++) {

@@ -359,6 +359,15 @@ t.test('a batch whose 500th op fails applies nothing', async t => {
   t.equal(await c.revision(), before, 'workspace revision unchanged')
   t.equal((await c.changes(0)).head, before, 'change feed head unchanged')
 
+  await t.test('an op its schema refuses is named by index too', async t => {
+    for (const bad of [{ type: 'create', path: '/b', metadata: [] }, { type: 'bogus', path: '/b' }, { type: 'create', path: '/b', content: 5 }]) {
+      const res = await c.batch([{ type: 'mkdir', path: '/a' }, { type: 'mkdir', path: '/a2' }, bad])
+      isError(t, res, 400, 'VALIDATION_FAILED', JSON.stringify(bad))
+      t.match(errBody(res).details, { index: 2, code: 'VALIDATION_FAILED', errors: [{ path: /^\/operations\/2/ }] })
+    }
+    await c.unchanged(t, before)
+  })
+
   await t.test('the failing op\'s status: a conflict in the middle', async t => {
     const res = await c.batch([
       { type: 'create', path: '/x1.txt', content: '1' },

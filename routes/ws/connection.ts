@@ -4,7 +4,7 @@ import type { WebSocket } from 'ws'
 import type { ValidateFunction } from 'ajv'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Actor } from '../../src/auth.js'
-import { AppError, errors, toAppError } from '../../src/errors.js'
+import { AppError, errors, schemaErrors, toAppError } from '../../src/errors.js'
 import { channelName, type Frame, type Subscriber } from '../../src/fanout.js'
 import { requireRead } from '../../src/workspaces.js'
 import { makeAjv } from '../../src/validation.js'
@@ -51,7 +51,7 @@ function checkParams<K extends RpcMethod> (method: K, params: unknown): Static<(
 
 function validationError (validate: ValidateFunction): AppError {
   const first = validate.errors?.[0]
-  return errors.validation(`${first?.instancePath ?? ''} ${first?.message ?? 'invalid'}`.trim(), { errors: validate.errors ?? [] })
+  return schemaErrors(`${first?.instancePath ?? ''} ${first?.message ?? 'invalid'}`.trim(), validate.errors ?? [])
 }
 
 /**
