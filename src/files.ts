@@ -86,10 +86,10 @@ async function loadBlob (db: Db, sha256: string): Promise<Buffer | undefined> {
  */
 export async function readEntry (db: Db, actor: Actor, workspaceId: string, rawPath: string, cache?: ReadCache): Promise<ReadResult> {
   const path = canonicalPath(rawPath)
-  requirePermission(actor, 'file.read')
   const ws = cache === undefined
     ? await readAccess(db, actor, workspaceId)
     : await cache.access(workspaceId, actor.userId, async () => await readAccess(db, actor, workspaceId))
+  requirePermission(actor, 'file.read')
   const load = async (): Promise<Entry | undefined> => await loadListing(db, ws, workspaceId, path)
   const listing = cache === undefined ? await load() : await cache.entry(workspaceId, ws.revision, path, load)
   if (listing === undefined) throw errors.fileNotFound(path)

@@ -32,10 +32,13 @@ export async function requireRole (db: Executor, actor: Actor, workspaceId: stri
   return row.role
 }
 
-/** Read access: the file.read permission and any role. */
+/**
+ * Read access: any role and the file.read permission. Membership is checked first: a workspace
+ * the caller cannot see is 404 whatever the token, never 403.
+ */
 export async function requireRead (db: Executor, actor: Actor, workspaceId: string): Promise<void> {
-  requirePermission(actor, 'file.read')
   await requireRole(db, actor, workspaceId, 'viewer')
+  requirePermission(actor, 'file.read')
 }
 
 export interface WorkspaceHead {
@@ -46,25 +49,28 @@ export interface WorkspaceHead {
 
 /** Read access and the workspace's current revision, in one query (the read path's only must-query). */
 export async function readAccess (db: Executor, actor: Actor, workspaceId: string): Promise<WorkspaceHead> {
-  requirePermission(actor, 'file.read')
   const row = await db.selectFrom('workspace_members')
     .innerJoin('workspaces', 'workspaces.id', 'workspace_members.workspace_id')
     .select(['workspaces.revision', 'workspaces.owner_id as ownerId', 'workspaces.created_at as createdAt'])
     .where('workspace_members.workspace_id', '=', workspaceId).where('workspace_members.user_id', '=', actor.userId)
     .executeTakeFirst()
   if (row === undefined) throw errors.workspaceNotFound(workspaceId)
+  requirePermission(actor, 'file.read')
   return row
 }
 
-/** Write access: the file.write permission and the editor (or owner) role. */
+/** Write access: the editor (or owner) role and the file.write permission (membership first, as for reads). */
 export async function requireWrite (db: Executor, actor: Actor, workspaceId: string): Promise<void> {
-  requirePermission(actor, 'file.write')
   await requireRole(db, actor, workspaceId, 'editor')
+  requirePermission(actor, 'file.write')
 }
 
 export async function createWorkspace (db: Db, actor: Actor, name: string): Promise<WorkspaceView> {
   const id = randomUUID()
   return await db.transaction().execute(async trx => {
+    // A valid token whose user is gone (deleted, or minted for an id we never had) owns nothing.
+    const user = await trx.selectFrom('users').select('id').where('id', '=', actor.userId).forKeyShare().executeTakeFirst()
+    if (user === undefined) throw errors.unauthenticated('the token\'s user does not exist')
     const ws = await trx.insertInto('workspaces').values({ id, name, owner_id: actor.userId })
       .returning(['id', 'name', 'owner_id', 'revision', 'created_at']).executeTakeFirstOrThrow()
     await trx.insertInto('workspace_members').values({ workspace_id: id, user_id: actor.userId, role: 'owner' }).execute()

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { build, createTestDatabase, registerUser, TEST_SECRET } from './helper.js'
+import { build, createTestDatabase, createWorkspace, registerUser, TEST_SECRET } from './helper.js'
 import { accessClaims, ecKeyPair, errorShape, nowSeconds, rsaKeyPair, signJwt } from './auth-helpers.js'
 import * as authService from '../src/auth.js'
 
@@ -540,4 +540,30 @@ t.test('tokens, secrets and passwords never reach the log', async t => {
     // nor one JWT segment of it (a payload or a signature alone is still a leak)
     for (const part of secret.split('.').filter(p => p.length > 20)) t.notOk(child.stdout.includes(part))
   }
+})
+
+t.test('a token without file permissions: 404 for a workspace the caller cannot see, 403 for one they can', async t => {
+  const app = await build(t)
+  const owner = await registerUser(app)
+  const ws = await createWorkspace(app, owner)
+  const stranger = await registerUser(app)
+  const bare = (id: string, sid: string): string => signJwt(accessClaims(id, sid, { permissions: [] }), { alg: 'HS256', secret: TEST_SECRET })
+  const get = async (token: string, url: string): Promise<LightMyRequestResponse> => await app.inject({ url, headers: { authorization: `Bearer ${token}` } })
+  for (const url of [`/v1/workspaces/${ws}/files/a.txt`, `/v1/workspaces/${ws}/tree`, `/v1/workspaces/${ws}/changes`, `/v1/workspaces/${randomUUID()}/files/a.txt`]) {
+    assertError(t, await get(bare(stranger.id, stranger.sessionId), url), 404, 'WORKSPACE_NOT_FOUND')
+  }
+  const put = await app.inject({ method: 'PUT', url: `/v1/workspaces/${ws}/files/a.txt`, headers: { authorization: `Bearer ${bare(stranger.id, stranger.sessionId)}` }, payload: { content: 'x' } })
+  assertError(t, put, 404, 'WORKSPACE_NOT_FOUND')
+  for (const url of [`/v1/workspaces/${ws}/files/a.txt`, `/v1/workspaces/${ws}/tree`, `/v1/workspaces/${ws}/changes`]) {
+    assertError(t, await get(bare(owner.id, owner.sessionId), url), 403, 'FORBIDDEN')
+  }
+})
+
+t.test('a valid token for a user that does not exist cannot create a workspace: 401, nothing created', async t => {
+  const app = await build(t)
+  const ghost = signJwt(accessClaims(randomUUID(), randomUUID()), { alg: 'HS256', secret: TEST_SECRET })
+  const res = await app.inject({ method: 'POST', url: '/v1/workspaces', headers: { authorization: `Bearer ${ghost}` }, payload: { name: 'w' } })
+  assertError(t, res, 401, 'UNAUTHENTICATED')
+  const list = await app.inject({ url: '/v1/workspaces', headers: { authorization: `Bearer ${ghost}` } })
+  t.same(list.json<{ items: unknown[] }>().items, [], 'no workspace')
 })
