@@ -106,7 +106,9 @@ export async function readAtRevision (db: Db, actor: Actor, workspaceId: string,
     if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
     if (revision > ws.revision) throw errors.validation(`revision ${revision} is ahead of the workspace (head ${ws.revision})`)
     if (revision < ws.pruned_through) throw errors.fileNotFound(`${path} at revision ${revision} (no longer retained)`)
-    const httpEtag = `"${revision}:${path}"`
+    // What this URL (path and revision) answers never changes: the revision names it. (Weak, as
+    // a directory's listing is; and no path in it, which a header could not always carry.)
+    const httpEtag = `W/"${revision}"`
     if (path === ROOT) {
       const root = rootMeta({ revision, ownerId: ws.owner_id, createdAt: ws.created_at })
       return { entry: { ...root, children: await childrenAt(trx, workspaceId, ROOT, revision) }, revision, httpEtag }

@@ -206,3 +206,17 @@ t.test('retention: pruned revisions are 404, the feed resets, retained revisions
   const again = await app.prune()
   t.match(again, { changes: 0, blobs: 0 }, 'a second pass finds nothing more')
 })
+
+t.test('?revision= on a non-ASCII path: 200 with a weak ETag naming the revision, and 304 for it', async t => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  const ctx = new Ctx(app, user, await createWorkspace(app, user))
+  const first = await ctx.write('/日本/ünï.txt', 'one')
+  await ctx.write('/日本/ünï.txt', 'two')
+  const res = await ctx.get('/日本/ünï.txt', `?revision=${first.revision}`)
+  t.equal(res.statusCode, 200, res.body)
+  t.equal(res.json<{ content: string }>().content, 'one')
+  t.equal(res.headers.etag, `W/"${first.revision}"`)
+  const again = await ctx.get('/日本/ünï.txt', `?revision=${first.revision}`, { 'if-none-match': String(res.headers.etag) })
+  t.equal(again.statusCode, 304)
+})
