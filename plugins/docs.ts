@@ -9,7 +9,7 @@ const WS_PATH = {
     description: 'Upgrade with `Authorization: Bearer` (or send `{ type: "auth", token }` first, within 5 s). ' +
       'Messages: subscribe / unsubscribe / broadcast / rpc / ping; the server sends connected, event, subscribed, ' +
       'unsubscribed, broadcast, rpc.result, rpc.error, pong and error. Close codes: 1001 shutdown, 1009 frame too big, ' +
-      '1013 not reading, 4401 unauthenticated or token expired, 4403 access lost.',
+      '1013 not reading, 4401 unauthenticated or token expired, 4403 access lost to the only subscribed workspace (with others, that subscription ends).',
     security: [{ bearerAuth: [] }, {}] as Array<Record<string, string[]>>,
     responses: { 101: { description: 'Switching Protocols: the socket is open' } }
   }

@@ -123,6 +123,28 @@ t.test('protocol', async t => {
     t.match(await owners.request({ type: 'ping' }, ['pong']), { type: 'pong' })
   })
 
+  t.test('losing access to one of several subscribed workspaces ends that subscription only', async t => {
+    const member = await registerUser(app)
+    const own = (await app.inject({ method: 'POST', url: '/v1/workspaces', headers: member.auth, payload: { name: 'mine' } })).json<{ id: string }>().id
+    const put = await app.inject({ method: 'PUT', url: `/v1/workspaces/${workspaceId}/members`, headers: user.auth, payload: { email: member.email, role: 'viewer' } })
+    t.equal(put.statusCode, 200)
+    const theirs = await connect(t, base, { token: member.token })
+    t.match(await theirs.subscribe(workspaceId), { type: 'subscribed' })
+    t.match(await theirs.subscribe(own), { type: 'subscribed' })
+    const del = await app.inject({ method: 'DELETE', url: `/v1/workspaces/${workspaceId}/members/${member.id}`, headers: user.auth })
+    t.equal(del.statusCode, 204, 'the owner removes them')
+    const channel = `workspace:${workspaceId}`
+    t.match(await theirs.until(() => theirs.messages.find(m => m.type === 'unsubscribed' && m.channel === channel), 'unsubscribed'), { type: 'unsubscribed', channel })
+    t.ok(theirs.messages.some(m => m.type === 'error' && m.code === 'WORKSPACE_NOT_FOUND' && m.channel === channel), 'with the reason')
+    t.notOk(theirs.isClosed, 'the socket stays open')
+    // Events of the lost workspace stop; those of their own keep coming.
+    await app.inject({ method: 'PUT', url: `/v1/workspaces/${workspaceId}/files/after-leaving.txt`, headers: user.auth, payload: { content: 's' } })
+    await app.inject({ method: 'PUT', url: `/v1/workspaces/${own}/files/mine.txt`, headers: member.auth, payload: { content: 'm' } })
+    await theirs.until(() => theirs.messages.find(m => m.type === 'event' && m.channel === `workspace:${own}`), 'own event')
+    await sleep(200)
+    t.same(theirs.messages.filter(m => m.type === 'event' && m.channel === channel), [], 'nothing from the lost workspace')
+  })
+
   t.test('frames over maxPayload close with 1009, compressed or not', async t => {
     const plain = await connect(t, base, { token: user.token })
     plain.send({ type: 'ping', pad: 'x'.repeat(MAX_PAYLOAD) })

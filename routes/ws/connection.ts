@@ -331,7 +331,14 @@ export class Connection implements Subscriber {
     try {
       await requireRead(this.#app.db, this.actor, workspaceId)
     } catch {
-      this.close(Close.forbidden, `access to workspace ${workspaceId} was lost`)
+      // Losing access ends that subscription; a socket left with none is closed with 4403.
+      if (this.subscriptions.size <= 1) {
+        this.close(Close.forbidden, `access to workspace ${workspaceId} was lost`)
+        return
+      }
+      const channel = channelName(workspaceId)
+      this.#error('WORKSPACE_NOT_FOUND', `access to workspace ${workspaceId} was lost`, { channel })
+      await this.#unsubscribe(channel)
     }
   }
 
