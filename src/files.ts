@@ -1,4 +1,5 @@
 import type { Db, Executor, FileRow } from './db/schema.js'
+import { compiledOnce } from './db/compiled.js'
 import { requirePermission, type Actor } from './auth.js'
 import { readAccess, requireRead, type WorkspaceHead } from './workspaces.js'
 import type { ReadCache } from './cache.js'
@@ -29,8 +30,11 @@ export function toMeta (row: FileRow): FileMeta {
   }
 }
 
+const selectEntry = compiledOnce((db, workspaceId: string, path: string) =>
+  db.selectFrom('files').selectAll().where('workspace_id', '=', workspaceId).where('path', '=', path))
+
 export async function findEntry (db: Executor, workspaceId: string, path: string): Promise<FileRow | undefined> {
-  return await db.selectFrom('files').selectAll().where('workspace_id', '=', workspaceId).where('path', '=', path).executeTakeFirst()
+  return (await selectEntry(db, workspaceId, path))[0]
 }
 
 /** The root is implicit (no row): a directory whose etag is the workspace revision. */
@@ -75,8 +79,10 @@ async function loadListing (db: Db, ws: WorkspaceHead, workspaceId: string, path
   return entry
 }
 
+const selectBlob = compiledOnce((db, sha256: string) => db.selectFrom('blobs').select('content').where('sha256', '=', sha256))
+
 async function loadBlob (db: Db, sha256: string): Promise<Buffer | undefined> {
-  const blob = await db.selectFrom('blobs').select('content').where('sha256', '=', sha256).executeTakeFirst()
+  const [blob] = await selectBlob(db, sha256)
   return blob === undefined ? undefined : Buffer.from(blob.content.buffer, blob.content.byteOffset, blob.content.byteLength)
 }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Db, Executor, Role } from './db/schema.js'
 import { errors } from './errors.js'
+import { compiledOnce } from './db/compiled.js'
 import { requirePermission, type Actor } from './auth.js'
 
 const RANK: Record<Role, number> = { viewer: 1, editor: 2, owner: 3 }
@@ -48,12 +49,13 @@ export interface WorkspaceHead {
 }
 
 /** Read access and the workspace's current revision, in one query (the read path's only must-query). */
+const selectAccess = compiledOnce((db, workspaceId: string, userId: string) => db.selectFrom('workspace_members')
+  .innerJoin('workspaces', 'workspaces.id', 'workspace_members.workspace_id')
+  .select(['workspaces.revision', 'workspaces.owner_id as ownerId', 'workspaces.created_at as createdAt'])
+  .where('workspace_members.workspace_id', '=', workspaceId).where('workspace_members.user_id', '=', userId))
+
 export async function readAccess (db: Executor, actor: Actor, workspaceId: string): Promise<WorkspaceHead> {
-  const row = await db.selectFrom('workspace_members')
-    .innerJoin('workspaces', 'workspaces.id', 'workspace_members.workspace_id')
-    .select(['workspaces.revision', 'workspaces.owner_id as ownerId', 'workspaces.created_at as createdAt'])
-    .where('workspace_members.workspace_id', '=', workspaceId).where('workspace_members.user_id', '=', actor.userId)
-    .executeTakeFirst()
+  const [row] = await selectAccess(db, workspaceId, actor.userId)
   if (row === undefined) throw errors.workspaceNotFound(workspaceId)
   requirePermission(actor, 'file.read')
   return row
