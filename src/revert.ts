@@ -4,7 +4,7 @@ import { requireWrite } from './workspaces.js'
 import { AppError, errors } from './errors.js'
 import { findEntry } from './files.js'
 import { toChange } from './changes.js'
-import { depthOf, descendantsPattern } from './paths.js'
+import { ancestorsOf, depthOf, descendantsPattern } from './paths.js'
 import { ensureParents, rowOf, saveChanges, stateOf, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
 import type { TransactionHooks } from './operations.js'
 import type { Change } from '../schemas/files.js'
@@ -165,10 +165,21 @@ async function invert (base: Omit<ChangeContext, 'revision'>, target: TargetChan
     rest = entries.filter(e => !pairs.includes(e))
   }
   const removals = rest.filter(e => e.path_after !== null && e.path_after !== e.path_before && !skip.has(e.path_after))
+  const removed = new Map<string, { kind: 'file' | 'directory', entries: EntryRecord[] }>()
   for (const e of deepestFirst(removals, e => e.path_after)) {
     const path = e.path_after ?? ''
-    const removed = await removeEntry(base, path)
-    if (removed !== null) steps.push({ revision: next(), fields: { op: 'delete', kind: removed.kind, path, etag: null }, entries: removed.entries })
+    const done = await removeEntry(base, path)
+    if (done !== null) removed.set(path, done)
+  }
+  // A directory is removed only once nothing is left under it, so one `delete` of it says all:
+  // what was removed below it joins its change.
+  const groups = new Map<string, EntryRecord[]>()
+  for (const [path, done] of removed) {
+    const root = ancestorsOf(path).find(a => removed.get(a)?.kind === 'directory') ?? path
+    groups.set(root, [...(groups.get(root) ?? []), ...done.entries])
+  }
+  for (const [path, entries] of groups) {
+    steps.push({ revision: next(), fields: { op: 'delete', kind: removed.get(path)?.kind ?? 'file', path, etag: null }, entries })
   }
   const restores = rest.filter(e => e.path_before !== null && e.before !== null && !skip.has(e.path_before))
   for (const e of shallowestFirst(restores, e => e.path_before)) {

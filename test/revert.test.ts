@@ -314,6 +314,15 @@ t.test('after any revert, a client that applies the change feed has exactly what
     await converges(t, ctx, 'implicit parents')
   })
 
+  await t.test('a directory copy is undone with one delete', async t => {
+    const ctx = await fresh()
+    await ok(ctx.batch(Array.from({ length: 20 }, (_, i) => ({ type: 'create', path: `/lib/sub/f${i}.ts`, content: String(i) })), as(s2)))
+    await ok(ctx.op({ type: 'copy', path: '/lib', newPath: '/vendor/lib' }, as(s1)))
+    const res = await revert(app, user, ctx.ws, { sessionId: s1 })
+    t.same(res.json<RevertBody>().changes.map(c => [c.op, c.kind, c.path]), [['delete', 'directory', '/vendor']], 'with the directory made for it')
+    await converges(t, ctx, 'directory copy')
+  })
+
   await t.test('a directory moved and moved back is one move', async t => {
     const ctx = await fresh()
     await ok(ctx.batch(Array.from({ length: 20 }, (_, i) => ({ type: 'create', path: `/lib/f${i}.ts`, content: String(i) })), as(s2)))
