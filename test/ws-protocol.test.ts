@@ -47,6 +47,15 @@ t.test('protocol', async t => {
     t.match(await c.subscribe(workspaceId), { type: 'subscribed' })
   })
 
+  t.test('a token without exp (an outside provider may issue one) keeps its socket open', async t => {
+    const { exp: _, ...claims } = accessClaims(user.id, user.sessionId)
+    const c = await connect(t, base, { token: signJwt(claims, key) })
+    t.match(await c.subscribe(workspaceId), { type: 'subscribed' })
+    await sleep(200)
+    t.match(await c.request({ type: 'ping' }, ['pong']), { type: 'pong' })
+    t.notOk(c.isClosed, 'not closed as expired')
+  })
+
   t.test('bad tokens close with 4401', async t => {
     const forged = signJwt(accessClaims(user.id, user.sessionId), { alg: 'HS256', secret: 'another-secret-of-at-least-thirty-two-chars' })
     const expired = signJwt(accessClaims(user.id, user.sessionId, { iat: nowSeconds() - 1000, exp: nowSeconds() - 10 }), key)

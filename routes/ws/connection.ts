@@ -225,6 +225,19 @@ export class Connection implements Subscriber {
     }
   }
 
+  /** Closes with 4401 when the token expires (never for a token without `exp`). */
+  #expireAt (expiresAt: number): void {
+    if (!Number.isFinite(expiresAt)) return
+    const ttl = Math.max(0, expiresAt - Date.now())
+    // setTimeout holds at most 2^31-1 ms (24.8 days); outside tokens may live longer: wait again.
+    const wait = Math.min(ttl, 2 ** 31 - 1)
+    this.#expiryTimer = setTimeout(() => {
+      if (wait < ttl) this.#expireAt(expiresAt)
+      else this.close(Close.unauthenticated, 'TOKEN_EXPIRED')
+    }, wait)
+    this.#expiryTimer.unref()
+  }
+
   async #authenticate (token: string, sessionId: string | undefined): Promise<void> {
     let verified: Actor & { expiresAt: number }
     try {
@@ -242,10 +255,7 @@ export class Connection implements Subscriber {
     this.actor = first ? actor : { ...actor, sessionId: this.actor?.sessionId ?? actor.sessionId }
     clearTimeout(this.#authTimer)
     clearTimeout(this.#expiryTimer)
-    const ttl = Math.max(0, expiresAt - Date.now())
-    // setTimeout holds at most 2^31-1 ms; outside tokens may live longer than that.
-    this.#expiryTimer = setTimeout(() => { this.close(Close.unauthenticated, 'TOKEN_EXPIRED') }, Math.min(ttl, 2 ** 31 - 1))
-    this.#expiryTimer.unref()
+    this.#expireAt(expiresAt)
     if (first) {
       this.#connectedAt = performance.now()
       this.#reply({
