@@ -139,6 +139,9 @@ async function findConflicts (trx: Trx, workspaceId: string, targets: TargetChan
   return conflicts
 }
 
+/** A change being made, before its revision is known (a revert hands revisions out as it goes). */
+type Base = Omit<ChangeContext, 'revision'>
+
 /** One new change of a revert: what a client applies, at its own revision. */
 interface Step {
   revision: number
@@ -148,38 +151,42 @@ interface Step {
 
 /**
  * Undoes one change, as changes a client can apply one after another to end with what the
- * server has: a directory or file moved back in one `move` when nothing else happened under it,
- * else one change per entry: what the change placed is removed (deepest first), what it replaced
- * or removed is put back (shallowest first, with its missing parents). `next` hands out revisions.
+ * server has: a directory or file moved back in one `move` when nothing else happened under it;
+ * what the change placed removed (deepest first), one `delete` per topmost entry removed; what
+ * it replaced or removed put back (shallowest first, with its missing parents), one change per
+ * entry. `next` hands out revisions.
  */
-async function invert (base: Omit<ChangeContext, 'revision'>, target: TargetChange, entries: StoredEntry[], skip: Set<string>, next: () => number): Promise<Step[]> {
+async function invert (base: Base, target: TargetChange, entries: StoredEntry[], skip: Set<string>, next: () => number): Promise<Step[]> {
   const steps: Step[] = []
   let rest = entries
   const pairs = entries.filter(e => e.path_before !== null && e.path_after !== null && e.path_before !== e.path_after)
   if (target.op === 'move' && target.new_path !== null && await movesBack(base, target.path, target.new_path, pairs, skip)) {
     const revision = next()
     const done: EntryRecord[] = []
-    for (const e of deepestFirst(pairs, e => e.path_after)) done.push(...(await removeEntry(base, e.path_after ?? ''))?.entries ?? [])
+    for (const e of deepestFirst(pairs, e => e.path_after)) {
+      const record = await removeEntry(base, e.path_after ?? '')
+      if (record !== null) done.push(record)
+    }
     for (const e of shallowestFirst(pairs, e => e.path_before)) done.push(...(await restoreEntry(base, e.path_before ?? '', e.before as EntryState, () => revision))?.entries ?? [])
     steps.push({ revision, fields: { op: 'move', kind: target.kind, path: target.new_path, new_path: target.path }, entries: done })
     rest = entries.filter(e => !pairs.includes(e))
   }
   const removals = rest.filter(e => e.path_after !== null && e.path_after !== e.path_before && !skip.has(e.path_after))
-  const removed = new Map<string, { kind: 'file' | 'directory', entries: EntryRecord[] }>()
+  const removed = new Map<string, EntryRecord>()
   for (const e of deepestFirst(removals, e => e.path_after)) {
     const path = e.path_after ?? ''
-    const done = await removeEntry(base, path)
-    if (done !== null) removed.set(path, done)
+    const record = await removeEntry(base, path)
+    if (record !== null) removed.set(path, record)
   }
   // A directory is removed only once nothing is left under it, so one `delete` of it says all:
   // what was removed below it joins its change.
   const groups = new Map<string, EntryRecord[]>()
-  for (const [path, done] of removed) {
-    const root = ancestorsOf(path).find(a => removed.get(a)?.kind === 'directory') ?? path
-    groups.set(root, [...(groups.get(root) ?? []), ...done.entries])
+  for (const [path, record] of removed) {
+    const root = ancestorsOf(path).find(a => removed.get(a)?.before?.kind === 'directory') ?? path
+    groups.set(root, [...(groups.get(root) ?? []), record])
   }
   for (const [path, entries] of groups) {
-    steps.push({ revision: next(), fields: { op: 'delete', kind: removed.get(path)?.kind ?? 'file', path, etag: null }, entries })
+    steps.push({ revision: next(), fields: { op: 'delete', kind: removed.get(path)?.before?.kind ?? 'file', path, etag: null }, entries })
   }
   const restores = rest.filter(e => e.path_before !== null && e.before !== null && !skip.has(e.path_before))
   for (const e of shallowestFirst(restores, e => e.path_before)) {
@@ -212,15 +219,13 @@ async function movesBack (ctx: Base, from: string, to: string, pairs: StoredEntr
   return present.length === placed.size && present.every(p => placed.has(p))
 }
 
-type Base = Omit<ChangeContext, 'revision'>
-
 /** Removes what a change placed at `path`, unless it is gone or a directory that is not empty. */
-async function removeEntry (base: Base, path: string): Promise<{ kind: 'file' | 'directory', entries: EntryRecord[] } | null> {
+async function removeEntry (base: Base, path: string): Promise<EntryRecord | null> {
   const current = await findEntry(base.trx, base.workspaceId, path)
   if (current === undefined) return null
   if (current.kind === 'directory' && await hasChildren(base, path)) return null
   await base.trx.deleteFrom('files').where('workspace_id', '=', base.workspaceId).where('path', '=', path).execute()
-  return { kind: current.kind, entries: [{ pathBefore: path, pathAfter: null, before: stateOf(current), after: null }] }
+  return { pathBefore: path, pathAfter: null, before: stateOf(current), after: null }
 }
 
 /**
