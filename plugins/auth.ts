@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify'
 import { LRUCache } from 'lru-cache'
 import { ensureUser, DEFAULT_PERMISSIONS, ACCESS_TOKEN_SECONDS, type AccessClaims, type Actor, type SignAccess } from '../src/auth.js'
 import { errors } from '../src/errors.js'
+import { isUuid } from '../src/validation.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -22,8 +23,6 @@ declare module 'fastify' {
 
 /** A verified token's actor; `sessionId` is the token's own (X-Session-Id overrides it per request). */
 type Verified = Actor & { expiresAt: number }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
  * JWT access tokens: HS256 with JWT_SECRET (we sign and verify), or RS256/ES256 verified with
@@ -64,7 +63,7 @@ export default fp(async function auth (fastify) {
       throw errors.unauthenticated('invalid access token')
     }
     const { sub, sid } = claims
-    if (typeof sub !== 'string' || !UUID.test(sub)) throw errors.unauthenticated('the token has no valid sub claim')
+    if (!isUuid(sub)) throw errors.unauthenticated('the token has no valid sub claim')
     const permissions = Array.isArray(claims.permissions) && claims.permissions.every(p => typeof p === 'string')
       ? claims.permissions
       : publicKey === undefined ? [] : DEFAULT_PERMISSIONS
@@ -72,7 +71,7 @@ export default fp(async function auth (fastify) {
       await ensureUser(fastify.db, sub, claims.email, permissions)
       known.set(sub, true)
     }
-    const sessionId = typeof sid === 'string' && UUID.test(sid) ? sid : derivedSessionId(sub, claims.iat)
+    const sessionId = isUuid(sid) ? sid : derivedSessionId(sub, claims.iat)
     return { userId: sub, sessionId, permissions, expiresAt: claims.exp === undefined ? Infinity : claims.exp * 1000 }
   }
 
@@ -84,7 +83,7 @@ export default fp(async function auth (fastify) {
     const match = header === undefined ? null : /^Bearer ([^\s]+)$/i.exec(header)
     if (match?.[1] === undefined) throw errors.unauthenticated('missing Authorization: Bearer <token>')
     const session = request.headers['x-session-id']
-    if (session !== undefined && (typeof session !== 'string' || !UUID.test(session))) {
+    if (session !== undefined && !isUuid(session)) {
       throw errors.validation('X-Session-Id must be a UUID')
     }
     const { expiresAt: _, ...actor } = await verifyAccessToken(match[1], session)

@@ -1,7 +1,6 @@
 import { appendFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+import { isUuid } from './validation.js'
 
 /**
  * CHAT_LOG_DIR: each session's activity appended as Markdown to `<dir>/session<sid>.md`, off the
@@ -29,7 +28,7 @@ export class ChatLogMirror {
 
   /** Queues a section for a session's file; never blocks, never throws. */
   append (sessionId: string, text: string): boolean {
-    if (!UUID.test(sessionId)) {
+    if (!isUuid(sessionId)) {
       this.stats.rejected++
       return false
     }

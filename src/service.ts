@@ -12,6 +12,7 @@ import { claimKey, findResponse, Replay, requestHash, storeResponse } from './id
 import type { ActivityEntry, ActivityRecorder } from './activity.js'
 import type { ReadCache } from './cache.js'
 import type { Change, FileMeta, Operation, TreeQuery } from '../schemas/files.js'
+import { isUuid } from './validation.js'
 
 /**
  * The file service as REST routes and WebSocket RPC both call it: flat parameters in, the
@@ -79,8 +80,6 @@ export interface Rejected {
 
 /** Failures already in the activity log (recorded by `mutation`), so they are recorded once. */
 const recordedFailures = new WeakSet<object>()
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export type FileService = ReturnType<typeof createFileService>
 
@@ -251,7 +250,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Fanou
       void activity.record({
         sessionId: actor.sessionId,
         userId: actor.userId,
-        workspaceId: mutation.workspaceId !== null && UUID.test(mutation.workspaceId) ? mutation.workspaceId : null,
+        workspaceId: isUuid(mutation.workspaceId) ? mutation.workspaceId : null,
         type: mutation.type,
         op: typeof mutation.op === 'string' ? mutation.op.slice(0, 100) : null,
         path: typeof mutation.path === 'string' ? mutation.path.slice(0, 1100).replaceAll('\u0000', '\ufffd') : null,

@@ -10,3 +10,8 @@ export function makeAjv (options: AjvOptions = {}): Ajv {
   addFormats.default(ajv)
   return ajv
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** A UUID in its canonical text form (ids, session ids), checked before it goes anywhere. */
+export const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value)
