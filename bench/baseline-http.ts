@@ -9,9 +9,9 @@ import { BatchBody, BatchResult, Entry, TreeResult, WriteBody, WriteResult, type
 // The same row-to-JSON mapping and path helpers as the server: the baseline differs only in what
 // it leaves out (auth, hooks, plugins, Kysely), never in what it answers.
 import type { FileRow } from '../src/db/schema.js'
-import { toMeta } from '../src/files.js'
-import { stateOf } from '../src/entries.js'
-import { ancestorsOf, depthOf, parentOf } from '../src/paths.js'
+import { toMeta } from '../src/files/reads.js'
+import { stateOf } from '../src/files/entries.js'
+import { ancestorsOf, depthOf, parentOf } from '../src/files/paths.js'
 
 /**
  * The HTTP baselines: bare Fastify routes (no auth, no hooks, no plugins) with the server's own

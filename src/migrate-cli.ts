@@ -1,5 +1,5 @@
 import { buildApp } from './app.js'
-import { ConfigError, loadConfig } from './config.js'
+import { ConfigError, loadConfig } from './core/config.js'
 
 /** `npm run migrate`: applies pending migrations (the database plugin does it at start) and exits. */
 try {

@@ -1,6 +1,6 @@
 import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
-import { ConfigError, loadConfig, type Config } from './config.js'
+import { ConfigError, loadConfig, type Config } from './core/config.js'
 import { buildApp } from './app.js'
 import { runPrimary } from './cluster.js'
 

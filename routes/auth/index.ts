@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import * as auth from '../../src/auth.js'
-import { errors } from '../../src/errors.js'
+import * as auth from '../../src/accounts/auth.js'
+import { errors } from '../../src/core/errors.js'
 import { AuthResult, Credentials, RefreshBody, User } from '../../schemas/auth.js'
 import { responses } from '../../schemas/common.js'
 

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { pathFromUrl } from '../../src/paths.js'
-import { errors } from '../../src/errors.js'
-import type { Actor } from '../../src/auth.js'
+import { pathFromUrl } from '../../src/files/paths.js'
+import { errors } from '../../src/core/errors.js'
+import type { Actor } from '../../src/accounts/auth.js'
 import { responses, SessionHeader, Uuid, WorkspaceParams } from '../../schemas/common.js'
 import {
   BatchBody, BatchResult, ChangesQuery, ChangesResult, DeleteResult, Entry, HistoryQuery, HistoryResult, Operation, OperationResult,

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { ping } from '../../plugins/database.js'
-import { errors } from '../../src/errors.js'
+import { ping } from '../../plugins/app/database.js'
+import { errors } from '../../src/core/errors.js'
 import { responses } from '../../schemas/common.js'
 
 const Status = Type.Object({ status: Type.String() })

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { listActivity, listSessions, markdownLog } from '../../src/activity.js'
+import { listActivity, listSessions, markdownLog } from '../../src/mutations/activity.js'
 import { responses } from '../../schemas/common.js'
 import { ActivityPage, ActivityQuery, SessionList, SessionParams } from '../../schemas/sessions.js'
 

@@ -1,8 +1,8 @@
 import { hostname } from 'node:os'
 import cluster from 'node:cluster'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { Actor } from '../../src/auth.js'
-import { errors } from '../../src/errors.js'
+import type { Actor } from '../../src/accounts/auth.js'
+import { errors } from '../../src/core/errors.js'
 import { responses } from '../../schemas/common.js'
 import { Stats } from '../../schemas/stats.js'
 

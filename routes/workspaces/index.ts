@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import * as workspaces from '../../src/workspaces.js'
+import * as workspaces from '../../src/accounts/workspaces.js'
 import { responses, WorkspaceParams } from '../../schemas/common.js'
 import { CreateWorkspaceBody, Member, MemberList, MemberParams, PutMemberBody, Workspace, WorkspaceList } from '../../schemas/workspaces.js'
 

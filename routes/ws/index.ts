@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { Close, Connection } from './connection.js'
+import { Close, Connection } from '../../src/live/connection.js'
 
 /**
  * GET /v1/ws: one socket per tab, multiplexing every channel (see docs/api.md, "WebSocket").

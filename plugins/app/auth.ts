@@ -1,0 +1,105 @@
+import { createHash, createPublicKey } from 'node:crypto'
+import fp from 'fastify-plugin'
+import fastifyJwt from '@fastify/jwt'
+import type { FastifyRequest } from 'fastify'
+import { LRUCache } from 'lru-cache'
+import { ensureUser, DEFAULT_PERMISSIONS, ACCESS_TOKEN_SECONDS, type AccessClaims, type Actor, type SignAccess } from '../../src/accounts/auth.js'
+import { errors } from '../../src/core/errors.js'
+import { isUuid } from '../../src/core/validation.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** onRequest hook for every /v1 route but /v1/auth/*: sets `request.actor` or answers 401. */
+    authenticate: (request: FastifyRequest) => Promise<void>
+    /** Verifies an access token (HTTP header or WebSocket `auth` message) and returns its actor. */
+    verifyAccessToken: (token: string, sessionId?: string) => Promise<Actor & { expiresAt: number }>
+    /** Signs our own access tokens; undefined when tokens come from an outside provider. */
+    signAccessToken: SignAccess | undefined
+  }
+  interface FastifyRequest {
+    actor: Actor
+  }
+}
+
+/** A verified token's actor; `sessionId` is the token's own (X-Session-Id overrides it per request). */
+type Verified = Actor & { expiresAt: number }
+
+/**
+ * JWT access tokens: HS256 with JWT_SECRET (we sign and verify), or RS256/ES256 verified with
+ * JWT_PUBLIC_KEY (an outside identity provider signs). Only that one algorithm is accepted.
+ * @see https://github.com/fastify/fastify-jwt
+ */
+export default fp(async function auth (fastify) {
+  const { config } = fastify
+  const publicKey = config.JWT_PUBLIC_KEY?.replace(/\\n/g, '\n')
+  const algorithm = publicKey === undefined ? 'HS256' : publicKeyAlgorithm(publicKey)
+  await fastify.register(fastifyJwt, {
+    secret: publicKey === undefined ? (config.JWT_SECRET ?? '') : { public: publicKey },
+    sign: { algorithm, expiresIn: ACCESS_TOKEN_SECONDS },
+    verify: { algorithms: [algorithm] }
+  })
+
+  const known = new LRUCache<string, true>({ max: 10_000 })
+  // Verified tokens by the token itself (bounded; an entry is used only until the token's exp):
+  // a tab sends the same token with every request, and verifying it each time is measurable.
+  const verified = new LRUCache<string, Verified>({ max: 10_000 })
+
+  async function verifyAccessToken (token: string, sessionHeader?: string): Promise<Actor & { expiresAt: number }> {
+    let result = verified.get(token)
+    if (result === undefined || result.expiresAt <= Date.now()) {
+      result = await verify(token)
+      verified.set(token, result)
+    }
+    return { ...result, sessionId: sessionHeader ?? result.sessionId }
+  }
+
+  async function verify (token: string): Promise<Verified> {
+    let claims: Partial<AccessClaims> & { exp?: number, email?: string, iat?: number }
+    try {
+      claims = fastify.jwt.verify(token)
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code === 'FAST_JWT_EXPIRED') throw errors.tokenExpired()
+      throw errors.unauthenticated('invalid access token')
+    }
+    const { sub, sid } = claims
+    if (!isUuid(sub)) throw errors.unauthenticated('the token has no valid sub claim')
+    const permissions = Array.isArray(claims.permissions) && claims.permissions.every(p => typeof p === 'string')
+      ? claims.permissions
+      : publicKey === undefined ? [] : DEFAULT_PERMISSIONS
+    if (publicKey !== undefined && !known.has(sub)) {
+      await ensureUser(fastify.db, sub, claims.email, permissions)
+      known.set(sub, true)
+    }
+    const sessionId = isUuid(sid) ? sid : derivedSessionId(sub, claims.iat)
+    return { userId: sub, sessionId, permissions, expiresAt: claims.exp === undefined ? Infinity : claims.exp * 1000 }
+  }
+
+  fastify.decorate('verifyAccessToken', verifyAccessToken)
+  fastify.decorate('signAccessToken', publicKey === undefined ? (claims: AccessClaims) => fastify.jwt.sign(claims) : undefined)
+  fastify.decorateRequest('actor', null as unknown as Actor)
+  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+    const header = request.headers.authorization
+    const match = header === undefined ? null : /^Bearer ([^\s]+)$/i.exec(header)
+    if (match?.[1] === undefined) throw errors.unauthenticated('missing Authorization: Bearer <token>')
+    const session = request.headers['x-session-id']
+    if (session !== undefined && !isUuid(session)) {
+      throw errors.validation('X-Session-Id must be a UUID')
+    }
+    const { expiresAt: _, ...actor } = await verifyAccessToken(match[1], session)
+    request.actor = actor
+  })
+}, { name: 'auth', dependencies: ['config', 'database'] })
+
+function publicKeyAlgorithm (pem: string): 'RS256' | 'ES256' {
+  const type = createPublicKey(pem).asymmetricKeyType
+  if (type === 'rsa') return 'RS256'
+  if (type === 'ec') return 'ES256'
+  throw new Error(`JWT_PUBLIC_KEY must be an RSA or EC public key (got ${String(type)})`)
+}
+
+/** A stable session id for outside tokens that carry no `sid`: one per token issue. */
+function derivedSessionId (sub: string, iat: number | undefined): string {
+  const h = createHash('sha256').update(`${sub}:${iat ?? 0}`).digest('hex')
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`
+}

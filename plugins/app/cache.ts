@@ -1,0 +1,27 @@
+import fp from 'fastify-plugin'
+import { ReadCache } from '../../src/files/cache.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The read cache (src/cache.ts): in-process LRU, then Redis, then PostgreSQL. */
+    cache: ReadCache
+  }
+}
+
+export default fp(async function cache (fastify) {
+  const { config, metrics, fanout } = fastify
+  const cache = new ReadCache({
+    maxBytes: config.CACHE_MAX_BYTES,
+    redis: config.CACHE_REDIS ? fastify.redis?.cmd : undefined,
+    heads: fanout,
+    counters: {
+      hit: layer => { metrics.cacheHits.inc({ layer }) },
+      miss: layer => { metrics.cacheMisses.inc({ layer }) }
+    }
+  })
+  // Member removal and workspace deletion, announced by any instance.
+  const forget = (workspaceId: string, userIds: string[]): void => { cache.forget(workspaceId, userIds) }
+  fanout.accessListeners.add(forget)
+  fastify.addHook('onClose', async () => { fanout.accessListeners.delete(forget) })
+  fastify.decorate('cache', cache)
+}, { name: 'cache', dependencies: ['config', 'redis', 'metrics', 'events'] })

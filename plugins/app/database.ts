@@ -1,0 +1,97 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import fp from 'fastify-plugin'
+import fastifyPostgres from '@fastify/postgres'
+import pg from 'pg'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import type { Database, Db } from '../../src/db/schema.js'
+import { migrate } from '../../src/db/migrate.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Kysely over PostgreSQL (DATABASE_URL) or the embedded PGlite in DATA_DIR. */
+    db: Db
+    /** Pool figures for /metrics and /ready; PGlite has one connection and no pool. */
+    dbPool: () => { kind: 'postgres' | 'pglite', total: number, idle: number, waiting: number }
+  }
+}
+
+// int8 (revisions, sizes) as JS numbers rather than strings: they stay far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, Number)
+
+/**
+ * Opens the database, applies pending migrations from sql/, and decorates `db`.
+ * @see https://kysely.dev/docs/dialects
+ */
+export default fp(async function database (fastify) {
+  const { config } = fastify
+  if (config.DATABASE_URL !== undefined) {
+    await fastify.register(fastifyPostgres, {
+      connectionString: config.DATABASE_URL,
+      max: config.DB_POOL_MAX,
+      connectionTimeoutMillis: 5_000,
+      idleTimeoutMillis: 30_000,
+      statement_timeout: config.DB_STATEMENT_TIMEOUT_MS || undefined,
+      // The client-side backstop for a server that stops answering altogether.
+      query_timeout: config.DB_STATEMENT_TIMEOUT_MS > 0 ? config.DB_STATEMENT_TIMEOUT_MS + 5_000 : undefined,
+      application_name: 'workbench-api'
+    })
+    const pool = fastify.pg.pool
+    // An idle client killed by the server (restart, pg_terminate_backend) must not crash the process.
+    pool.on('error', err => fastify.log.warn({ err }, 'idle database client failed'))
+    const client = await untilUp(() => pool.connect(), config.STARTUP_TIMEOUT_MS, err => {
+      fastify.log.warn({ err: (err as Error).message }, 'database not reachable yet; retrying')
+    })
+    try {
+      const applied = await migrate({
+        exec: async script => { await client.query(script) },
+        query: async (text, params) => (await client.query(text, params)).rows
+      })
+      if (applied.length > 0) fastify.log.info({ applied }, 'migrations applied')
+    } finally {
+      client.release()
+    }
+    // No db.destroy() on close: the pool belongs to @fastify/postgres, which ends it.
+    fastify.decorate('db', new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }))
+    fastify.decorate('dbPool', () => ({ kind: 'postgres' as const, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }))
+    return
+  }
+
+  const dir = join(config.DATA_DIR, 'pgdata')
+  await mkdir(dir, { recursive: true })
+  // Loaded only in embedded mode: PGlite costs some 20 MB of memory just by being imported.
+  const { PGlite } = await import('@electric-sql/pglite')
+  const { PGliteDialect } = await import('kysely-pglite-dialect')
+  const pglite = await PGlite.create(dir, { parsers: { 20: (v: string) => Number(v) } })
+  const applied = await migrate({
+    exec: async script => { await pglite.exec(script) },
+    query: async <R>(text: string, params?: unknown[]) => (await pglite.query<R>(text, params)).rows
+  })
+  if (applied.length > 0) fastify.log.info({ applied, dir }, 'migrations applied (embedded PGlite)')
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
+  fastify.decorate('db', db)
+  fastify.decorate('dbPool', () => ({ kind: 'pglite' as const, total: 1, idle: 1, waiting: 0 }))
+  fastify.addHook('onClose', async () => { await db.destroy() })
+}, { name: 'database', dependencies: ['config'] })
+
+/**
+ * Retries `connect` with backoff until it succeeds or `timeoutMs` has passed: started together
+ * with its database (compose, a rolling restart), the server waits for it instead of crashing.
+ */
+export async function untilUp<T> (connect: () => Promise<T>, timeoutMs: number, onRetry: (err: unknown) => void): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await connect()
+    } catch (err) {
+      if (Date.now() >= deadline) throw err
+      onRetry(err)
+      await new Promise(resolve => setTimeout(resolve, Math.min(200 * 2 ** attempt, 2_000, Math.max(0, deadline - Date.now()))))
+    }
+  }
+}
+
+/** A cheap round trip, for /ready. */
+export async function ping (db: Db): Promise<void> {
+  await sql`SELECT 1`.execute(db)
+}

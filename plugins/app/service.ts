@@ -1,0 +1,14 @@
+import fp from 'fastify-plugin'
+import { createFileService, type FileService } from '../../src/files/service.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The file service shared by REST routes and WebSocket RPC (src/service.ts). */
+    files: FileService
+  }
+}
+
+export default fp(async function service (fastify) {
+  const { db, config, fanout, activity, cache } = fastify
+  fastify.decorate('files', createFileService({ db, config, fanout, activity, cache }))
+}, { name: 'service', dependencies: ['database', 'events', 'activity', 'cache'] })

@@ -1,0 +1,49 @@
+import type { ChangeRow, Db } from '../db/schema.js'
+import type { Actor } from '../accounts/auth.js'
+import { requireRead } from '../accounts/workspaces.js'
+import { errors } from '../core/errors.js'
+import type { Change } from '../../schemas/files.js'
+
+/** The change feed: every committed change of a workspace, by gap-free revision. */
+
+export function toChange (row: Omit<ChangeRow, 'workspace_id'>): Change {
+  return {
+    revision: row.revision,
+    op: row.op,
+    kind: row.kind,
+    path: row.path,
+    newPath: row.new_path,
+    etag: row.etag === null ? null : String(row.etag),
+    version: row.version,
+    sha256: row.sha256,
+    size: row.size,
+    userId: row.user_id,
+    sessionId: row.session_id,
+    opId: row.op_id,
+    at: row.at
+  }
+}
+
+export interface ChangesPage {
+  head: number
+  changes: Change[]
+  reset?: boolean
+}
+
+/**
+ * Changes after `since`, oldest first. `reset` tells the client its position is unusable (older
+ * than what is retained, or ahead of the head): it must refetch the tree and resume from there.
+ */
+export async function listChanges (db: Db, actor: Actor, workspaceId: string, since: number, limit: number): Promise<ChangesPage> {
+  await requireRead(db, actor, workspaceId)
+  return await db.transaction().setIsolationLevel('repeatable read').execute(async trx => {
+    const ws = await trx.selectFrom('workspaces').select(['revision', 'pruned_through']).where('id', '=', workspaceId).executeTakeFirst()
+    if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
+    if (since < ws.pruned_through || since > ws.revision) return { head: ws.revision, changes: [], reset: true }
+    const rows = await trx.selectFrom('changes')
+      .select(['revision', 'op', 'kind', 'path', 'new_path', 'etag', 'version', 'sha256', 'size', 'user_id', 'session_id', 'op_id', 'at'])
+      .where('workspace_id', '=', workspaceId).where('revision', '>', since)
+      .orderBy('revision').limit(limit).execute()
+    return { head: ws.revision, changes: rows.map(toChange) }
+  })
+}

@@ -1,0 +1,78 @@
+import { createHash } from 'node:crypto'
+import { isUtf8 } from 'node:buffer'
+import { extname } from 'node:path'
+import mime from 'mime-types'
+import { errors } from '../core/errors.js'
+
+/** File content as it travels in JSON (`content` + `encoding`) and as it is stored (bytes + sha256). */
+
+export type Encoding = 'utf8' | 'base64'
+
+export interface Content {
+  bytes: Buffer
+  sha256: string
+  size: number
+}
+
+// Strict standard base64: no whitespace, no URL alphabet, padding optional but never misplaced.
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
+
+export function decodeContent (content: string, encoding: Encoding, maxBytes: number): Content {
+  let bytes: Buffer
+  if (encoding === 'base64') {
+    const unpadded = content.replace(/=+$/, '')
+    if (!BASE64.test(content) || unpadded.length % 4 === 1 || (content.length !== unpadded.length && content.length % 4 !== 0)) {
+      throw errors.validation('content is not valid base64')
+    }
+    if (Math.floor(unpadded.length * 3 / 4) > maxBytes) throw errors.fileTooLarge(Math.floor(unpadded.length * 3 / 4), maxBytes)
+    bytes = Buffer.from(content, 'base64')
+  } else {
+    if (!content.isWellFormed()) throw errors.validation('content is not valid Unicode (lone surrogate)')
+    bytes = Buffer.from(content, 'utf8')
+  }
+  if (bytes.length > maxBytes) throw errors.fileTooLarge(bytes.length, maxBytes)
+  return { bytes, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length }
+}
+
+/** utf8 when the bytes are valid UTF-8 text, else base64. */
+export function encodeContent (bytes: Uint8Array): { content: string, encoding: Encoding } {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  return isUtf8(buf) ? { content: buf.toString('utf8'), encoding: 'utf8' } : { content: buf.toString('base64'), encoding: 'base64' }
+}
+
+// Source files that the mime database types wrongly for an IDE (.ts is MPEG transport stream there).
+const CODE_TYPES: Record<string, string> = {
+  '.ts': 'text/typescript',
+  '.tsx': 'text/tsx',
+  '.mts': 'text/typescript',
+  '.cts': 'text/typescript',
+  '.jsx': 'text/jsx',
+  '.py': 'text/x-python',
+  '.rs': 'text/x-rust',
+  '.go': 'text/x-go',
+  '.java': 'text/x-java',
+  '.c': 'text/x-c',
+  '.h': 'text/x-c',
+  '.cpp': 'text/x-c++',
+  '.rb': 'text/x-ruby',
+  '.sh': 'text/x-shellscript',
+  '.sql': 'application/sql',
+  '.toml': 'application/toml',
+  '.vue': 'text/x-vue',
+  '.svelte': 'text/x-svelte'
+}
+
+export function guessMimeType (path: string, bytes: Buffer): string {
+  const ext = extname(path).toLowerCase()
+  const byExt = CODE_TYPES[ext] ?? mime.lookup(ext)
+  if (typeof byExt === 'string') return byExt
+  return isUtf8(bytes) ? 'text/plain' : 'application/octet-stream'
+}
+
+export const MAX_METADATA_BYTES = 16 * 1024
+
+export function checkMetadata (metadata: Record<string, unknown>): string {
+  const json = JSON.stringify(metadata)
+  if (Buffer.byteLength(json) > MAX_METADATA_BYTES) throw errors.validation(`metadata is larger than ${MAX_METADATA_BYTES} bytes`)
+  return json
+}

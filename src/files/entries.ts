@@ -1,0 +1,151 @@
+import type { Insertable } from 'kysely'
+import type { ChangeEntriesTable, ChangesTable, EntryState, FileRow, FilesTable, Trx } from '../db/schema.js'
+import type { Actor } from '../accounts/auth.js'
+import { errors } from '../core/errors.js'
+import { ancestorsOf, depthOf, parentOf } from './paths.js'
+
+/**
+ * Entry-level building blocks shared by operations (src/operations.ts) and revert
+ * (src/revert.ts): the context of one change, entry states as history keeps them, implicit parent
+ * directories, and recording a change with every entry it touched.
+ */
+
+/** One change being made: it takes `revision` if it changes anything. */
+export interface ChangeContext {
+  trx: Trx
+  workspaceId: string
+  actor: Actor
+  revision: number
+  now: Date
+}
+
+/** What one change did to one entry: where it was and how, where it is and how. */
+export interface EntryRecord {
+  pathBefore: string | null
+  pathAfter: string | null
+  before: EntryState | null
+  after: EntryState | null
+}
+
+export type ChangeFields = Pick<ChangesTable, 'op' | 'kind' | 'path'> &
+Partial<Pick<ChangesTable, 'new_path' | 'etag' | 'version' | 'sha256' | 'size'>>
+
+export function stateOf (row: FileRow): EntryState {
+  return {
+    kind: row.kind,
+    sha256: row.blob_sha256,
+    size: row.size,
+    mimeType: row.mime_type,
+    metadata: row.metadata,
+    version: row.version,
+    etag: row.etag,
+    createdAt: new Date(row.created_at).toISOString(),
+    createdBy: row.created_by,
+    updatedAt: new Date(row.updated_at).toISOString(),
+    updatedBy: row.updated_by
+  }
+}
+
+/** A files row at `path` holding `state`. */
+export function rowOf (workspaceId: string, path: string, state: EntryState): Insertable<FilesTable> {
+  return {
+    workspace_id: workspaceId,
+    path,
+    parent: parentOf(path),
+    depth: depthOf(path),
+    kind: state.kind,
+    blob_sha256: state.sha256,
+    size: state.size,
+    mime_type: state.mimeType,
+    metadata: JSON.stringify(state.metadata),
+    version: state.version,
+    etag: state.etag,
+    created_at: state.createdAt,
+    created_by: state.createdBy,
+    updated_at: state.updatedAt,
+    updated_by: state.updatedBy
+  }
+}
+
+export function directoryState (ctx: ChangeContext): EntryState {
+  const at = ctx.now.toISOString()
+  return {
+    kind: 'directory',
+    sha256: null,
+    size: null,
+    mimeType: null,
+    metadata: {},
+    version: 1,
+    etag: ctx.revision,
+    createdAt: at,
+    createdBy: ctx.actor.userId,
+    updatedAt: at,
+    updatedBy: ctx.actor.userId
+  }
+}
+
+/** Creates the missing ancestors of `path` as directories; a file among them is NOT_A_DIRECTORY. */
+export async function ensureParents (ctx: ChangeContext, path: string): Promise<EntryRecord[]> {
+  const ancestors = ancestorsOf(path)
+  if (ancestors.length === 0) return []
+  const found = await ctx.trx.selectFrom('files').select(['path', 'kind'])
+    .where('workspace_id', '=', ctx.workspaceId).where('path', 'in', ancestors).execute()
+  const file = found.find(r => r.kind === 'file')
+  if (file !== undefined) throw errors.notADirectory(file.path)
+  const have = new Set(found.map(r => r.path))
+  const missing = ancestors.filter(a => !have.has(a))
+  if (missing.length === 0) return []
+  const state = directoryState(ctx)
+  await ctx.trx.insertInto('files').values(missing.map(p => rowOf(ctx.workspaceId, p, state))).execute()
+  return missing.map(p => ({ pathBefore: null, pathAfter: p, before: null, after: state }))
+}
+
+export interface RecordedChange {
+  revision: number
+  fields: ChangeFields & { session_id: string, user_id: string, op_id: string | null, at: Date }
+  entries: EntryRecord[]
+}
+
+const CHUNK = 500
+
+/**
+ * Records changes and their entries (in revision order) inside the change's transaction and
+ * moves the workspace's head to the last of them. A write of up to CHUNK changes and entries is
+ * one statement (the inserts as CTEs of the head's UPDATE): every round trip under the workspace
+ * lock is one that every other writer of the workspace waits for.
+ */
+export async function saveChanges (trx: Trx, workspaceId: string, changes: RecordedChange[]): Promise<void> {
+  const head = changes.at(-1)?.revision
+  if (head === undefined) return
+  const changeRows: Array<Insertable<ChangesTable>> = changes.map(c => ({
+    workspace_id: workspaceId,
+    revision: c.revision,
+    new_path: null,
+    etag: c.revision,
+    version: null,
+    sha256: null,
+    size: null,
+    ...c.fields
+  }))
+  const entryRows: Array<Insertable<ChangeEntriesTable>> = changes.flatMap(c => c.entries.map((e, seq) => ({
+    workspace_id: workspaceId,
+    revision: c.revision,
+    seq,
+    path_before: e.pathBefore,
+    path_after: e.pathAfter,
+    before: e.before === null ? null : JSON.stringify(e.before),
+    after: e.after === null ? null : JSON.stringify(e.after),
+    sha_before: e.before?.sha256 ?? null,
+    sha_after: e.after?.sha256 ?? null
+  })))
+  if (changeRows.length <= CHUNK && entryRows.length > 0 && entryRows.length <= CHUNK) {
+    await trx
+      .with('c', db => db.insertInto('changes').values(changeRows).returning('revision'))
+      .with('e', db => db.insertInto('change_entries').values(entryRows).returning('seq'))
+      .updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
+    return
+  }
+  for (let i = 0; i < changeRows.length; i += CHUNK) await trx.insertInto('changes').values(changeRows.slice(i, i + CHUNK)).execute()
+  for (let i = 0; i < entryRows.length; i += CHUNK) await trx.insertInto('change_entries').values(entryRows.slice(i, i + CHUNK)).execute()
+  await trx.updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
+}

@@ -1,0 +1,180 @@
+import { sql } from 'kysely'
+import type { Db, EntryState, Trx } from '../db/schema.js'
+import type { Actor } from '../accounts/auth.js'
+import { requireRead } from '../accounts/workspaces.js'
+import { errors } from '../core/errors.js'
+import { encodeContent } from './content.js'
+import { canonicalPath, descendantsPattern, nameOf, ROOT } from './paths.js'
+import { toChange } from './changes.js'
+import type { Change, Entry, FileMeta } from '../../schemas/files.js'
+import { findEntry, rootMeta, type ReadResult } from './reads.js'
+import { stateOf } from './entries.js'
+
+/**
+ * Reading the past from `change_entries`: an entry as it was right after any retained revision,
+ * and the changes that touched a path, following the entry across moves (like `git log --follow`).
+ */
+
+function metaOf (path: string, s: EntryState): FileMeta {
+  return {
+    path,
+    name: nameOf(path),
+    kind: s.kind,
+    size: s.size,
+    mimeType: s.mimeType,
+    etag: String(s.etag),
+    version: s.version,
+    sha256: s.sha256,
+    metadata: s.metadata,
+    createdAt: s.createdAt,
+    updatedAt: s.updatedAt,
+    createdBy: s.createdBy,
+    updatedBy: s.updatedBy
+  }
+}
+
+/** The state of the entry at `path` right after `revision`, or undefined when there was none. */
+async function stateAt (trx: Trx, workspaceId: string, path: string, revision: number): Promise<EntryState | undefined> {
+  const row = await trx.selectFrom('change_entries').select(['path_after', 'after'])
+    .where('workspace_id', '=', workspaceId).where('revision', '<=', revision)
+    .where(eb => eb.or([eb('path_after', '=', path), eb('path_before', '=', path)]))
+    .orderBy('revision', 'desc').orderBy('seq', 'desc').limit(1).executeTakeFirst()
+  if (row !== undefined) return row.path_after === path && row.after !== null ? row.after : undefined
+  // No retained change up to `revision` touched the path (its earlier history was pruned): the
+  // first retained change after it that touched the path kept what was there (`before`).
+  const next = await trx.selectFrom('change_entries').select(['path_before', 'before'])
+    .where('workspace_id', '=', workspaceId).where('revision', '>', revision)
+    .where(eb => eb.or([eb('path_after', '=', path), eb('path_before', '=', path)]))
+    .orderBy('revision', 'asc').orderBy('seq', 'asc').limit(1).executeTakeFirst()
+  if (next !== undefined) return next.path_before === path && next.before !== null ? next.before : undefined
+  // No retained change touched it at all: if the entry exists, it has been as it is since before
+  // the oldest retained revision.
+  const current = await findEntry(trx, workspaceId, path)
+  return current !== undefined && current.etag <= revision ? stateOf(current) : undefined
+}
+
+/** The children of a directory right after `revision`: the latest state of each path below it. */
+async function childrenAt (trx: Trx, workspaceId: string, dir: string, revision: number): Promise<FileMeta[]> {
+  const pattern = descendantsPattern(dir)
+  const rows = await sql<{ path: string, after: EntryState | null }>`
+    SELECT DISTINCT ON (path) path, after FROM (
+      SELECT path_after AS path, revision, seq, after FROM change_entries
+       WHERE workspace_id = ${workspaceId} AND revision <= ${revision} AND path_after LIKE ${pattern}
+      UNION ALL
+      SELECT path_before AS path, revision, seq, NULL::jsonb AS after FROM change_entries
+       WHERE workspace_id = ${workspaceId} AND revision <= ${revision} AND path_before LIKE ${pattern}
+         AND path_after IS DISTINCT FROM path_before
+    ) touched
+    ORDER BY path, revision DESC, seq DESC`.execute(trx)
+  const depth = dir === ROOT ? 1 : dir.split('/').length
+  const children = rows.rows
+    .filter(r => r.after !== null && r.path.split('/').length === depth + 1)
+    .map(r => metaOf(r.path, r.after as EntryState))
+  // Paths no retained change up to `revision` touched, but a later one did (their earlier history
+  // was pruned): the first later change kept what was there, unless it put the entry there.
+  const known = new Set(rows.rows.map(r => r.path))
+  const later = await sql<{ path: string, before: EntryState | null, was_there: boolean }>`
+    SELECT DISTINCT ON (path) path, before, was_there FROM (
+      SELECT path_before AS path, revision, seq, before, true AS was_there FROM change_entries
+       WHERE workspace_id = ${workspaceId} AND revision > ${revision} AND path_before LIKE ${pattern}
+      UNION ALL
+      SELECT path_after AS path, revision, seq, NULL::jsonb AS before, false AS was_there FROM change_entries
+       WHERE workspace_id = ${workspaceId} AND revision > ${revision} AND path_after LIKE ${pattern}
+         AND path_after IS DISTINCT FROM path_before
+    ) touched
+    ORDER BY path, revision ASC, seq ASC`.execute(trx)
+  for (const r of later.rows) {
+    if (known.has(r.path) || !r.was_there || r.before === null || r.path.split('/').length !== depth + 1) continue
+    children.push(metaOf(r.path, r.before))
+  }
+  // Children no retained change touched have been as they are since before the oldest revision.
+  const untouched = await trx.selectFrom('files').selectAll()
+    .where('workspace_id', '=', workspaceId).where('parent', '=', dir).where('etag', '<=', revision)
+    .where(eb => eb.not(eb.exists(eb.selectFrom('change_entries').select('seq')
+      .whereRef('change_entries.workspace_id', '=', 'files.workspace_id')
+      .where(e => e.or([e('change_entries.path_after', '=', e.ref('files.path')), e('change_entries.path_before', '=', e.ref('files.path'))])))))
+    .execute()
+  return [...children, ...untouched.map(r => metaOf(r.path, stateOf(r)))].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)))
+}
+
+/** GET /files/{path}?revision=: the entry as it was right after `revision`. */
+export async function readAtRevision (db: Db, actor: Actor, workspaceId: string, rawPath: string, revision: number): Promise<ReadResult> {
+  const path = canonicalPath(rawPath)
+  await requireRead(db, actor, workspaceId)
+  return await db.transaction().setIsolationLevel('repeatable read').execute(async trx => {
+    const ws = await trx.selectFrom('workspaces').select(['revision', 'pruned_through', 'owner_id', 'created_at']).where('id', '=', workspaceId).executeTakeFirst()
+    if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
+    if (revision > ws.revision) throw errors.validation(`revision ${revision} is ahead of the workspace (head ${ws.revision})`)
+    if (revision < ws.pruned_through) throw errors.fileNotFound(`${path} at revision ${revision} (no longer retained)`)
+    // What this URL (path and revision) answers never changes: the revision names it. (Weak, as
+    // a directory's listing is; and no path in it, which a header could not always carry.)
+    const httpEtag = `W/"${revision}"`
+    if (path === ROOT) {
+      const root = rootMeta({ revision, ownerId: ws.owner_id, createdAt: ws.created_at })
+      return { entry: { ...root, children: await childrenAt(trx, workspaceId, ROOT, revision) }, revision, httpEtag }
+    }
+    const state = await stateAt(trx, workspaceId, path, revision)
+    if (state === undefined) throw errors.fileNotFound(`${path} at revision ${revision}`)
+    const meta = metaOf(path, state)
+    if (state.kind === 'directory') {
+      return { entry: { ...meta, children: await childrenAt(trx, workspaceId, path, revision) }, revision, httpEtag }
+    }
+    const blob = await trx.selectFrom('blobs').select('content').where('sha256', '=', state.sha256 ?? '').executeTakeFirst()
+    if (blob === undefined) throw errors.fileNotFound(`${path} at revision ${revision} (content no longer retained)`)
+    const bytes = Buffer.from(blob.content.buffer, blob.content.byteOffset, blob.content.byteLength)
+    const entry: Entry = { ...meta, ...encodeContent(bytes) }
+    return { entry, revision, httpEtag, bytes }
+  })
+}
+
+export interface HistoryPage {
+  items: Change[]
+  nextCursor: string | null
+}
+
+const MAX_FOLLOWED = 100
+
+/**
+ * The changes that touched `path`, newest first. Moves are followed both ways: into the path
+ * (its earlier history under the old path) and out of it (its later history under the new path).
+ */
+export async function listHistory (db: Db, actor: Actor, workspaceId: string, rawPath: string, limit: number, cursor: string | undefined): Promise<HistoryPage> {
+  const path = canonicalPath(rawPath)
+  const before = cursor === undefined ? Number.MAX_SAFE_INTEGER : Number(cursor)
+  if (!Number.isSafeInteger(before) || before < 0) throw errors.validation('cursor is not valid')
+  await requireRead(db, actor, workspaceId)
+  return await db.transaction().setIsolationLevel('repeatable read').execute(async trx => {
+    const revisions = new Set<number>()
+    const queue = [{ path, after: 0, upTo: Number.MAX_SAFE_INTEGER }]
+    const seen = new Set<string>()
+    while (queue.length > 0 && seen.size < MAX_FOLLOWED) {
+      const segment = queue.shift()
+      if (segment === undefined) break
+      const key = `${segment.path}\u0000${segment.after}\u0000${segment.upTo}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      const rows = await trx.selectFrom('change_entries').select(['revision', 'path_before', 'path_after'])
+        .where('workspace_id', '=', workspaceId).where('revision', '>', segment.after).where('revision', '<=', segment.upTo)
+        .where(eb => eb.or([eb('path_after', '=', segment.path), eb('path_before', '=', segment.path)]))
+        .execute()
+      for (const r of rows) {
+        revisions.add(r.revision)
+        if (r.path_after === segment.path && r.path_before !== null && r.path_before !== segment.path) {
+          queue.push({ path: r.path_before, after: segment.after, upTo: r.revision - 1 })
+        }
+        if (r.path_before === segment.path && r.path_after !== null && r.path_after !== segment.path) {
+          queue.push({ path: r.path_after, after: r.revision, upTo: segment.upTo })
+        }
+      }
+    }
+    const page = [...revisions].filter(r => r < before).sort((a, b) => b - a).slice(0, limit + 1)
+    const wanted = page.slice(0, limit)
+    const rows = wanted.length === 0
+      ? []
+      : await trx.selectFrom('changes')
+        .select(['revision', 'op', 'kind', 'path', 'new_path', 'etag', 'version', 'sha256', 'size', 'user_id', 'session_id', 'op_id', 'at'])
+        .where('workspace_id', '=', workspaceId).where('revision', 'in', wanted).orderBy('revision', 'desc').execute()
+    const last = wanted.at(-1)
+    return { items: rows.map(toChange), nextCursor: page.length > limit && last !== undefined ? String(last) : null }
+  })
+}

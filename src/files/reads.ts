@@ -1,0 +1,162 @@
+import type { Db, Executor, FileRow } from '../db/schema.js'
+import { compiledOnce } from '../db/compiled.js'
+import { requirePermission, type Actor } from '../accounts/auth.js'
+import { readAccess, requireRead, type WorkspaceHead } from '../accounts/workspaces.js'
+import type { ReadCache } from './cache.js'
+import { errors } from '../core/errors.js'
+import { encodeContent } from './content.js'
+import { canonicalPath, depthOf, descendantsPattern, nameOf, ROOT } from './paths.js'
+import type { Entry, FileMeta, TreeQuery } from '../../schemas/files.js'
+
+/** Reading entries: single entries with content or children, and the paginated tree. */
+
+export const MAX_CHILDREN = 10_000
+
+export function toMeta (row: FileRow): FileMeta {
+  return {
+    path: row.path,
+    name: nameOf(row.path),
+    kind: row.kind,
+    size: row.size,
+    mimeType: row.mime_type,
+    etag: String(row.etag),
+    version: row.version,
+    sha256: row.blob_sha256,
+    metadata: row.metadata,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    createdBy: row.created_by,
+    updatedBy: row.updated_by
+  }
+}
+
+const selectEntry = compiledOnce((db, workspaceId: string, path: string) =>
+  db.selectFrom('files').selectAll().where('workspace_id', '=', workspaceId).where('path', '=', path))
+
+export async function findEntry (db: Executor, workspaceId: string, path: string): Promise<FileRow | undefined> {
+  return (await selectEntry(db, workspaceId, path))[0]
+}
+
+/** The root is implicit (no row): a directory whose etag is the workspace revision. */
+export function rootMeta (ws: WorkspaceHead): FileMeta {
+  return {
+    path: ROOT,
+    name: '',
+    kind: 'directory',
+    size: null,
+    mimeType: null,
+    etag: String(ws.revision),
+    version: 0,
+    sha256: null,
+    metadata: {},
+    createdAt: ws.createdAt,
+    updatedAt: ws.createdAt,
+    createdBy: ws.ownerId,
+    updatedBy: ws.ownerId
+  }
+}
+
+export interface ReadResult {
+  entry: Entry
+  /** the workspace revision the entry was read at: subscribe with `since` = this */
+  revision: number
+  /** the HTTP validator: a file's etag; for a directory listing, weak and tied to the revision */
+  httpEtag: string
+  /** the file's bytes, for ?format=raw */
+  bytes?: Buffer
+}
+
+/** A file's meta, or a directory's meta with its children (one level, by name); undefined if none. */
+async function loadListing (db: Db, ws: WorkspaceHead, workspaceId: string, path: string): Promise<Entry | undefined> {
+  const row = path === ROOT ? undefined : await findEntry(db, workspaceId, path)
+  const meta = path === ROOT ? rootMeta(ws) : row === undefined ? undefined : toMeta(row)
+  if (meta === undefined || meta.kind === 'file') return meta
+  const rows = await db.selectFrom('files').selectAll()
+    .where('workspace_id', '=', workspaceId).where('parent', '=', path)
+    .orderBy('path').limit(MAX_CHILDREN + 1).execute()
+  const entry: Entry = { ...meta, children: rows.slice(0, MAX_CHILDREN).map(toMeta) }
+  if (rows.length > MAX_CHILDREN) entry.childrenTruncated = true
+  return entry
+}
+
+const selectBlob = compiledOnce((db, sha256: string) => db.selectFrom('blobs').select('content').where('sha256', '=', sha256))
+
+async function loadBlob (db: Db, sha256: string): Promise<Buffer | undefined> {
+  const [blob] = await selectBlob(db, sha256)
+  return blob === undefined ? undefined : Buffer.from(blob.content.buffer, blob.content.byteOffset, blob.content.byteLength)
+}
+
+/**
+ * A file with its content, or a directory with its children. One query checks access and reads
+ * the revision; the entry and the bytes come from the read cache (src/cache.ts) when it has them.
+ */
+export async function readEntry (db: Db, actor: Actor, workspaceId: string, rawPath: string, cache?: ReadCache): Promise<ReadResult> {
+  const path = canonicalPath(rawPath)
+  const ws = cache === undefined
+    ? await readAccess(db, actor, workspaceId)
+    : await cache.access(workspaceId, actor.userId, async () => await readAccess(db, actor, workspaceId))
+  requirePermission(actor, 'file.read')
+  const load = async (): Promise<Entry | undefined> => await loadListing(db, ws, workspaceId, path)
+  const listing = cache === undefined ? await load() : await cache.entry(workspaceId, ws.revision, path, load)
+  if (listing === undefined) throw errors.fileNotFound(path)
+  if (listing.kind === 'directory') {
+    // A listing changes with its children, whose changes do not touch the directory's etag.
+    return { entry: listing, revision: ws.revision, httpEtag: `W/"${listing.etag}.${ws.revision}"` }
+  }
+  const sha = listing.sha256 ?? ''
+  const bytes = cache === undefined ? await loadBlob(db, sha) : await cache.blob(sha, async () => await loadBlob(db, sha))
+  // The entry was current at `revision`; a delete committed since can leave no content to read.
+  if (bytes === undefined) throw errors.fileNotFound(path)
+  return { entry: { ...listing, ...encodeContent(bytes) }, revision: ws.revision, httpEtag: `"${listing.etag}"`, bytes }
+}
+
+interface TreeCursor { p: string, r: number }
+
+function encodeCursor (c: TreeCursor): string {
+  return Buffer.from(JSON.stringify(c)).toString('base64url')
+}
+
+function decodeCursor (s: string): TreeCursor {
+  try {
+    const c = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as Partial<TreeCursor>
+    if (typeof c.p === 'string' && typeof c.r === 'number') return { p: c.p, r: c.r }
+  } catch {}
+  throw errors.validation('cursor is not valid')
+}
+
+export interface TreePage {
+  revision: number
+  entries: FileMeta[]
+  nextCursor: string | null
+}
+
+/**
+ * Entries below `path` (not `path` itself), sorted by path, to `depth` levels (0: all), paged
+ * by keyset on the path. `revision` is read with the first page and carried by the cursor.
+ */
+export async function listTree (db: Db, actor: Actor, workspaceId: string, query: TreeQuery): Promise<TreePage> {
+  const path = canonicalPath(query.path)
+  const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
+  await requireRead(db, actor, workspaceId)
+  return await db.transaction().setIsolationLevel('repeatable read').execute(async trx => {
+    const ws = await trx.selectFrom('workspaces').select('revision').where('id', '=', workspaceId).executeTakeFirstOrThrow()
+    if (path !== ROOT) {
+      const base = await findEntry(trx, workspaceId, path)
+      if (base === undefined) throw errors.fileNotFound(path)
+      if (base.kind !== 'directory') throw errors.notADirectory(path)
+    }
+    let q = trx.selectFrom('files').selectAll().where('workspace_id', '=', workspaceId)
+    if (path !== ROOT) q = q.where('path', 'like', descendantsPattern(path))
+    if (query.depth > 0) q = q.where('depth', '<=', depthOf(path) + query.depth)
+    if (cursor !== undefined) q = q.where('path', '>', cursor.p)
+    const rows = await q.orderBy('path').limit(query.limit + 1).execute()
+    const page = rows.slice(0, query.limit)
+    const last = page.at(-1)
+    const revision = cursor?.r ?? ws.revision
+    return {
+      revision,
+      entries: page.map(toMeta),
+      nextCursor: rows.length > query.limit && last !== undefined ? encodeCursor({ p: last.path, r: revision }) : null
+    }
+  })
+}

@@ -1,0 +1,208 @@
+import type { ActivityRow, Db, Executor } from '../db/schema.js'
+import type { Actor } from '../accounts/auth.js'
+import { errors } from '../core/errors.js'
+
+/**
+ * The activity log: what each session did. A successful change writes its entry in its own
+ * transaction; a failure is written after the rollback.
+ */
+
+export interface ActivityEntry {
+  sessionId: string
+  userId: string
+  workspaceId?: string | null
+  type: string
+  op?: string | null
+  path?: string | null
+  newPath?: string | null
+  status: number
+  code?: string | null
+  revision?: number | null
+  durationMs: number
+  details?: Record<string, unknown> | null
+  at?: Date
+}
+
+export interface ActivityView {
+  id: number
+  at: Date
+  sessionId: string
+  userId: string
+  workspaceId: string | null
+  type: string
+  op: string | null
+  path: string | null
+  newPath: string | null
+  status: number
+  code: string | null
+  revision: number | null
+  durationMs: number
+  details: Record<string, unknown> | null
+}
+
+/**
+ * Fixes the entry's time and rounds its duration, in place, before it is stored: the Markdown
+ * mirror renders the very object that was inserted, so it matches what log.md reads back.
+ */
+function settle (e: ActivityEntry): ActivityEntry {
+  e.at ??= new Date()
+  e.durationMs = Math.max(0, Math.round(e.durationMs))
+  return e
+}
+
+export async function insertActivity (db: Executor, entry: ActivityEntry): Promise<void> {
+  const e = settle(entry)
+  await db.insertInto('activity').values({
+    session_id: e.sessionId,
+    user_id: e.userId,
+    workspace_id: e.workspaceId ?? null,
+    at: e.at ?? new Date(),
+    type: e.type,
+    op: e.op ?? null,
+    path: e.path ?? null,
+    new_path: e.newPath ?? null,
+    status: e.status,
+    code: e.code ?? null,
+    revision: e.revision ?? null,
+    duration_ms: e.durationMs,
+    details: e.details == null ? null : JSON.stringify(e.details)
+  }).execute()
+}
+
+export function toView (r: ActivityRow): ActivityView {
+  return {
+    id: r.id,
+    at: r.at,
+    sessionId: r.session_id,
+    userId: r.user_id,
+    workspaceId: r.workspace_id,
+    type: r.type,
+    op: r.op,
+    path: r.path,
+    newPath: r.new_path,
+    status: r.status,
+    code: r.code,
+    revision: r.revision,
+    durationMs: r.duration_ms,
+    details: r.details
+  }
+}
+
+export interface SessionSummary {
+  id: string
+  startedAt: Date
+  lastActivityAt: Date
+  operations: number
+  errors: number
+}
+
+/** The caller's sessions, most recently active first. */
+export async function listSessions (db: Db, actor: Actor, limit = 1000): Promise<SessionSummary[]> {
+  const rows = await db.selectFrom('activity')
+    .select(eb => [
+      'session_id as id',
+      eb.fn.min('at').as('startedAt'),
+      eb.fn.max('at').as('lastActivityAt'),
+      eb.fn.countAll<string>().filterWhere('type', 'not like', 'ws.%').as('operations'),
+      eb.fn.countAll<string>().filterWhere('status', '>=', 400).as('errors')
+    ])
+    .where('user_id', '=', actor.userId)
+    .groupBy('session_id').orderBy('lastActivityAt', 'desc').limit(limit).execute()
+  return rows.map(r => ({ id: r.id, startedAt: r.startedAt, lastActivityAt: r.lastActivityAt, operations: Number(r.operations), errors: Number(r.errors) }))
+}
+
+/** A session's entries, oldest first; another user's session is NOT_FOUND. */
+export async function listActivity (db: Db, actor: Actor, sessionId: string, limit: number, cursor: string | undefined): Promise<{ items: ActivityView[], nextCursor: string | null }> {
+  const after = cursor === undefined ? 0 : Number(cursor)
+  if (!Number.isSafeInteger(after) || after < 0) throw errors.validation('cursor is not valid')
+  const rows = await db.selectFrom('activity').selectAll()
+    .where('session_id', '=', sessionId).where('user_id', '=', actor.userId).where('id', '>', after)
+    .orderBy('id').limit(limit + 1).execute()
+  if (rows.length === 0 && after === 0) throw errors.notFound(`session ${sessionId} not found`)
+  const page = rows.slice(0, limit)
+  const last = page.at(-1)
+  return { items: page.map(toView), nextCursor: rows.length > limit && last !== undefined ? String(last.id) : null }
+}
+
+/** One Markdown section per entry: `## <ISO time> - <type>` with its operation, path, outcome. */
+export function markdownSection (e: ActivityEntry | ActivityView): string {
+  const at = (e.at ?? new Date()).toISOString()
+  const lines = [`## ${at} - ${e.type}`, '']
+  if (e.op != null) lines.push(`- operation: ${e.op}`)
+  if (e.workspaceId != null) lines.push(`- workspace: ${e.workspaceId}`)
+  if (e.path != null) lines.push(`- path: \`${e.path}\``)
+  if (e.newPath != null) lines.push(`- new path: \`${e.newPath}\``)
+  lines.push(`- status: ${e.status}${e.code == null ? '' : ` ${e.code}`}`)
+  if (e.revision != null) lines.push(`- revision: ${e.revision}`)
+  lines.push(`- duration: ${e.durationMs} ms`)
+  // Keys sorted: jsonb reorders them, and the mirror renders the entry before it went through jsonb.
+  if (e.details != null && Object.keys(e.details).length > 0) lines.push(`- details: \`${sortedJson(e.details)}\``)
+  return lines.join('\n') + '\n\n'
+}
+
+function sortedJson (value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v)
+    ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0))
+    : v)
+}
+
+export function markdownLog (sessionId: string, entries: ActivityView[]): string {
+  return `# Session ${sessionId}\n\n` + entries.map(markdownSection).join('')
+}
+
+/** Writes entries, and mirrors them to CHAT_LOG_DIR once they are committed. */
+export class ActivityRecorder {
+  readonly #db: Db
+  readonly #mirror: { append: (sessionId: string, text: string) => boolean } | undefined
+  readonly #pending = new Set<Promise<void>>()
+  /** each session's latest entry being recorded on its own */
+  readonly #last = new Map<string, Promise<void>>()
+
+  constructor (db: Db, mirror?: { append: (sessionId: string, text: string) => boolean }) {
+    this.#db = db
+    this.#mirror = mirror
+  }
+
+  /** Inside a write transaction; call `committed` after the commit. */
+  async write (executor: Executor, entry: ActivityEntry): Promise<void> {
+    await insertActivity(executor, entry)
+  }
+
+  committed (entry: ActivityEntry): void {
+    this.#mirror?.append(entry.sessionId, markdownSection(entry))
+  }
+
+  /**
+   * On its own (failures after a rollback, logins, sockets); never throws. A session's entries
+   * are inserted one after another, so they are listed in the order they were recorded.
+   */
+  async record (entry: ActivityEntry, onError: (err: unknown) => void = () => {}): Promise<void> {
+    const previous = this.#last.get(entry.sessionId)
+    const pending = previous === undefined ? this.#record(entry, onError) : previous.then(async () => { await this.#record(entry, onError) })
+    this.#last.set(entry.sessionId, pending)
+    this.#pending.add(pending)
+    try {
+      await pending
+    } finally {
+      this.#pending.delete(pending)
+      if (this.#last.get(entry.sessionId) === pending) this.#last.delete(entry.sessionId)
+    }
+  }
+
+  async #record (entry: ActivityEntry, onError: (err: unknown) => void): Promise<void> {
+    try {
+      await insertActivity(this.#db, entry)
+      this.committed(entry)
+    } catch (err) {
+      onError(err)
+    }
+  }
+
+  /**
+   * On shutdown, before the mirror's last flush: waits for the entries still being recorded
+   * (callers fire `record` and forget it, so the request may be answered before its entry is in).
+   */
+  async drain (): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all([...this.#pending])
+  }
+}

@@ -1,0 +1,87 @@
+import { sql } from 'kysely'
+import type { Db, Trx } from '../db/schema.js'
+import { KEY_TTL_HOURS } from './idempotency.js'
+
+/**
+ * Retention: changes older than CHANGE_RETENTION are pruned (with the history entries they
+ * kept), then blobs nothing references any more, then expired idempotency keys — each in small
+ * batches in short transactions, so writers are never held up for long. A workspace's
+ * `pruned_through` moves with its pruned changes: `since` older than it answers `reset`, and
+ * reading a pruned revision answers 404.
+ */
+
+export const BATCH = 1000
+const LOCK = 727276
+
+export interface PruneResult {
+  changes: number
+  blobs: number
+  keys: number
+}
+
+export async function prune (db: Db, retentionMs: number, now = new Date()): Promise<PruneResult> {
+  const result: PruneResult = { changes: 0, blobs: 0, keys: 0 }
+  if (retentionMs > 0) result.changes = await pruneChanges(db, new Date(now.getTime() - retentionMs))
+  result.blobs = await pruneBlobs(db)
+  result.keys = await pruneKeys(db)
+  return result
+}
+
+/** One batch per transaction; only one instance prunes at a time (the others skip). */
+async function locked (db: Db, work: (trx: Trx) => Promise<number>): Promise<number> {
+  return await db.transaction().execute(async trx => {
+    const { rows } = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${LOCK}) AS ok`.execute(trx)
+    if (rows[0]?.ok !== true) return 0
+    return await work(trx)
+  })
+}
+
+async function pruneChanges (db: Db, cutoff: Date): Promise<number> {
+  let total = 0
+  for (;;) {
+    const deleted = await locked(db, async trx => {
+      const old = await trx.selectFrom('changes').select(['workspace_id', 'revision'])
+        .where('at', '<', cutoff).orderBy('at').limit(BATCH).execute()
+      if (old.length === 0) return 0
+      const through = new Map<string, number>()
+      for (const c of old) through.set(c.workspace_id, Math.max(through.get(c.workspace_id) ?? 0, c.revision))
+      for (const [workspaceId, revision] of through) {
+        // Everything up to `revision` goes, so the retained feed stays gap-free from pruned_through.
+        await trx.updateTable('workspaces').set({ pruned_through: sql<number>`greatest(pruned_through, ${revision}::bigint)` })
+          .where('id', '=', workspaceId).execute()
+        await trx.deleteFrom('changes').where('workspace_id', '=', workspaceId).where('revision', '<=', revision).execute()
+      }
+      return old.length
+    })
+    total += deleted
+    if (deleted < BATCH) return total
+  }
+}
+
+async function pruneBlobs (db: Db): Promise<number> {
+  let total = 0
+  for (;;) {
+    const deleted = await locked(db, async trx => {
+      const { rows } = await sql<{ sha256: string }>`
+        DELETE FROM blobs WHERE sha256 IN (
+          SELECT b.sha256 FROM blobs b
+           WHERE b.created_at < now() - interval '10 minutes'
+             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.blob_sha256 = b.sha256)
+             AND NOT EXISTS (SELECT 1 FROM change_entries e WHERE e.sha_before = b.sha256)
+             AND NOT EXISTS (SELECT 1 FROM change_entries e WHERE e.sha_after = b.sha256)
+           LIMIT ${BATCH})
+        RETURNING sha256`.execute(trx)
+      return rows.length
+    })
+    total += deleted
+    if (deleted < BATCH) return total
+  }
+}
+
+async function pruneKeys (db: Db): Promise<number> {
+  const { rows } = await sql<{ key: string }>`
+    DELETE FROM idempotency_keys WHERE (user_id, key) IN (
+      SELECT user_id, key FROM idempotency_keys WHERE created_at < now() - make_interval(hours => ${KEY_TTL_HOURS}) LIMIT ${BATCH * 10})
+    RETURNING key`.execute(db)
+  return rows.length
+}

@@ -1,0 +1,177 @@
+import t from 'tap'
+import WebSocket from 'ws'
+import type { FastifyInstance } from 'fastify'
+import { build, createWorkspace, registerUser } from '../helpers/app.js'
+
+interface Sample { name: string, labels: Record<string, string>, value: number }
+interface Family { type: string, help: string, samples: Sample[] }
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
+const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: -?\d+)?$/
+const LABEL = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(?:,|$)/
+const SUFFIXES: Record<string, string[]> = { histogram: ['_bucket', '_sum', '_count'], summary: ['', '_sum', '_count'], counter: [''], gauge: [''], untyped: [''] }
+
+/** A strict reader of the Prometheus text format 0.0.4: throws on any line it does not understand. */
+function parsePrometheus (text: string): Map<string, Family> {
+  const families = new Map<string, Family>()
+  const familyOf = (sampleName: string): Family | undefined => {
+    for (const [name, f] of families) {
+      if ((SUFFIXES[f.type] ?? ['']).some(s => name + s === sampleName)) return f
+    }
+    return undefined
+  }
+  for (const line of text.split('\n')) {
+    if (line === '') continue
+    if (line.startsWith('# HELP ')) {
+      const [name = '', ...help] = line.slice(7).split(' ')
+      if (!NAME.test(name)) throw new Error(`bad HELP line: ${line}`)
+      families.set(name, { type: families.get(name)?.type ?? 'untyped', help: help.join(' '), samples: [] })
+      continue
+    }
+    if (line.startsWith('# TYPE ')) {
+      const [name = '', type = ''] = line.slice(7).split(' ')
+      if (!NAME.test(name) || SUFFIXES[type] === undefined) throw new Error(`bad TYPE line: ${line}`)
+      families.set(name, { type, help: families.get(name)?.help ?? '', samples: families.get(name)?.samples ?? [] })
+      continue
+    }
+    if (line.startsWith('#')) continue
+    const m = SAMPLE.exec(line)
+    if (m === null) throw new Error(`bad sample line: ${line}`)
+    const [, name = '', rawLabels = '', rawValue = ''] = m
+    const labels: Record<string, string> = {}
+    let rest = rawLabels
+    while (rest !== '') {
+      const l = LABEL.exec(rest)
+      if (l === null) throw new Error(`bad labels in: ${line}`)
+      labels[l[1] ?? ''] = (l[2] ?? '').replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\')
+      rest = rest.slice(l[0].length)
+    }
+    const value = parseFloatGo(rawValue)
+    if (value === undefined) throw new Error(`bad value in: ${line}`)
+    const family = familyOf(name)
+    if (family === undefined) throw new Error(`sample without a TYPE: ${line}`)
+    family.samples.push({ name, labels, value })
+  }
+  return families
+}
+
+/** Values are read like Go's strconv.ParseFloat, as Prometheus does: NaN and Inf in any case. */
+function parseFloatGo (raw: string): number | undefined {
+  if (/^nan$/i.test(raw)) return NaN
+  if (/^[+-]?inf(inity)?$/i.test(raw)) return raw.startsWith('-') ? -Infinity : Infinity
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw)) return undefined
+  return Number(raw)
+}
+
+async function scrape (app: FastifyInstance): Promise<Map<string, Family>> {
+  const res = await app.inject({ url: '/metrics' })
+  if (res.statusCode !== 200) throw new Error(`/metrics answered ${res.statusCode}`)
+  if (!String(res.headers['content-type']).startsWith('text/plain')) throw new Error(`content-type ${String(res.headers['content-type'])}`)
+  return parsePrometheus(res.body)
+}
+
+/** The sum of a family's samples named `name` whose labels include `labels`. */
+function value (families: Map<string, Family>, name: string, labels: Record<string, string> = {}): number {
+  let total = 0
+  for (const f of families.values()) {
+    for (const s of f.samples) {
+      if (s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)) total += s.value
+    }
+  }
+  return total
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+t.test('the parser refuses what is not Prometheus text', async t => {
+  t.throws(() => parsePrometheus('# TYPE x counter\nx{a=b} 1\n'))
+  t.throws(() => parsePrometheus('y 1\n'))
+  t.throws(() => parsePrometheus('# TYPE x counter\nx one\n'))
+  t.throws(() => parsePrometheus('# TYPE x counter\nx 0x10\n'))
+  t.same(parsePrometheus('# TYPE x gauge\nx Nan\nx +Inf\nx 1.5e3\n').get('x')?.samples.map(s => s.value), [NaN, Infinity, 1500])
+  t.same(parsePrometheus('# HELP x a "help"\n# TYPE x counter\nx{a="b\\"c",d="e"} 2\n').get('x')?.samples, [{ name: 'x', labels: { a: 'b"c', d: 'e' }, value: 2 }])
+})
+
+t.test('/metrics: request histograms move with the traffic, labelled by route pattern', async t => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  const ws = await createWorkspace(app, user)
+  const route = '/v1/workspaces/:id'
+  const labels = { method: 'GET', route, status_code: '200' }
+
+  const before = await scrape(app)
+  for (let i = 0; i < 5; i++) {
+    const res = await app.inject({ url: `/v1/workspaces/${ws}`, headers: user.auth })
+    t.equal(res.statusCode, 200)
+  }
+  const missing = await app.inject({ url: `/v1/workspaces/${ws}/no-such-route/${ws}` })
+  t.equal(missing.statusCode, 404)
+  const unauthenticated = await app.inject({ url: `/v1/workspaces/${ws}` })
+  t.equal(unauthenticated.statusCode, 401)
+  const after = await scrape(app)
+
+  const histogram = after.get('http_request_duration_seconds')
+  t.equal(histogram?.type, 'histogram')
+  t.equal(value(after, 'http_request_duration_seconds_count', labels) - value(before, 'http_request_duration_seconds_count', labels), 5, 'five GETs counted')
+  t.equal(value(after, 'http_request_duration_seconds_bucket', { ...labels, le: '+Inf' }), value(after, 'http_request_duration_seconds_count', labels), '+Inf bucket equals the count')
+  t.ok(value(after, 'http_request_duration_seconds_sum', labels) > 0, 'durations summed')
+  t.equal(value(after, 'http_request_duration_seconds_count', { method: 'GET', route, status_code: '401' }), 1, 'the 401 under the same pattern')
+  t.equal(value(after, 'http_request_duration_seconds_count', { method: 'GET', route: '__unmatched__', status_code: '404' }), 1, 'an unmatched URL under a fixed label')
+  t.equal(value(after, 'http_request_duration_seconds_count', { method: 'POST', route: '/v1/workspaces', status_code: '201' }), 1)
+  const routes = new Set(histogram?.samples.map(s => s.labels.route))
+  t.notOk([...routes].some(r => r?.includes(ws)), 'no raw path (workspace id) in any route label')
+
+  // Default process metrics, database pool, cache and rate-limit families are all there.
+  t.ok(value(after, 'process_cpu_user_seconds_total') > 0)
+  t.ok(value(after, 'nodejs_heap_size_used_bytes') > 0)
+  t.ok(value(after, 'workbench_db_pool_connections', { state: 'total' }) >= 1, 'pool has a connection')
+  t.ok(after.has('workbench_db_pool_waiting_requests'))
+  t.ok(after.has('workbench_event_delivery_lag_seconds'))
+  t.ok(after.has('workbench_rate_limited_total'))
+
+  // The read cache counts through the decorated counters.
+  app.metrics.cacheHits.inc({ layer: 'memory' }, 3)
+  app.metrics.cacheMisses.inc()
+  const cache = await scrape(app)
+  t.equal(value(cache, 'workbench_cache_hits_total', { layer: 'memory' }), 3)
+  t.equal(value(cache, 'workbench_cache_misses_total'), 1)
+})
+
+t.test('/metrics: WebSocket connections, messages and event delivery lag', async t => {
+  const app = await build(t)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  const user = await registerUser(app)
+  const ws = await createWorkspace(app, user)
+  const base = await scrape(app)
+  t.equal(value(base, 'workbench_ws_connections'), 0)
+
+  const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, { headers: { authorization: `Bearer ${user.token}` } })
+  const received: Array<{ type: string }> = []
+  socket.on('message', data => { received.push(JSON.parse(data.toString()) as { type: string }) })
+  await new Promise((resolve, reject) => { socket.once('open', resolve).once('error', reject) })
+  const until = async (type: string): Promise<void> => {
+    for (let i = 0; i < 100 && !received.some(m => m.type === type); i++) await sleep(20)
+  }
+  await until('connected')
+  socket.send(JSON.stringify({ type: 'subscribe', channel: `workspace:${ws}` }))
+  await until('subscribed')
+  socket.send(JSON.stringify({ type: 'ping' }))
+  await until('pong')
+
+  const put = await app.inject({ method: 'PUT', url: `/v1/workspaces/${ws}/files/a.txt`, headers: user.auth, payload: { content: 'a' } })
+  t.equal(put.statusCode, 201, put.body)
+  await until('event')
+
+  const open = await scrape(app)
+  t.equal(value(open, 'workbench_ws_connections'), 1, 'one socket open')
+  t.equal(value(open, 'workbench_ws_messages_total', { direction: 'in' }) - value(base, 'workbench_ws_messages_total', { direction: 'in' }), 2, 'subscribe and ping received')
+  t.equal(value(open, 'workbench_ws_messages_total', { direction: 'out' }) - value(base, 'workbench_ws_messages_total', { direction: 'out' }), received.length, 'every frame sent counted')
+  t.equal(value(open, 'workbench_event_delivery_lag_seconds_count'), 1, 'one live delivery')
+  t.ok(value(open, 'workbench_event_delivery_lag_seconds_sum') < 5, 'lag in seconds, small')
+
+  socket.close()
+  for (let i = 0; i < 50 && value(await scrape(app), 'workbench_ws_connections') > 0; i++) await sleep(20)
+  t.equal(value(await scrape(app), 'workbench_ws_connections'), 0, 'closed socket no longer counted')
+})
