@@ -6,6 +6,7 @@ import { LRUCache } from 'lru-cache'
 import { ensureUser, DEFAULT_PERMISSIONS, ACCESS_TOKEN_SECONDS, type AccessClaims, type Actor, type SignAccess } from '../../src/accounts/auth.js'
 import { errors } from '../../src/core/errors.js'
 import { isUuid } from '../../src/core/validation.js'
+import { bearerToken } from '../../src/core/http.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -79,14 +80,13 @@ export default fp(async function auth (fastify) {
   fastify.decorate('signAccessToken', publicKey === undefined ? (claims: AccessClaims) => fastify.jwt.sign(claims) : undefined)
   fastify.decorateRequest('actor', null as unknown as Actor)
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
-    const header = request.headers.authorization
-    const match = header === undefined ? null : /^Bearer ([^\s]+)$/i.exec(header)
-    if (match?.[1] === undefined) throw errors.unauthenticated('missing Authorization: Bearer <token>')
+    const token = bearerToken(request.headers.authorization)
+    if (token === undefined) throw errors.unauthenticated('missing Authorization: Bearer <token>')
     const session = request.headers['x-session-id']
     if (session !== undefined && !isUuid(session)) {
       throw errors.validation('X-Session-Id must be a UUID')
     }
-    const { expiresAt: _, ...actor } = await verifyAccessToken(match[1], session)
+    const { expiresAt: _, ...actor } = await verifyAccessToken(token, session)
     request.actor = actor
   })
 }, { name: 'auth', dependencies: ['config', 'database'] })

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { pathFromUrl } from '../../src/files/paths.js'
 import { errors } from '../../src/core/errors.js'
+import { noneMatch } from '../../src/core/http.js'
 import type { Actor } from '../../src/accounts/auth.js'
 import { responses, SessionHeader, Uuid, WorkspaceParams } from '../../schemas/common.js'
 import {
@@ -36,14 +37,6 @@ function filePath (request: FastifyRequest, resource: keyof typeof RESOURCE_PATH
 }
 
 const quoted = (etag: string): string => `"${etag}"`
-
-const opaque = (tag: string): string => tag.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1')
-
-/** If-None-Match on a read (weak comparison): true when one of the listed tags, or `*`, is current. */
-function notModified (header: string | undefined, current: string): boolean {
-  if (header === undefined) return false
-  return header.split(',').some(t => t.trim() === '*' || opaque(t) === opaque(current))
-}
 
 /** Files, operations, the tree and the change feed of a workspace: /v1/workspaces/{id}/… */
 const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -93,7 +86,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         ...(at === undefined ? {} : { revision: at })
       })
       void reply.header('etag', httpEtag).header('x-revision', String(revision))
-      if (notModified(request.headers['if-none-match'], httpEtag)) return await reply.code(304).send(null)
+      if (noneMatch(request.headers['if-none-match'], httpEtag)) return await reply.code(304).send(null)
       if (!raw) return entry
       if (bytes === undefined) throw errors.isADirectory(entry.path)
       // Raw bytes bypass the JSON serializer, so the reply is widened from the schema-typed one.

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import cluster from 'node:cluster'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { Actor } from '../../src/accounts/auth.js'
+import { normaliseEmail, type Actor } from '../../src/accounts/auth.js'
 import { errors } from '../../src/core/errors.js'
 import { responses } from '../../schemas/common.js'
 import { Stats } from '../../schemas/stats.js'
@@ -16,7 +16,7 @@ export const ADMIN_PERMISSION = 'admin'
  */
 const statsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, metrics } = fastify
-  const adminEmails = fastify.config.ADMIN_EMAILS.split(',').map(e => e.trim().toLowerCase()).filter(e => e !== '')
+  const adminEmails = fastify.config.ADMIN_EMAILS.split(',').map(normaliseEmail).filter(e => e !== '')
 
   async function requireAdmin (actor: Actor): Promise<void> {
     if (actor.permissions.includes(ADMIN_PERMISSION)) return

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Close, Connection } from '../../src/live/connection.js'
+import { bearerToken } from '../../src/core/http.js'
 
 /**
  * GET /v1/ws: one socket per tab, multiplexing every channel (see docs/api.md, "WebSocket").
@@ -54,7 +55,7 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     socket.on('error', err => { request.log.info({ err: err.message }, 'websocket error') })
 
     const header = request.headers.authorization
-    const token = header === undefined ? undefined : /^Bearer ([^\s]+)$/i.exec(header)?.[1]
+    const token = bearerToken(header)
     const session = request.headers['x-session-id']
     if (header !== undefined && token === undefined) {
       connection.close(Close.unauthenticated, 'malformed Authorization header')

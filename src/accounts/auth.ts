@@ -62,7 +62,8 @@ export interface AuthResult {
   sessionId: string
 }
 
-const normaliseEmail = (email: string): string => email.trim().toLowerCase()
+/** Emails are compared as written, but without surrounding space and case-insensitively. */
+export const normaliseEmail = (email: string): string => email.trim().toLowerCase()
 const tokenHash = (token: string): string => createHash('sha256').update(token).digest('hex')
 
 export async function register (db: Db, sign: SignAccess, email: string, password: string): Promise<AuthResult> {

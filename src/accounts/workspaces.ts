@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Db, Executor, Role } from '../db/schema.js'
 import { errors } from '../core/errors.js'
 import { compiledOnce } from '../db/compiled.js'
-import { requirePermission, type Actor } from './auth.js'
+import { normaliseEmail, requirePermission, type Actor } from './auth.js'
 
 const RANK: Record<Role, number> = { viewer: 1, editor: 2, owner: 3 }
 
@@ -118,7 +118,7 @@ export async function listMembers (db: Db, actor: Actor, id: string): Promise<Me
 /** Adds a member or changes a member's role. The owner's own role cannot be changed here. */
 export async function putMember (db: Db, actor: Actor, id: string, email: string, role: 'editor' | 'viewer'): Promise<Member> {
   await requireRole(db, actor, id, 'owner')
-  const user = await db.selectFrom('users').select(['id', 'email']).where('email', '=', email.trim().toLowerCase()).executeTakeFirst()
+  const user = await db.selectFrom('users').select(['id', 'email']).where('email', '=', normaliseEmail(email)).executeTakeFirst()
   if (user === undefined) throw errors.notFound(`no user with email ${email}`)
   if (user.id === actor.userId) throw errors.validation('the owner\'s role cannot be changed')
   await db.insertInto('workspace_members').values({ workspace_id: id, user_id: user.id, role })

@@ -57,6 +57,11 @@ export const errors = {
   fileExists: (path: string) => new AppError(409, 'FILE_EXISTS', `${path} already exists`),
   targetExists: (path: string) => new AppError(409, 'TARGET_EXISTS', `${path} already exists`),
   emailTaken: () => new AppError(409, 'EMAIL_TAKEN', 'an account with this email already exists'),
+  revertConflict: (paths: string[]) => new AppError(409, 'REVERT_CONFLICT',
+    `another session changed ${paths.length} of these paths afterwards; revert with force to leave them as they are`, { paths }),
+  idempotencyInProgress: () => new AppError(409, 'IN_PROGRESS', 'a request with this Idempotency-Key is still in progress'),
+  idempotencyKeyReused: (key: string) => new AppError(422, 'IDEMPOTENCY_KEY_REUSED', `Idempotency-Key ${quote(key)} was used with a different request`),
+  methodNotFound: (method: string) => new AppError(404, 'METHOD_NOT_FOUND', `unknown rpc method ${quote(method)}`),
   preconditionFailed: (path: string, etag: string, current: Record<string, unknown> | null) =>
     new AppError(412, 'PRECONDITION_FAILED', `${path} changed since etag ${quote(etag)}`, { current }),
   fileTooLarge: (size: number, max: number) => new AppError(413, 'FILE_TOO_LARGE', `file is ${size} bytes; the limit is ${max}`),
@@ -68,6 +73,16 @@ export const errors = {
   unavailable: (message: string, retryAfterSeconds = 5) =>
     new AppError(503, 'UNAVAILABLE', message, undefined, { 'retry-after': String(retryAfterSeconds) }),
   internal: () => new AppError(500, 'INTERNAL', 'internal server error')
+}
+
+/**
+ * An error answered earlier and stored (an Idempotency-Key's failed first response), made again
+ * from its status and body so that a replay answers exactly as the first request did.
+ */
+export function storedError (statusCode: number, body: unknown): AppError {
+  const b = (body !== null && typeof body === 'object' ? body : {}) as { code?: unknown, message?: unknown, details?: unknown }
+  const details = b.details !== null && typeof b.details === 'object' ? b.details as Record<string, unknown> : undefined
+  return new AppError(statusCode, typeof b.code === 'string' ? b.code : 'INTERNAL', typeof b.message === 'string' ? b.message : '', details)
 }
 
 /** A failed op inside a batch: the op's own error, with the batch position in details. */

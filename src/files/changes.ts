@@ -2,6 +2,7 @@ import type { ChangeRow, Db } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { requireRead } from '../accounts/workspaces.js'
 import { errors } from '../core/errors.js'
+import { changesAfter, workspaceHead } from '../db/queries.js'
 import type { Change } from '../../schemas/files.js'
 
 /** The change feed: every committed change of a workspace, by gap-free revision. */
@@ -37,13 +38,10 @@ export interface ChangesPage {
 export async function listChanges (db: Db, actor: Actor, workspaceId: string, since: number, limit: number): Promise<ChangesPage> {
   await requireRead(db, actor, workspaceId)
   return await db.transaction().setIsolationLevel('repeatable read').execute(async trx => {
-    const ws = await trx.selectFrom('workspaces').select(['revision', 'pruned_through']).where('id', '=', workspaceId).executeTakeFirst()
+    const ws = await workspaceHead(trx, workspaceId)
     if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
     if (since < ws.pruned_through || since > ws.revision) return { head: ws.revision, changes: [], reset: true }
-    const rows = await trx.selectFrom('changes')
-      .select(['revision', 'op', 'kind', 'path', 'new_path', 'etag', 'version', 'sha256', 'size', 'user_id', 'session_id', 'op_id', 'at'])
-      .where('workspace_id', '=', workspaceId).where('revision', '>', since)
-      .orderBy('revision').limit(limit).execute()
+    const rows = await changesAfter(trx, workspaceId, since, limit)
     return { head: ws.revision, changes: rows.map(toChange) }
   })
 }

@@ -4,7 +4,8 @@ import type { Actor } from '../accounts/auth.js'
 import { requireRead } from '../accounts/workspaces.js'
 import { errors } from '../core/errors.js'
 import { encodeContent } from './content.js'
-import { canonicalPath, descendantsPattern, nameOf, ROOT } from './paths.js'
+import { canonicalPath, nameOf, ROOT } from './paths.js'
+import { CHANGE_COLUMNS, descendantsPattern } from '../db/queries.js'
 import { toChange } from './changes.js'
 import type { Change, Entry, FileMeta } from '../../schemas/files.js'
 import { findEntry, rootMeta, type ReadResult } from './reads.js'
@@ -172,7 +173,7 @@ export async function listHistory (db: Db, actor: Actor, workspaceId: string, ra
     const rows = wanted.length === 0
       ? []
       : await trx.selectFrom('changes')
-        .select(['revision', 'op', 'kind', 'path', 'new_path', 'etag', 'version', 'sha256', 'size', 'user_id', 'session_id', 'op_id', 'at'])
+        .select(CHANGE_COLUMNS)
         .where('workspace_id', '=', workspaceId).where('revision', 'in', wanted).orderBy('revision', 'desc').execute()
     const last = wanted.at(-1)
     return { items: rows.map(toChange), nextCursor: page.length > limit && last !== undefined ? String(last) : null }

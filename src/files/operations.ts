@@ -2,8 +2,10 @@ import type { Db, FileRow, Trx } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { requireWrite } from '../accounts/workspaces.js'
 import { AppError, batchError, errors } from '../core/errors.js'
+import { opaqueTag } from '../core/http.js'
 import { checkMetadata, decodeContent, guessMimeType, type Content } from './content.js'
-import { canonicalPath, depthOf, descendantsPattern, isWithin, parentOf, ROOT } from './paths.js'
+import { canonicalPath, depthOf, isWithin, parentOf, ROOT } from './paths.js'
+import { atOrBelow } from '../db/queries.js'
 import { ensureParents, rowOf, saveChanges, stateOf, directoryState, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
 import { findEntry, toMeta } from './reads.js'
 import { toChange } from './changes.js'
@@ -73,19 +75,12 @@ export function checkOp (op: OpInput, maxFileBytes: number): CheckedOp {
     content: writesContent && content !== undefined ? decodeContent(content, op.encoding ?? 'utf8', maxFileBytes) : null,
     mimeType: op.mimeType ?? null,
     metadata: op.metadata === undefined ? null : checkMetadata(op.metadata),
-    ifMatch: op.ifMatch === undefined ? null : parseEtag(op.ifMatch),
+    ifMatch: op.ifMatch === undefined ? null : opaqueTag(op.ifMatch),
     ifNoneMatch: op.ifNoneMatch === true,
     upsert: op.upsert === true,
     overwrite: op.overwrite === true,
     sessionId: op.sessionId ?? null
   }
-}
-
-/** `"19"`, `W/"19"` and `19` all name etag 19; `*` means "any current entry". */
-function parseEtag (value: string): string {
-  const v = value.trim()
-  if (v === '*') return v
-  return v.replace(/^W\//, '').replace(/^"(.*)"$/, '$1')
 }
 
 /** Hooks that run inside the write transaction (idempotency keys, activity entries). */
@@ -250,13 +245,13 @@ async function update (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
 /** The entry at `path` and everything below it, parents before children. */
 async function subtree (ctx: OpContext, path: string): Promise<FileRow[]> {
   return await ctx.trx.selectFrom('files').selectAll().where('workspace_id', '=', ctx.workspaceId)
-    .where(eb => eb.or([eb('path', '=', path), eb('path', 'like', descendantsPattern(path))]))
+    .where(eb => atOrBelow(eb, path))
     .orderBy('depth').orderBy('path').execute()
 }
 
 async function deleteSubtree (ctx: OpContext, path: string): Promise<void> {
   await ctx.trx.deleteFrom('files').where('workspace_id', '=', ctx.workspaceId)
-    .where(eb => eb.or([eb('path', '=', path), eb('path', 'like', descendantsPattern(path))]))
+    .where(eb => atOrBelow(eb, path))
     .execute()
 }
 

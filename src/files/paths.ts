@@ -72,9 +72,3 @@ export function ancestorsOf (path: string): string[] {
 export function isWithin (path: string, dir: string): boolean {
   return dir === ROOT || path === dir || path.startsWith(dir + '/')
 }
-
-/** A LIKE pattern matching everything strictly below `dir` (with %, _ and \ escaped). */
-export function descendantsPattern (dir: string): string {
-  if (dir === ROOT) return '/%'
-  return dir.replace(/[\\%_]/g, m => '\\' + m) + '/%'
-}

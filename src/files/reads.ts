@@ -5,7 +5,8 @@ import { readAccess, requireRead, type WorkspaceHead } from '../accounts/workspa
 import type { ReadCache } from './cache.js'
 import { errors } from '../core/errors.js'
 import { encodeContent } from './content.js'
-import { canonicalPath, depthOf, descendantsPattern, nameOf, ROOT } from './paths.js'
+import { canonicalPath, depthOf, nameOf, ROOT } from './paths.js'
+import { descendantsPattern } from '../db/queries.js'
 import type { Entry, FileMeta, TreeQuery } from '../../schemas/files.js'
 
 /** Reading entries: single entries with content or children, and the paginated tree. */

@@ -1,10 +1,11 @@
 import type { ChangeOp, Db, EntryState, Trx } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { requireWrite } from '../accounts/workspaces.js'
-import { AppError, errors } from '../core/errors.js'
+import { errors } from '../core/errors.js'
 import { findEntry } from './reads.js'
 import { toChange } from './changes.js'
-import { ancestorsOf, depthOf, descendantsPattern } from './paths.js'
+import { ancestorsOf, depthOf } from './paths.js'
+import { atOrBelow, descendantsPattern, workspaceHead } from '../db/queries.js'
 import { ensureParents, rowOf, saveChanges, stateOf, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
 import type { TransactionHooks } from './operations.js'
 import type { Change } from '../../schemas/files.js'
@@ -73,7 +74,7 @@ export async function revert (db: Db, actor: Actor, workspaceId: string, params:
 }
 
 async function revertIn (trx: Trx, actor: Actor, workspaceId: string, params: RevertParams, opId: string | null): Promise<RevertResult> {
-  const ws = await trx.selectFrom('workspaces').select(['revision', 'pruned_through']).where('id', '=', workspaceId).forUpdate().executeTakeFirst()
+  const ws = await workspaceHead(trx, workspaceId, 'for update')
   if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
   if (params.toRevision !== undefined && (params.toRevision > ws.revision || params.toRevision < ws.pruned_through)) {
     throw errors.validation(`toRevision must be between ${ws.pruned_through} (oldest retained) and ${ws.revision} (head)`)
@@ -92,7 +93,7 @@ async function revertIn (trx: Trx, actor: Actor, workspaceId: string, params: Re
   const conflicts = params.sessionId === undefined ? new Set<string>() : await findConflicts(trx, workspaceId, targets, entries)
   if (conflicts.size > 0 && params.force !== true) {
     const paths = [...conflicts].sort()
-    throw new AppError(409, 'REVERT_CONFLICT', `another session changed ${paths.length} of these paths afterwards; revert with force to leave them as they are`, { paths })
+    throw errors.revertConflict(paths)
   }
 
   let head = ws.revision
@@ -212,7 +213,7 @@ const deepestFirst = byDepth(-1)
 async function movesBack (ctx: Base, from: string, to: string, pairs: StoredEntry[], skip: Set<string>): Promise<boolean> {
   if (pairs.length === 0 || pairs.some(e => skip.has(e.path_before ?? '') || skip.has(e.path_after ?? ''))) return false
   const under = async (dir: string): Promise<string[]> => (await ctx.trx.selectFrom('files').select('path')
-    .where('workspace_id', '=', ctx.workspaceId).where(eb => eb.or([eb('path', '=', dir), eb('path', 'like', descendantsPattern(dir))])).execute()).map(r => r.path)
+    .where('workspace_id', '=', ctx.workspaceId).where(eb => atOrBelow(eb, dir)).execute()).map(r => r.path)
   if ((await under(from)).length > 0) return false
   const placed = new Set(pairs.map(e => e.path_after))
   const present = await under(to)

@@ -408,7 +408,7 @@ export class Connection implements Subscriber {
         const p = checkParams('changes.list', params)
         return await files.changes(actor, p.workspaceId, p.since, p.limit)
       }
-      default: throw new AppError(404, 'METHOD_NOT_FOUND', `unknown rpc method ${JSON.stringify(method)}`)
+      default: throw errors.methodNotFound(method)
     }
   }
 }

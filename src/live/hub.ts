@@ -3,6 +3,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { Change } from '../../schemas/files.js'
 import { makeAjv } from '../core/validation.js'
 import { toChange } from '../files/changes.js'
+import { changesAfter, workspaceHead } from '../db/queries.js'
 
 /**
  * Live change events, from commit to every subscribed socket of every instance.
@@ -154,7 +155,7 @@ export class Fanout {
   async join (workspaceId: string, subscriber: Subscriber, since: number | undefined): Promise<{ revision: number, reset: boolean }> {
     const channel = await this.#channel(workspaceId)
     const name = channelName(workspaceId)
-    const ws = await this.#opts.db.selectFrom('workspaces').select(['revision', 'pruned_through']).where('id', '=', workspaceId).executeTakeFirst()
+    const ws = await workspaceHead(this.#opts.db, workspaceId)
     const reset = since !== undefined && ws !== undefined && (since < ws.pruned_through || since > ws.revision)
     // The bulk of a long replay goes out before joining the channel, at the pace the client reads:
     // it neither trips the send-buffer bound (a client far behind could never resume) nor holds
@@ -163,7 +164,7 @@ export class Fanout {
     from = await this.#replay(workspaceId, subscriber, from, ws?.revision ?? 0, true)
     let result = { revision: 0, reset: false }
     await this.#enqueue(channel, async () => {
-      const now = await this.#opts.db.selectFrom('workspaces').select('revision').where('id', '=', workspaceId).executeTakeFirst()
+      const now = await workspaceHead(this.#opts.db, workspaceId)
       const head = now?.revision ?? 0
       await this.#replay(workspaceId, subscriber, from, head, false)
       // This one has everything to `head`. The others must get it too before the channel counts
@@ -266,7 +267,7 @@ export class Fanout {
       created.ready = this.#opts.transport.subscribe(busChannel(workspaceId), message => { this.#onMessage(created, message) })
         .then(async () => {
           // Only now does this instance receive the channel: start delivering after the current head.
-          const ws = await this.#opts.db.selectFrom('workspaces').select('revision').where('id', '=', workspaceId).executeTakeFirst()
+          const ws = await workspaceHead(this.#opts.db, workspaceId)
           created.delivered = Math.max(created.delivered, ws?.revision ?? 0)
           created.live = true
         })
@@ -359,10 +360,7 @@ export class Fanout {
   }
 
   async #read (workspaceId: string, after: number, upTo: number): Promise<Change[]> {
-    const rows = await this.#opts.db.selectFrom('changes')
-      .select(['revision', 'op', 'kind', 'path', 'new_path', 'etag', 'version', 'sha256', 'size', 'user_id', 'session_id', 'op_id', 'at'])
-      .where('workspace_id', '=', workspaceId).where('revision', '>', after).where('revision', '<=', upTo)
-      .orderBy('revision').limit(REPLAY_PAGE).execute()
+    const rows = await changesAfter(this.#opts.db, workspaceId, after, REPLAY_PAGE, upTo)
     return rows.map(toChange)
   }
 

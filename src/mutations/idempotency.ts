@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Executor, Trx } from '../db/schema.js'
-import { AppError } from '../core/errors.js'
+import { errors, storedError } from '../core/errors.js'
 
 /**
  * Idempotency-Key: the first response to a mutating request is kept for 24 h and replayed to a
@@ -39,10 +39,6 @@ function stableJson (value: unknown): string {
   return JSON.stringify(value) ?? 'null'
 }
 
-function reused (key: string): AppError {
-  return new AppError(422, 'IDEMPOTENCY_KEY_REUSED', `Idempotency-Key ${JSON.stringify(key)} was used with a different request`)
-}
-
 /** The stored response for this key, if any (422 when it was for a different request). */
 export async function findResponse (db: Executor, userId: string, key: string, hash: string): Promise<StoredResponse | undefined> {
   const row = await db.selectFrom('idempotency_keys').select(['request_hash', 'status_code', 'body'])
@@ -50,17 +46,11 @@ export async function findResponse (db: Executor, userId: string, key: string, h
     .where('created_at', '>', sql<Date>`now() - make_interval(hours => ${KEY_TTL_HOURS})`)
     .executeTakeFirst()
   if (row === undefined) return undefined
-  if (row.request_hash !== hash) throw reused(key)
+  if (row.request_hash !== hash) throw errors.idempotencyKeyReused(key)
   // A failure is replayed as the same error, thrown: callers answer it as they answered the first
   // (REST as that status and body, RPC as rpc.error), not as a success carrying an error body.
   if (row.status_code >= 400) throw storedError(row.status_code, row.body)
   return { statusCode: row.status_code, body: row.body }
-}
-
-function storedError (statusCode: number, body: unknown): AppError {
-  const b = (body !== null && typeof body === 'object' ? body : {}) as { code?: unknown, message?: unknown, details?: unknown }
-  const details = b.details !== null && typeof b.details === 'object' ? b.details as Record<string, unknown> : undefined
-  return new AppError(statusCode, typeof b.code === 'string' ? b.code : 'INTERNAL', typeof b.message === 'string' ? b.message : '', details)
 }
 
 /** Claims the key inside the write transaction; throws Replay (or 422) if it is already taken. */
@@ -74,7 +64,7 @@ export async function claimKey (trx: Trx, userId: string, key: string, hash: str
     .returning('key').executeTakeFirst()
   if (claimed !== undefined) return
   const stored = await findResponse(trx, userId, key, hash)
-  if (stored === undefined) throw new AppError(409, 'IN_PROGRESS', 'a request with this Idempotency-Key is still in progress')
+  if (stored === undefined) throw errors.idempotencyInProgress()
   throw new Replay(stored)
 }
 

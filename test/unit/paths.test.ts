@@ -2,8 +2,9 @@ import t, { type Test } from 'tap'
 import pg from 'pg'
 import {
   ROOT, MAX_PATH_BYTES, MAX_SEGMENT_BYTES,
-  canonicalPath, pathFromUrl, isWithin, descendantsPattern, parentOf, nameOf, depthOf, ancestorsOf
+  canonicalPath, pathFromUrl, isWithin, parentOf, nameOf, depthOf, ancestorsOf
 } from '../../src/files/paths.js'
+import { descendantsPattern } from '../../src/db/queries.js'
 import { AppError } from '../../src/core/errors.js'
 import { PG_ADMIN_URL } from '../helpers/app.js'
 
