@@ -4,6 +4,7 @@ import { Type } from '@sinclair/typebox'
 import { pathFromUrl } from '../../src/files/paths.js'
 import { errors } from '../../src/core/errors.js'
 import { noneMatch } from '../../src/core/http.js'
+import { MutationType } from '../../src/mutations/activity.js'
 import type { Actor } from '../../src/accounts/auth.js'
 import { responses, SessionHeader, Uuid, WorkspaceParams } from '../../schemas/common.js'
 import {
@@ -14,7 +15,7 @@ import {
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** a mutating route's activity type: its requests refused before the service are logged too */
-    activity?: string
+    activity?: MutationType
   }
 }
 
@@ -95,7 +96,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
     fastify.put(url, {
       bodyLimit,
-      config: { activity: 'file.write' },
+      config: { activity: MutationType.write },
       schema: {
         tags,
         summary: 'Write a file (created with its missing parents, or replaced); If-Match / If-None-Match: * honoured',
@@ -118,7 +119,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     })
 
     fastify.delete(url, {
-      config: { activity: 'file.delete' },
+      config: { activity: MutationType.delete },
       schema: {
         tags,
         summary: 'Delete a file, or a directory with everything under it; If-Match honoured',
@@ -139,7 +140,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/:id/operations', {
     bodyLimit,
-    config: { activity: 'operation' },
+    config: { activity: MutationType.operation },
     schema: {
       tags,
       summary: 'Apply one operation: create, update, delete, move, copy or mkdir',
@@ -155,7 +156,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/:id/operations/batch', {
     bodyLimit,
-    config: { activity: 'batch' },
+    config: { activity: MutationType.batch },
     schema: {
       tags,
       summary: 'Apply 1–1000 operations in one transaction: all or none',
@@ -184,7 +185,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }
 
   fastify.post('/:id/revert', {
-    config: { activity: 'revert' },
+    config: { activity: MutationType.revert },
     schema: {
       tags,
       summary: 'Undo a session\'s changes ({ sessionId }) or every change after a revision ({ toRevision }), as new changes',

@@ -9,7 +9,7 @@ import { applyOperations, type ApplyResult, type OpData, type OpInput, type Tran
 import { listHistory, readAtRevision, type HistoryPage } from './history.js'
 import { revert, type RevertParams, type RevertResult } from './revert.js'
 import { claimKey, findResponse, Replay, requestHash, storeResponse } from '../mutations/idempotency.js'
-import type { ActivityEntry, ActivityRecorder } from '../mutations/activity.js'
+import { MutationType, type ActivityEntry, type ActivityRecorder } from '../mutations/activity.js'
 import type { ReadCache } from './cache.js'
 import type { Change, FileMeta, Operation, TreeQuery } from '../../schemas/files.js'
 import { isUuid } from '../core/validation.js'
@@ -152,7 +152,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Fanou
         ifNoneMatch: ifNoneMatch !== undefined
       }
       return await mutation(actor, {
-        type: 'file.write',
+        type: MutationType.write,
         workspaceId,
         op: 'write',
         path: p.path,
@@ -170,7 +170,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Fanou
     async remove (actor: Actor, p: { workspaceId: string, path: string, ifMatch?: string }, meta: MutationMeta = {}): Promise<Result<{ revision: number, deleted: number }>> {
       const op: OpInput = { type: 'delete', path: p.path, ...(p.ifMatch === undefined ? {} : { ifMatch: p.ifMatch }) }
       return await mutation(actor, {
-        type: 'file.delete',
+        type: MutationType.delete,
         workspaceId: p.workspaceId,
         op: 'delete',
         path: p.path,
@@ -187,7 +187,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Fanou
 
     async apply (actor: Actor, workspaceId: string, op: Operation, meta: MutationMeta = {}): Promise<Result<{ success: true, data: OpData, revision: number, timestamp: Date }>> {
       return await mutation(actor, {
-        type: 'operation',
+        type: MutationType.operation,
         workspaceId,
         op: op.type,
         path: op.path,
@@ -205,7 +205,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Fanou
 
     async batch (actor: Actor, workspaceId: string, operations: Operation[], meta: MutationMeta = {}): Promise<Result<{ results: Array<{ data: OpData, revision: number }>, revision: number }>> {
       return await mutation(actor, {
-        type: 'batch',
+        type: MutationType.batch,
         workspaceId,
         params: operations,
         run: hooks => applyOperations(db, actor, workspaceId, operations, writeOptions(meta), hooks),
@@ -217,7 +217,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Fanou
 
     async revert (actor: Actor, workspaceId: string, params: RevertParams, meta: MutationMeta = {}): Promise<Result<RevertResult>> {
       return await mutation<RevertResult, RevertResult>(actor, {
-        type: 'revert',
+        type: MutationType.revert,
         workspaceId,
         params,
         run: hooks => revert(db, actor, workspaceId, params, hooks, { opId: meta.opId ?? null }),

@@ -8,6 +8,7 @@ import { AppError, errors, schemaErrors, toAppError } from '../core/errors.js'
 import { channelName, type Frame, type Subscriber } from './hub.js'
 import { requireRead } from '../accounts/workspaces.js'
 import { makeAjv } from '../core/validation.js'
+import { MutationType } from '../mutations/activity.js'
 import { ClientMessage, RpcParams, type RpcMethod } from '../../schemas/ws.js'
 import type { Static } from '@sinclair/typebox'
 
@@ -25,11 +26,11 @@ export const Close = {
 const TEXT = { binary: false } as const
 
 /** RPC methods that mutate, with the activity type of their REST twin (failures are logged too). */
-const MUTATIONS: Partial<Record<string, string>> = {
-  'files.write': 'file.write',
-  'files.delete': 'file.delete',
-  'operations.apply': 'operation',
-  'operations.batch': 'batch'
+const MUTATIONS: Partial<Record<string, MutationType>> = {
+  'files.write': MutationType.write,
+  'files.delete': MutationType.delete,
+  'operations.apply': MutationType.operation,
+  'operations.batch': MutationType.batch
 }
 
 const ajv = makeAjv()

@@ -7,6 +7,16 @@ import { errors } from '../core/errors.js'
  * transaction; a failure is written after the rollback.
  */
 
+/** The activity type of each kind of mutation: the service, REST routes and RPC all name it so. */
+export const MutationType = {
+  write: 'file.write',
+  delete: 'file.delete',
+  operation: 'operation',
+  batch: 'batch',
+  revert: 'revert'
+} as const
+export type MutationType = typeof MutationType[keyof typeof MutationType]
+
 export interface ActivityEntry {
   sessionId: string
   userId: string
