@@ -25,5 +25,45 @@ export default [
       // tsc already reports real redeclarations (ts 2451).
       '@typescript-eslint/no-redeclare': 'off'
     }
+  },
+  // The layers (docs/architecture.md): src/core imports nothing else of the project; src/db only
+  // src/core; schemas/ only each other; nothing in src/ reaches plugins/ or routes/ except the
+  // composition root, src/app.ts.
+  {
+    name: 'workbench/layers-src',
+    files: ['src/**/*.ts'],
+    ignores: ['src/app.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['**/plugins/**', '**/routes/**'], message: 'src/ never imports plugins/ or routes/: only src/app.ts wires them.' }]
+      }]
+    }
+  },
+  {
+    name: 'workbench/layers-core',
+    files: ['src/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['../*', '../../*'], message: 'src/core imports nothing above it.' }]
+      }]
+    }
+  },
+  {
+    name: 'workbench/layers-db',
+    files: ['src/db/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['../*', '!../core', '../../*'], message: 'src/db imports only src/core.' }]
+      }]
+    }
+  },
+  {
+    name: 'workbench/layers-schemas',
+    files: ['schemas/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['../*'], message: 'schemas/ import only each other.' }]
+      }]
+    }
   }
 ]
