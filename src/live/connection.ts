@@ -5,7 +5,7 @@ import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Actor } from '../accounts/auth.js'
 import { requireRead } from '../accounts/workspaces.js'
-import { AppError, toAppError } from '../core/errors.js'
+import { AppError, errors, toAppError } from '../core/errors.js'
 import { bearerToken } from '../core/http.js'
 import type { Subscriber } from './hub.js'
 import { channelName, Close, parseChannel, parseClientMessage, type Frame } from './protocol.js'
@@ -17,6 +17,9 @@ const TEXT = { binary: false } as const
 /**
  * One client socket: authentication, its subscriptions, and the messages of the contract's
  * WebSocket section. Frames to the client go through `send`, which enforces the send-buffer bound.
+ * The wire format is protocol.ts and RPC is rpc.ts; what stays here (a little over 300 lines) is
+ * the state of one socket, which every part of it reads: split further, the parts would have to
+ * share the actor, the subscriptions and the closing flag through a public surface.
  */
 export class Connection implements Subscriber {
   readonly clientId = randomUUID()
@@ -128,8 +131,9 @@ export class Connection implements Subscriber {
     this.send(JSON.stringify(message))
   }
 
-  #error (code: string, message: string, extra: Record<string, unknown> = {}): void {
-    this.#reply({ type: 'error', code, message, ...extra })
+  /** An `error` frame: the error's code and message (its details only where `extra` passes them). */
+  #error (error: AppError, extra: Record<string, unknown> = {}): void {
+    this.#reply({ type: 'error', code: error.code, message: error.message, ...extra })
   }
 
   /** Closes with a code; a client that does not take the close frame is cut off shortly after. */
@@ -167,7 +171,7 @@ export class Connection implements Subscriber {
    */
   receive (raw: string): void {
     if (!this.#allow()) {
-      this.#error('RATE_LIMITED', 'too many messages; slow down')
+      this.#error(errors.messageRateLimited())
       return
     }
     this.#inbox = this.#inbox.then(() => this.#handle(raw)).catch(err => { this.#log.error({ err }, 'websocket message failed') })
@@ -177,7 +181,7 @@ export class Connection implements Subscriber {
     if (this.#closing) return
     const parsed = parseClientMessage(raw)
     if ('error' in parsed) {
-      this.#error(parsed.error.code, parsed.error.message, { details: parsed.error.details })
+      this.#error(parsed.error, { details: parsed.error.details })
       return
     }
     const { message } = parsed
@@ -191,7 +195,7 @@ export class Connection implements Subscriber {
     }
     const actor = this.#actor
     if (actor === null) {
-      this.#error('UNAUTHENTICATED', 'send { type: "auth", token } first')
+      this.#error(errors.unauthenticated('send { type: "auth", token } first'))
       return
     }
     switch (message.type) {
@@ -272,7 +276,7 @@ export class Connection implements Subscriber {
     } catch (err) {
       const e = toAppError(err)
       // FORBIDDEN (no file.read) and not-a-member both read as "no such workspace" here.
-      this.#error(e.statusCode === 403 ? 'WORKSPACE_NOT_FOUND' : e.code, e.statusCode === 403 ? `workspace ${workspaceId} not found` : e.message, { channel })
+      this.#error(e.statusCode === 403 ? errors.workspaceNotFound(workspaceId) : e, { channel })
       return
     }
     const { fanout } = this.#app
@@ -286,7 +290,7 @@ export class Connection implements Subscriber {
       this.#subscriptions.delete(workspaceId)
       await fanout.leave(workspaceId, this).catch(() => {})
       this.#log.warn({ err, workspaceId }, 'subscribe failed')
-      this.#error('UNAVAILABLE', 'cannot subscribe right now; retry with since', { channel })
+      this.#error(errors.unavailable('cannot subscribe right now; retry with since'), { channel })
       return
     }
     const { revision, reset } = joined
@@ -306,7 +310,7 @@ export class Connection implements Subscriber {
   async #broadcast (actor: Actor, channel: string, data: unknown): Promise<void> {
     const workspaceId = parseChannel(channel)
     if (!this.#subscriptions.has(workspaceId)) {
-      this.#error('VALIDATION_FAILED', 'subscribe to the channel before broadcasting on it', { channel })
+      this.#error(errors.validation('subscribe to the channel before broadcasting on it'), { channel })
       return
     }
     const frame = JSON.stringify({
@@ -330,11 +334,12 @@ export class Connection implements Subscriber {
       await requireRead(this.#app.db, actor, workspaceId)
     } catch {
       // Losing access ends that subscription; a socket left with none is closed with 4403.
+      const lost = errors.accessLost(workspaceId)
       if (this.#subscriptions.size <= 1) {
-        this.close(Close.forbidden, `access to workspace ${workspaceId} was lost`)
+        this.close(Close.forbidden, lost.message)
         return
       }
-      this.#error('WORKSPACE_NOT_FOUND', `access to workspace ${workspaceId} was lost`, { channel: channelName(workspaceId) })
+      this.#error(lost, { channel: channelName(workspaceId) })
       await this.#unsubscribe(workspaceId)
     }
   }
