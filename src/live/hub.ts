@@ -34,7 +34,10 @@ export interface Subscriber {
   drained?: () => Promise<void>
 }
 
-type Listener<A extends unknown[]> = (...args: A) => void
+/** users whose access to a workspace may have changed */
+export type AccessListener = (workspaceId: string, userIds: string[]) => void
+/** a change delivered live on this instance */
+export type DeliveredListener = (change: Change) => void
 
 interface Channel {
   workspaceId: string
@@ -71,8 +74,8 @@ export class Fanout {
   readonly #channels = new Map<string, Channel>()
   readonly #opts: FanoutOptions
   readonly #timer: NodeJS.Timeout | undefined
-  readonly #accessListeners = new Set<Listener<[workspaceId: string, userIds: string[]]>>()
-  readonly #deliveredListeners = new Set<Listener<[change: Change]>>()
+  readonly #accessListeners = new Set<AccessListener>()
+  readonly #deliveredListeners = new Set<DeliveredListener>()
   /** the read cache's view of the channels: workspace heads without a query */
   readonly heads: Heads
 
@@ -91,12 +94,12 @@ export class Fanout {
   }
 
   /** Users whose access to a workspace may have changed, announced by any instance (sockets, read cache). */
-  onAccessChange (listener: (workspaceId: string, userIds: string[]) => void): () => void {
+  onAccessChange (listener: AccessListener): () => void {
     return listen(this.#accessListeners, listener)
   }
 
   /** Called once per change delivered live on this instance (for the delivery lag metric). */
-  onDelivered (listener: (change: Change) => void): () => void {
+  onDelivered (listener: DeliveredListener): () => void {
     return listen(this.#deliveredListeners, listener)
   }
 

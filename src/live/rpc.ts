@@ -58,7 +58,7 @@ const methods = new Map<string, Method>(Object.entries(METHODS))
 export interface RpcContext {
   files: FileService
   actor: Actor
-  log: FastifyBaseLogger
+  log: Pick<FastifyBaseLogger, 'error'>
   /** a 500's own message goes to the client only in development, as REST does (error-handler) */
   exposeInternal: boolean
 }
