@@ -13,7 +13,7 @@ export default fp(async function cache (fastify) {
   const cache = new ReadCache({
     maxBytes: config.CACHE_MAX_BYTES,
     redis: config.CACHE_REDIS ? fastify.redis?.cmd : undefined,
-    heads: fanout,
+    heads: fanout.heads,
     counters: {
       hit: layer => { metrics.cacheHits.inc({ layer }) },
       miss: layer => { metrics.cacheMisses.inc({ layer }) }
@@ -21,7 +21,7 @@ export default fp(async function cache (fastify) {
   })
   // Member removal and workspace deletion, announced by any instance.
   const forget = (workspaceId: string, userIds: string[]): void => { cache.forget(workspaceId, userIds) }
-  fanout.accessListeners.add(forget)
-  fastify.addHook('onClose', async () => { fanout.accessListeners.delete(forget) })
+  const unlisten = fanout.onAccessChange(forget)
+  fastify.addHook('onClose', async () => { unlisten() })
   fastify.decorate('cache', cache)
 }, { name: 'cache', dependencies: ['config', 'redis', 'metrics', 'events'] })

@@ -145,10 +145,10 @@ export default fp(async function metrics (fastify) {
 
   fastify.addHook('onReady', async function observeLiveParts () {
     if (fastify.hasDecorator('fanout')) {
-      fastify.fanout.onDelivered = (change: Change) => {
+      fastify.fanout.onDelivered((change: Change) => {
         const at = new Date(change.at).getTime()
         if (Number.isFinite(at)) lag.observe(Math.max(0, Date.now() - at) / 1000)
-      }
+      })
     }
     if (fastify.hasDecorator('websocketServer')) {
       fastify.websocketServer.on('connection', socket => {

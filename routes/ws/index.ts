@@ -1,36 +1,25 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { Close, Connection } from '../../src/live/connection.js'
-import { bearerToken } from '../../src/core/http.js'
+import { Connection } from '../../src/live/connection.js'
 
 /**
- * GET /v1/ws: one socket per tab, multiplexing every channel (see docs/api.md, "WebSocket").
- * Protocol pings every WS_HEARTBEAT_MS; a peer that missed the previous pong is terminated.
+ * GET /v1/ws: one socket per tab, multiplexing every channel (see docs/api.md, "WebSocket"); the
+ * protocol is src/live/connection.ts. Protocol pings every WS_HEARTBEAT_MS; a peer that missed
+ * the previous pong is terminated. Shutdown closes the sockets with 1001 (plugins/external/websocket.ts).
  */
 const wsRoutes: FastifyPluginAsync = async (fastify) => {
   const connections = new Set<Connection>()
-  const sockets = new Map<Connection, import('ws').WebSocket>()
 
-  const heartbeat = setInterval(() => {
-    for (const [connection, socket] of sockets) {
-      if (!connection.alive) {
-        socket.terminate()
-        continue
-      }
-      connection.alive = false
-      socket.ping()
-    }
+  const heartbeat = setInterval(function heartbeat () {
+    for (const connection of connections) connection.heartbeat()
   }, fastify.config.WS_HEARTBEAT_MS)
   heartbeat.unref()
-  fastify.addHook('onClose', async () => { clearInterval(heartbeat) })
+  fastify.addHook('onClose', async function stopHeartbeat () { clearInterval(heartbeat) })
 
   // Membership changes announced by any instance: affected sockets recheck their access.
-  const onAccessChange = (workspaceId: string, userIds: string[]): void => {
-    for (const connection of connections) {
-      if (connection.actor !== null && userIds.includes(connection.actor.userId)) void connection.recheckAccess(workspaceId)
-    }
-  }
-  fastify.fanout.accessListeners.add(onAccessChange)
-  fastify.addHook('onClose', async () => { fastify.fanout.accessListeners.delete(onAccessChange) })
+  const unlisten = fastify.fanout.onAccessChange(function accessChanged (workspaceId, userIds) {
+    for (const connection of connections) void connection.accessChanged(workspaceId, userIds)
+  })
+  fastify.addHook('onClose', async function stopAccessChecks () { unlisten() })
 
   fastify.get('/ws', {
     websocket: true,
@@ -38,30 +27,8 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
   }, function websocket (socket, request) {
     const connection = new Connection(fastify, socket, request.raw.socket, request.log)
     connections.add(connection)
-    sockets.set(connection, socket)
-    socket.on('pong', () => { connection.alive = true })
-    socket.on('message', (data, isBinary) => {
-      if (isBinary) {
-        connection.close(Close.policy, 'binary frames are not accepted')
-        return
-      }
-      connection.receive(data.toString())
-    })
-    socket.on('close', code => {
-      connections.delete(connection)
-      sockets.delete(connection)
-      void connection.dispose(code)
-    })
-    socket.on('error', err => { request.log.info({ err: err.message }, 'websocket error') })
-
-    const header = request.headers.authorization
-    const token = bearerToken(header)
-    const session = request.headers['x-session-id']
-    if (header !== undefined && token === undefined) {
-      connection.close(Close.unauthenticated, 'malformed Authorization header')
-      return
-    }
-    void connection.start(token, typeof session === 'string' ? session : undefined)
+    socket.on('close', () => { connections.delete(connection) })
+    connection.start(request.headers)
   })
 }
 export default wsRoutes

@@ -54,6 +54,8 @@ export const errors = {
   notFound: (message: string) => new AppError(404, 'NOT_FOUND', message),
   fileNotFound: (path: string) => new AppError(404, 'FILE_NOT_FOUND', `no such file or directory: ${path}`),
   workspaceNotFound: (id: string) => new AppError(404, 'WORKSPACE_NOT_FOUND', `workspace ${id} not found`),
+  /** a WebSocket subscription ended by a membership change */
+  accessLost: (id: string) => new AppError(404, 'WORKSPACE_NOT_FOUND', `access to workspace ${id} was lost`),
   fileExists: (path: string) => new AppError(409, 'FILE_EXISTS', `${path} already exists`),
   targetExists: (path: string) => new AppError(409, 'TARGET_EXISTS', `${path} already exists`),
   emailTaken: () => new AppError(409, 'EMAIL_TAKEN', 'an account with this email already exists'),
@@ -70,6 +72,8 @@ export const errors = {
   rateLimited: (limit: number, windowMs: number, retryAfterSeconds: number) =>
     new AppError(429, 'RATE_LIMITED', `rate limit exceeded: ${limit} requests per ${windowMs / 1000} s; retry in ${retryAfterSeconds} s`,
       { limit, windowMs, retryAfter: retryAfterSeconds }, { 'retry-after': String(retryAfterSeconds) }),
+  /** a WebSocket message over the socket's WS_MESSAGES_PER_SECOND: answered, then dropped */
+  messageRateLimited: () => new AppError(429, 'RATE_LIMITED', 'too many messages; slow down'),
   unavailable: (message: string, retryAfterSeconds = 5) =>
     new AppError(503, 'UNAVAILABLE', message, undefined, { 'retry-after': String(retryAfterSeconds) }),
   internal: () => new AppError(500, 'INTERNAL', 'internal server error')

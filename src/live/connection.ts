@@ -1,70 +1,32 @@
 import { randomUUID } from 'node:crypto'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
-import type { ValidateFunction } from 'ajv'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Actor } from '../accounts/auth.js'
-import { AppError, errors, schemaErrors, toAppError } from '../core/errors.js'
-import { channelName, type Frame, type Subscriber } from './hub.js'
 import { requireRead } from '../accounts/workspaces.js'
-import { makeAjv } from '../core/validation.js'
-import { MutationType } from '../mutations/activity.js'
-import { ClientMessage, RpcParams, type RpcMethod } from '../../schemas/ws.js'
-import type { Static } from '@sinclair/typebox'
+import { AppError, errors, toAppError } from '../core/errors.js'
+import { bearerToken } from '../core/http.js'
+import type { Subscriber } from './hub.js'
+import { channelName, Close, parseChannel, parseClientMessage, type Frame } from './protocol.js'
+import { callRpc } from './rpc.js'
 
-/** WebSocket close codes this server uses. */
-export const Close = {
-  goingAway: 1001,
-  policy: 1008,
-  tooBig: 1009,
-  tryAgainLater: 1013,
-  unauthenticated: 4401,
-  forbidden: 4403
-} as const
-
-/** `send` options for a Buffer that holds text (the fan-out's frames) */
+/** `send` options for a Buffer that holds text (the hub's frames) */
 const TEXT = { binary: false } as const
-
-/** RPC methods that mutate, with the activity type of their REST twin (failures are logged too). */
-const MUTATIONS: Partial<Record<string, MutationType>> = {
-  'files.write': MutationType.write,
-  'files.delete': MutationType.delete,
-  'operations.apply': MutationType.operation,
-  'operations.batch': MutationType.batch
-}
-
-const ajv = makeAjv()
-type Message = ClientMessage
-const messageValidators = new Map<string, ValidateFunction>(
-  ClientMessage.anyOf.map(schema => [schema.properties.type.const, ajv.compile(schema)])
-)
-const rpcValidators = new Map<string, ValidateFunction>(
-  Object.entries(RpcParams).map(([method, schema]) => [method, ajv.compile(schema)])
-)
-
-/** Validates (and fills defaults into) an RPC method's params. */
-function checkParams<K extends RpcMethod> (method: K, params: unknown): Static<(typeof RpcParams)[K]> {
-  const validate = rpcValidators.get(method)
-  if (validate === undefined) throw errors.internal()
-  if (!validate(params)) throw validationError(validate)
-  return params as Static<(typeof RpcParams)[K]>
-}
-
-function validationError (validate: ValidateFunction): AppError {
-  const first = validate.errors?.[0]
-  return schemaErrors(`${first?.instancePath ?? ''} ${first?.message ?? 'invalid'}`.trim(), validate.errors ?? [])
-}
 
 /**
  * One client socket: authentication, its subscriptions, and the messages of the contract's
  * WebSocket section. Frames to the client go through `send`, which enforces the send-buffer bound.
+ * The wire format is protocol.ts and RPC is rpc.ts; what stays here (a little over 300 lines) is
+ * the state of one socket, which every part of it reads: split further, the parts would have to
+ * share the actor, the subscriptions and the closing flag through a public surface.
  */
 export class Connection implements Subscriber {
   readonly clientId = randomUUID()
-  readonly sent = new Map<string, number>()
-  readonly subscriptions = new Set<string>()
-  actor: Actor | null = null
-  alive = true
+  readonly #subscriptions = new Set<string>()
+  #actor: Actor | null = null
+  /** answered the last heartbeat ping */
+  #alive = true
   #closing = false
   #connectedAt = 0
   #inbox: Promise<void> = Promise.resolve()
@@ -84,15 +46,45 @@ export class Connection implements Subscriber {
     this.#stream = stream
     this.#log = log
     this.#tokens = app.config.WS_MESSAGES_PER_SECOND
+    socket.on('pong', () => { this.#alive = true })
+    socket.on('message', (data, isBinary) => {
+      if (isBinary) {
+        this.close(Close.policy, 'binary frames are not accepted')
+        return
+      }
+      this.receive(data.toString())
+    })
+    socket.on('close', code => { void this.dispose(code) })
+    socket.on('error', err => { log.info({ err: err.message }, 'websocket error') })
   }
 
-  /** Starts the connection: with a header token at once, else waits for an `auth` message. */
-  async start (headerToken: string | undefined, sessionHeader: string | undefined): Promise<void> {
-    if (headerToken !== undefined) {
-      await this.#authenticate(headerToken, sessionHeader)
+  /**
+   * Starts the connection from the upgrade request's headers: with a Bearer token at once, else
+   * it waits for an `auth` message.
+   */
+  start (headers: IncomingHttpHeaders): void {
+    const header = headers.authorization
+    const token = bearerToken(header)
+    const session = headers['x-session-id']
+    if (header !== undefined && token === undefined) {
+      this.close(Close.unauthenticated, 'malformed Authorization header')
+      return
+    }
+    if (token !== undefined) {
+      void this.#authenticate(token, typeof session === 'string' ? session : undefined)
       return
     }
     this.#authTimer = setTimeout(() => { this.close(Close.unauthenticated, 'no auth message in time') }, this.#app.config.WS_AUTH_TIMEOUT_MS)
+  }
+
+  /** One heartbeat: a peer that did not answer the previous ping is cut off, else pinged again. */
+  heartbeat (): void {
+    if (!this.#alive) {
+      this.#socket.terminate()
+      return
+    }
+    this.#alive = false
+    this.#socket.ping()
   }
 
   /** Sends a frame unless the client has stopped reading: past the bound it is closed with 1013. */
@@ -103,7 +95,7 @@ export class Connection implements Subscriber {
   }
 
   /**
-   * Sends the fan-out's frames (text, already encoded) in one write: the TCP socket is corked
+   * Sends the hub's frames (text, already encoded) in one write: the TCP socket is corked
    * around them, so a commit of many changes costs one system call per client, not one per change.
    */
   deliver (frames: readonly Frame[]): void {
@@ -139,8 +131,9 @@ export class Connection implements Subscriber {
     this.send(JSON.stringify(message))
   }
 
-  #error (code: string, message: string, extra: Record<string, unknown> = {}): void {
-    this.#reply({ type: 'error', code, message, ...extra })
+  /** An `error` frame: the error's code and message (its details only where `extra` passes them). */
+  #error (error: AppError, extra: Record<string, unknown> = {}): void {
+    this.#reply({ type: 'error', code: error.code, message: error.message, ...extra })
   }
 
   /** Closes with a code; a client that does not take the close frame is cut off shortly after. */
@@ -156,8 +149,8 @@ export class Connection implements Subscriber {
     clearTimeout(this.#expiryTimer)
     clearTimeout(this.#authTimer)
     void this.#record('ws.disconnect', 200, performance.now() - this.#connectedAt, { closeCode: code })
-    const left = [...this.subscriptions]
-    this.subscriptions.clear()
+    const left = [...this.#subscriptions]
+    this.#subscriptions.clear()
     await Promise.all(left.map(async id => { await this.#app.fanout.leave(id, this) }))
   }
 
@@ -178,7 +171,7 @@ export class Connection implements Subscriber {
    */
   receive (raw: string): void {
     if (!this.#allow()) {
-      this.#error('RATE_LIMITED', 'too many messages; slow down')
+      this.#error(errors.messageRateLimited())
       return
     }
     this.#inbox = this.#inbox.then(() => this.#handle(raw)).catch(err => { this.#log.error({ err }, 'websocket message failed') })
@@ -186,25 +179,12 @@ export class Connection implements Subscriber {
 
   async #handle (raw: string): Promise<void> {
     if (this.#closing) return
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(raw)
-    } catch {
-      this.#error('VALIDATION_FAILED', 'message is not valid JSON')
+    const parsed = parseClientMessage(raw)
+    if ('error' in parsed) {
+      this.#error(parsed.error, { details: parsed.error.details })
       return
     }
-    const type = typeof parsed === 'object' && parsed !== null && 'type' in parsed ? (parsed as { type: unknown }).type : undefined
-    const validate = typeof type === 'string' ? messageValidators.get(type) : undefined
-    if (validate === undefined) {
-      this.#error('VALIDATION_FAILED', `unknown message type ${JSON.stringify(type ?? null)}`)
-      return
-    }
-    if (!validate(parsed)) {
-      const err = validationError(validate)
-      this.#error(err.code, err.message, { details: err.details })
-      return
-    }
-    const message = parsed as Message
+    const { message } = parsed
     if (message.type === 'ping') {
       this.#reply({ type: 'pong', timestamp: new Date().toISOString() })
       return
@@ -213,17 +193,23 @@ export class Connection implements Subscriber {
       await this.#authenticate(message.token, message.sessionId)
       return
     }
-    const actor = this.actor
+    const actor = this.#actor
     if (actor === null) {
-      this.#error('UNAUTHENTICATED', 'send { type: "auth", token } first')
+      this.#error(errors.unauthenticated('send { type: "auth", token } first'))
       return
     }
     switch (message.type) {
       case 'subscribe': return await this.#subscribe(actor, message.channel, message.since)
-      case 'unsubscribe': return await this.#unsubscribe(message.channel)
+      case 'unsubscribe': return await this.#unsubscribe(parseChannel(message.channel))
       case 'broadcast': return await this.#broadcast(actor, message.channel, message.data)
       case 'rpc': return await this.#rpc(actor, message.id, message.method, message.params ?? {})
     }
+  }
+
+  async #rpc (actor: Actor, id: string | number, method: string, params: Record<string, unknown>): Promise<void> {
+    const { files, config } = this.#app
+    const context = { files, actor, log: this.#log, exposeInternal: config.NODE_ENV === 'development' }
+    this.#reply(await callRpc(context, id, method, params))
   }
 
   /** Closes with 4401 when the token expires (never for a token without `exp`). */
@@ -247,13 +233,13 @@ export class Connection implements Subscriber {
       this.close(Close.unauthenticated, err instanceof AppError ? err.code : 'UNAUTHENTICATED')
       return
     }
-    if (this.actor !== null && this.actor.userId !== verified.userId) {
+    if (this.#actor !== null && this.#actor.userId !== verified.userId) {
       this.close(Close.unauthenticated, 'a socket cannot change user')
       return
     }
-    const first = this.actor === null
+    const first = this.#actor === null
     const { expiresAt, ...actor } = verified
-    this.actor = first ? actor : { ...actor, sessionId: this.actor?.sessionId ?? actor.sessionId }
+    this.#actor = first ? actor : { ...actor, sessionId: this.#actor?.sessionId ?? actor.sessionId }
     clearTimeout(this.#authTimer)
     clearTimeout(this.#expiryTimer)
     this.#expireAt(expiresAt)
@@ -271,10 +257,10 @@ export class Connection implements Subscriber {
 
   /** Connects and disconnects go into the session's activity log. */
   async #record (type: string, status: number, durationMs: number, details?: Record<string, unknown>): Promise<void> {
-    if (this.actor === null) return
+    if (this.#actor === null) return
     await this.#app.activity.record({
-      sessionId: this.actor.sessionId,
-      userId: this.actor.userId,
+      sessionId: this.#actor.sessionId,
+      userId: this.#actor.userId,
       type,
       status,
       durationMs,
@@ -282,48 +268,49 @@ export class Connection implements Subscriber {
     }, err => { this.#log.warn({ err }, 'activity entry failed') })
   }
 
+  /** `channel` as the client wrote it, which its errors name */
   async #subscribe (actor: Actor, channel: string, since: number | undefined): Promise<void> {
-    const workspaceId = channel.slice('workspace:'.length).toLowerCase()
+    const workspaceId = parseChannel(channel)
     try {
       await requireRead(this.#app.db, actor, workspaceId)
     } catch (err) {
       const e = toAppError(err)
       // FORBIDDEN (no file.read) and not-a-member both read as "no such workspace" here.
-      this.#error(e.statusCode === 403 ? 'WORKSPACE_NOT_FOUND' : e.code, e.statusCode === 403 ? `workspace ${workspaceId} not found` : e.message, { channel })
+      this.#error(e.statusCode === 403 ? errors.workspaceNotFound(workspaceId) : e, { channel })
       return
     }
-    if (this.subscriptions.has(workspaceId)) await this.#app.fanout.leave(workspaceId, this)
-    this.subscriptions.add(workspaceId)
+    const { fanout } = this.#app
+    if (this.#subscriptions.has(workspaceId)) await fanout.leave(workspaceId, this)
+    this.#subscriptions.add(workspaceId)
     let joined: { revision: number, reset: boolean }
     try {
-      joined = await this.#app.fanout.join(workspaceId, this, since)
+      joined = await fanout.join(workspaceId, this, since)
     } catch (err) {
       // Redis (or the database) is down: the client retries the subscribe later with `since`.
-      this.subscriptions.delete(workspaceId)
-      await this.#app.fanout.leave(workspaceId, this).catch(() => {})
+      this.#subscriptions.delete(workspaceId)
+      await fanout.leave(workspaceId, this).catch(() => {})
       this.#log.warn({ err, workspaceId }, 'subscribe failed')
-      this.#error('UNAVAILABLE', 'cannot subscribe right now; retry with since', { channel })
+      this.#error(errors.unavailable('cannot subscribe right now; retry with since'), { channel })
       return
     }
     const { revision, reset } = joined
     // Closed (or unsubscribed) while joining: dispose() could not take it off the channel yet.
-    if (!this.subscriptions.has(workspaceId)) {
-      await this.#app.fanout.leave(workspaceId, this)
+    if (!this.#subscriptions.has(workspaceId)) {
+      await fanout.leave(workspaceId, this)
       return
     }
     this.#reply({ type: 'subscribed', channel: channelName(workspaceId), revision, ...(reset ? { reset: true } : {}) })
   }
 
-  async #unsubscribe (channel: string): Promise<void> {
-    const workspaceId = channel.slice('workspace:'.length).toLowerCase()
-    if (this.subscriptions.delete(workspaceId)) await this.#app.fanout.leave(workspaceId, this)
+  async #unsubscribe (workspaceId: string): Promise<void> {
+    if (this.#subscriptions.delete(workspaceId)) await this.#app.fanout.leave(workspaceId, this)
     this.#reply({ type: 'unsubscribed', channel: channelName(workspaceId) })
   }
 
   async #broadcast (actor: Actor, channel: string, data: unknown): Promise<void> {
-    const workspaceId = channel.slice('workspace:'.length).toLowerCase()
-    if (!this.subscriptions.has(workspaceId)) {
-      this.#error('VALIDATION_FAILED', 'subscribe to the channel before broadcasting on it', { channel })
+    const workspaceId = parseChannel(channel)
+    if (!this.#subscriptions.has(workspaceId)) {
+      this.#error(errors.validation('subscribe to the channel before broadcasting on it'), { channel })
       return
     }
     const frame = JSON.stringify({
@@ -336,80 +323,24 @@ export class Connection implements Subscriber {
     await this.#app.fanout.publishBroadcast(workspaceId, frame, this.clientId)
   }
 
-  /** Ends the subscriptions whose workspace this user can no longer read (4403 when none is left). */
-  async recheckAccess (workspaceId: string): Promise<void> {
-    if (this.actor === null || !this.subscriptions.has(workspaceId)) return
+  /**
+   * Membership changed (announced by any instance): if this socket's user is among `userIds`, it
+   * ends the subscription when the workspace is no longer readable (4403 when none is left).
+   */
+  async accessChanged (workspaceId: string, userIds: string[]): Promise<void> {
+    const actor = this.#actor
+    if (actor === null || !userIds.includes(actor.userId) || !this.#subscriptions.has(workspaceId)) return
     try {
-      await requireRead(this.#app.db, this.actor, workspaceId)
+      await requireRead(this.#app.db, actor, workspaceId)
     } catch {
       // Losing access ends that subscription; a socket left with none is closed with 4403.
-      if (this.subscriptions.size <= 1) {
-        this.close(Close.forbidden, `access to workspace ${workspaceId} was lost`)
+      const lost = errors.accessLost(workspaceId)
+      if (this.#subscriptions.size <= 1) {
+        this.close(Close.forbidden, lost.message)
         return
       }
-      const channel = channelName(workspaceId)
-      this.#error('WORKSPACE_NOT_FOUND', `access to workspace ${workspaceId} was lost`, { channel })
-      await this.#unsubscribe(channel)
-    }
-  }
-
-  async #rpc (actor: Actor, id: string | number, method: string, params: Record<string, unknown>): Promise<void> {
-    const started = performance.now()
-    try {
-      const result = await this.#call(actor, method, params)
-      this.#reply({ type: 'rpc.result', id, result })
-    } catch (err) {
-      const type = MUTATIONS[method]
-      if (type !== undefined) {
-        const { workspaceId, path, type: op } = params
-        this.#app.files.rejected(actor, {
-          type,
-          workspaceId: typeof workspaceId === 'string' ? workspaceId : null,
-          op: typeof op === 'string' ? op : null,
-          path: typeof path === 'string' ? path : null
-        }, err, performance.now() - started)
-      }
-      const e = toAppError(err)
-      if (e.statusCode >= 500) this.#log.error({ err, method }, 'rpc failed')
-      const message = e.statusCode === 500 && this.#app.config.NODE_ENV !== 'development' ? 'internal server error' : e.message
-      this.#reply({ type: 'rpc.error', id, error: { code: e.code, message, ...(e.details === undefined ? {} : { details: e.details }) } })
-    }
-  }
-
-  /** RPC methods mirror the REST routes and call the same service functions. */
-  async #call (actor: Actor, method: string, params: Record<string, unknown>): Promise<unknown> {
-    const files = this.#app.files
-    const opId = (p: { idempotencyKey?: string }) => ({ opId: p.idempotencyKey ?? null })
-    switch (method) {
-      case 'files.read': {
-        const { format: _format, ...p } = checkParams('files.read', params)
-        return (await files.read(actor, p)).entry
-      }
-      case 'files.write': {
-        const { idempotencyKey, ...p } = checkParams('files.write', params)
-        return (await files.write(actor, p, opId({ idempotencyKey }))).body
-      }
-      case 'files.delete': {
-        const { idempotencyKey, ...p } = checkParams('files.delete', params)
-        return (await files.remove(actor, p, opId({ idempotencyKey }))).body
-      }
-      case 'operations.apply': {
-        const { workspaceId, idempotencyKey, ...op } = checkParams('operations.apply', params)
-        return (await files.apply(actor, workspaceId, op, opId({ idempotencyKey }))).body
-      }
-      case 'operations.batch': {
-        const p = checkParams('operations.batch', params)
-        return (await files.batch(actor, p.workspaceId, p.operations, opId(p))).body
-      }
-      case 'tree.list': {
-        const { workspaceId, ...query } = checkParams('tree.list', params)
-        return await files.tree(actor, workspaceId, query)
-      }
-      case 'changes.list': {
-        const p = checkParams('changes.list', params)
-        return await files.changes(actor, p.workspaceId, p.since, p.limit)
-      }
-      default: throw errors.methodNotFound(method)
+      this.#error(lost, { channel: channelName(workspaceId) })
+      await this.#unsubscribe(workspaceId)
     }
   }
 }

@@ -1,77 +1,59 @@
 import type { Db } from '../db/schema.js'
-import { Type, type Static } from '@sinclair/typebox'
-import { Change } from '../../schemas/files.js'
-import { makeAjv } from '../core/validation.js'
+import type { Change } from '../../schemas/files.js'
 import { toChange } from '../files/changes.js'
 import { changesAfter, workspaceHead } from '../db/queries.js'
+import { busChannel, parseBusMessage, type BusMessage, type Transport } from './bus.js'
+import { Heads } from './heads.js'
+import { eventFrame, type Frame } from './protocol.js'
 
 /**
  * Live change events, from commit to every subscribed socket of every instance.
  *
- * Each committed change is published once on its workspace's channel (Redis pub/sub, or an
- * in-process bus); the committing instance also delivers it to its own subscribers at once,
- * without waiting for the message to come back. Each instance keeps, per channel it has local
- * subscribers for, the last revision it delivered; a message that skips revisions (a lost
- * publish, a Redis restart, a crash between commit and publish) is preceded by the missing
- * changes read from the `changes` table, and a periodic head check catches gaps no later message
- * would reveal. Messages are handled one at a time per channel, so delivery is in revision order;
- * each frame is serialised and encoded once and the same bytes go to every socket, the frames of
- * one commit in one write per socket.
+ * Each committed change is published once on its workspace's bus channel (bus.ts: Redis pub/sub,
+ * or an in-process bus), at most once; the committing instance also delivers it to its own
+ * subscribers at once, without waiting for the message to come back. Each instance keeps, per
+ * channel it has local subscribers (or a watch, heads.ts) for, the last revision it delivered; a
+ * message that skips revisions (a lost publish, a Redis restart, a crash between commit and
+ * publish) is preceded by the missing changes read from the `changes` table, and a periodic head
+ * check catches gaps no later message would reveal. Messages are handled one at a time per
+ * channel, so delivery is in revision order; the hub also keeps, per subscriber, the last
+ * revision that subscriber was sent, so one that joined with a replay gets no duplicate at the
+ * seam. Each frame is serialised and encoded once and the same bytes go to every socket, the
+ * frames of one commit in one write per socket.
+ *
+ * A little over 300 lines, kept in one file: joining, delivery, gap filling and the head check
+ * all move the same per-channel revisions under the same per-channel queue.
  */
 
-/** What carries messages between instances. */
-export interface Transport {
-  publish: (channel: string, message: string) => Promise<void>
-  /** Resolves once messages on `channel` are really being received. */
-  subscribe: (channel: string, onMessage: (message: string) => void) => Promise<void>
-  unsubscribe: (channel: string) => Promise<void>
-}
-
-/** A text frame as the fan-out sends it: encoded once, shared by every socket. */
-export type Frame = Buffer
-
-/** A socket as the fan-out sees it. */
+/** A socket as the hub sees it. */
 export interface Subscriber {
   readonly clientId: string
-  /** the highest revision this subscriber has been sent on each channel */
-  readonly sent: Map<string, number>
   /** sends the text frames in order, in one write where the transport allows */
   deliver: (frames: readonly Frame[]) => void
   /** resolves once the subscriber's send buffer has room again (at once if it has) */
   drained?: () => Promise<void>
 }
 
-/** What instances say to each other on a workspace's bus channel. */
-const BusMessage = Type.Union([
-  Type.Object({ t: Type.Literal('changes'), changes: Type.Array(Change, { minItems: 1 }) }),
-  Type.Object({ t: Type.Literal('broadcast'), frame: Type.String(), fromClient: Type.String() }),
-  Type.Object({ t: Type.Literal('access'), userIds: Type.Array(Type.String()) })
-])
-type BusMessage = Static<typeof BusMessage>
-/** Anything else on the channel (another program, a bad deploy) is dropped, never forwarded. */
-const isBusMessage = makeAjv().compile<BusMessage>(BusMessage)
+/** users whose access to a workspace may have changed */
+export type AccessListener = (workspaceId: string, userIds: string[]) => void
+/** a change delivered live on this instance */
+export type DeliveredListener = (change: Change) => void
 
 interface Channel {
   workspaceId: string
-  subscribers: Set<Subscriber>
+  /** each subscriber with the highest revision it has been sent on this channel */
+  subscribers: Map<Subscriber, number>
   /** the last revision delivered on this instance */
   delivered: number
   /** the newest revision committed by this instance (known before its event comes back) */
   committed: number
   /** true once messages are received and `delivered` is initialised */
   live: boolean
-  /** kept for the read cache (see `watch`), even with no subscribers */
+  /** kept for the read cache (see heads.ts), even with no subscribers */
   watched: boolean
   /** serialises everything done on the channel */
   queue: Promise<void>
   ready: Promise<void>
-}
-
-export const channelName = (workspaceId: string): string => `workspace:${workspaceId}`
-const busChannel = (workspaceId: string): string => `wb:workspace:${workspaceId}`
-
-export function eventFrame (workspaceId: string, change: Change): Frame {
-  return Buffer.from(JSON.stringify({ type: 'event', channel: channelName(workspaceId), event: 'file.changed', revision: change.revision, data: change }))
 }
 
 const REPLAY_PAGE = 1000
@@ -84,7 +66,7 @@ export interface FanoutOptions {
   log: { warn: (obj: object, msg: string) => void }
   /** how often channels check the database head for changes no message announced */
   checkIntervalMs?: number
-  /** how many workspaces `watch` keeps subscribed at most */
+  /** how many workspaces `heads.watch` keeps subscribed at most */
   maxWatched?: number
 }
 
@@ -92,24 +74,33 @@ export class Fanout {
   readonly #channels = new Map<string, Channel>()
   readonly #opts: FanoutOptions
   readonly #timer: NodeJS.Timeout | undefined
-  /** deliveries to sockets, and commit-to-delivery lag, for metrics */
-  readonly stats = { delivered: 0, published: 0, gapFills: 0 }
-  /** listeners for users whose access to a workspace may have changed (sockets, read cache) */
-  readonly accessListeners = new Set<(workspaceId: string, userIds: string[]) => void>()
-  /** workspaces kept subscribed for the read cache, least recently read first */
-  readonly #watched = new Set<string>()
-  readonly #maxWatched: number
-  /** set by plugins/metrics.ts: called once per change delivered live on this instance */
-  onDelivered: ((change: Change) => void) | undefined
+  readonly #accessListeners = new Set<AccessListener>()
+  readonly #deliveredListeners = new Set<DeliveredListener>()
+  /** the read cache's view of the channels: workspace heads without a query */
+  readonly heads: Heads
 
   constructor (opts: FanoutOptions) {
     this.#opts = opts
-    this.#maxWatched = opts.maxWatched ?? 10_000
+    this.heads = new Heads({
+      follow: async workspaceId => { (await this.#channel(workspaceId)).watched = true },
+      unfollow: workspaceId => { this.#unfollow(workspaceId) },
+      revision: workspaceId => this.#revision(workspaceId)
+    }, opts.maxWatched ?? 10_000)
     const every = opts.checkIntervalMs ?? 2000
     if (every > 0) {
       this.#timer = setInterval(() => { void this.#checkHeads() }, every)
       this.#timer.unref()
     }
+  }
+
+  /** Users whose access to a workspace may have changed, announced by any instance (sockets, read cache). */
+  onAccessChange (listener: AccessListener): () => void {
+    return listen(this.#accessListeners, listener)
+  }
+
+  /** Called once per change delivered live on this instance (for the delivery lag metric). */
+  onDelivered (listener: DeliveredListener): () => void {
+    return listen(this.#deliveredListeners, listener)
   }
 
   /** After commit: announce the changes of one workspace to every instance. */
@@ -125,7 +116,6 @@ export class Fanout {
         if (changes[0]?.revision === channel.delivered + 1) this.#send(channel, changes)
       })
     }
-    this.stats.published += changes.length
     await this.#publish(workspaceId, { t: 'changes', changes })
   }
 
@@ -154,7 +144,6 @@ export class Fanout {
    */
   async join (workspaceId: string, subscriber: Subscriber, since: number | undefined): Promise<{ revision: number, reset: boolean }> {
     const channel = await this.#channel(workspaceId)
-    const name = channelName(workspaceId)
     const ws = await workspaceHead(this.#opts.db, workspaceId)
     const reset = since !== undefined && ws !== undefined && (since < ws.pruned_through || since > ws.revision)
     // The bulk of a long replay goes out before joining the channel, at the pace the client reads:
@@ -169,10 +158,9 @@ export class Fanout {
       await this.#replay(workspaceId, subscriber, from, head, false)
       // This one has everything to `head`. The others must get it too before the channel counts
       // it as delivered: changes committed but not yet announced would otherwise be skipped for them.
-      subscriber.sent.set(name, head)
       if (channel.subscribers.size > 0) await this.#fill(channel, head)
       channel.delivered = Math.max(channel.delivered, head)
-      channel.subscribers.add(subscriber)
+      channel.subscribers.set(subscriber, head)
       result = { revision: head, reset }
     })
     return result
@@ -196,7 +184,6 @@ export class Fanout {
     const channel = this.#channels.get(workspaceId)
     if (channel === undefined) return
     channel.subscribers.delete(subscriber)
-    subscriber.sent.delete(channelName(workspaceId))
     await this.#release(channel)
   }
 
@@ -210,48 +197,18 @@ export class Fanout {
     })
   }
 
-  /**
-   * The newest revision of a workspace this instance is sure of, without asking the database:
-   * known while it receives the workspace's events (a subscriber or a `watch`), else undefined.
-   * It trails a write on another instance by the time that write's event takes to arrive (about
-   * a Redis round trip; at most the head-check interval when a message is lost).
-   */
-  head (workspaceId: string): number | undefined {
+  /** See `Heads.head`: the revision is known only while the channel receives its events. */
+  #revision (workspaceId: string): number | undefined {
     const channel = this.#channels.get(workspaceId)
     if (channel === undefined || !channel.live) return undefined
-    if (channel.watched) {
-      this.#watched.delete(workspaceId)
-      this.#watched.add(workspaceId)
-    }
     return Math.max(channel.delivered, channel.committed)
   }
 
-  /** Keeps receiving a workspace's events so `head` can answer (for the read cache). */
-  watch (workspaceId: string): void {
-    if (this.#watched.has(workspaceId)) return
-    this.#watched.add(workspaceId)
-    if (this.#watched.size > this.#maxWatched) {
-      const oldest = this.#watched.values().next().value
-      if (oldest !== undefined) this.#unwatch(oldest)
-    }
-    void this.#channel(workspaceId).then(channel => {
-      if (this.#watched.has(workspaceId)) channel.watched = true
-      else void this.#release(channel)
-    }, () => { this.#watched.delete(workspaceId) })
-  }
-
-  #unwatch (workspaceId: string): void {
-    this.#watched.delete(workspaceId)
+  #unfollow (workspaceId: string): void {
     const channel = this.#channels.get(workspaceId)
     if (channel === undefined) return
     channel.watched = false
     void this.#release(channel)
-  }
-
-  subscriberCount (): number {
-    let n = 0
-    for (const c of this.#channels.values()) n += c.subscribers.size
-    return n
   }
 
   close (): void {
@@ -262,9 +219,9 @@ export class Fanout {
     let channel = this.#channels.get(workspaceId)
     if (channel === undefined) {
       const created: Channel = {
-        workspaceId, subscribers: new Set(), delivered: 0, committed: 0, live: false, watched: false, queue: Promise.resolve(), ready: Promise.resolve()
+        workspaceId, subscribers: new Map(), delivered: 0, committed: 0, live: false, watched: false, queue: Promise.resolve(), ready: Promise.resolve()
       }
-      created.ready = this.#opts.transport.subscribe(busChannel(workspaceId), message => { this.#onMessage(created, message) })
+      created.ready = this.#opts.transport.subscribe(busChannel(workspaceId), raw => { this.#onMessage(created, raw) })
         .then(async () => {
           // Only now does this instance receive the channel: start delivering after the current head.
           const ws = await workspaceHead(this.#opts.db, workspaceId)
@@ -291,21 +248,18 @@ export class Fanout {
   }
 
   #onMessage (channel: Channel, raw: string): void {
-    let message: unknown
-    try {
-      message = JSON.parse(raw)
-    } catch {}
-    if (!isBusMessage(message)) {
+    const message = parseBusMessage(raw)
+    if (message === undefined) {
       this.#opts.log.warn({ workspaceId: channel.workspaceId, bytes: raw.length }, 'malformed bus message dropped')
       return
     }
     if (message.t === 'broadcast') {
       const frames = [Buffer.from(message.frame)]
-      for (const s of channel.subscribers) if (s.clientId !== message.fromClient) s.deliver(frames)
+      for (const s of channel.subscribers.keys()) if (s.clientId !== message.fromClient) s.deliver(frames)
       return
     }
     if (message.t === 'access') {
-      for (const listener of this.accessListeners) listener(channel.workspaceId, message.userIds)
+      for (const listener of this.#accessListeners) listener(channel.workspaceId, message.userIds)
       return
     }
     void this.#enqueue(channel, () => this.#deliver(channel, message.changes))
@@ -334,24 +288,19 @@ export class Fanout {
     const last = fresh.at(-1)?.revision
     if (last === undefined) return
     channel.delivered = last
-    if (this.onDelivered !== undefined) for (const c of fresh) this.onDelivered(c)
-    const name = channelName(channel.workspaceId)
+    for (const listener of this.#deliveredListeners) for (const c of fresh) listener(c)
     const frames = fresh.map(c => eventFrame(channel.workspaceId, c))
-    for (const s of channel.subscribers) {
-      const had = s.sent.get(name) ?? 0
+    for (const [s, had] of channel.subscribers) {
       if (had >= last) continue
-      s.sent.set(name, last)
+      channel.subscribers.set(s, last)
       // A subscriber that joined mid-way already has the first few (its replay sent them).
       const from = had < (fresh[0]?.revision ?? last) ? 0 : fresh.findIndex(c => c.revision > had)
       s.deliver(from === 0 ? frames : frames.slice(from))
-      this.stats.delivered += frames.length - from
     }
   }
 
   /** Sends the changes after what the channel delivered, up to `upTo`, from the database. */
   async #fill (channel: Channel, upTo: number): Promise<void> {
-    if (channel.delivered >= upTo) return
-    this.stats.gapFills++
     while (channel.delivered < upTo) {
       const missing = await this.#read(channel.workspaceId, channel.delivered, upTo)
       if (missing.length === 0) break
@@ -379,4 +328,10 @@ export class Fanout {
       this.#opts.log.warn({ err }, 'head check failed')
     }
   }
+}
+
+/** Adds a listener to a set; returns what removes it. */
+function listen<L> (listeners: Set<L>, listener: L): () => void {
+  listeners.add(listener)
+  return function unlisten () { listeners.delete(listener) }
 }

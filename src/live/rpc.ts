@@ -1,0 +1,95 @@
+import type { Static, TSchema } from '@sinclair/typebox'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Actor } from '../accounts/auth.js'
+import { errors, toAppError } from '../core/errors.js'
+import { makeAjv } from '../core/validation.js'
+import type { FileService } from '../files/service.js'
+import { MutationType } from '../mutations/activity.js'
+import { RpcParams, type RpcMethod } from '../../schemas/ws.js'
+import { validationError } from './protocol.js'
+
+/**
+ * WebSocket RPC: methods mirror the REST routes and call the same service functions, so results
+ * and error codes are the REST ones (docs/api.md, "WebSocket").
+ */
+
+interface Method {
+  /** a mutating method's activity type, as its REST twin logs it: its refusals are logged too */
+  activity?: MutationType
+  /** validates (and fills defaults into) the params, then calls the service */
+  run: (files: FileService, actor: Actor, params: Record<string, unknown>) => Promise<unknown>
+}
+
+const ajv = makeAjv()
+
+/** A table entry: the params schema is compiled once, and `call` gets the params as it declares them. */
+function method<S extends TSchema> (schema: S, activity: MutationType | undefined, call: (files: FileService, actor: Actor, params: Static<S>) => Promise<unknown>): Method {
+  const validate = ajv.compile<Static<S>>(schema)
+  return {
+    ...(activity === undefined ? {} : { activity }),
+    run: async function run (files, actor, params) {
+      if (!validate(params)) throw validationError(validate)
+      return await call(files, actor, params)
+    }
+  }
+}
+
+const opId = (idempotencyKey: string | undefined): { opId: string | null } => ({ opId: idempotencyKey ?? null })
+
+const METHODS: Record<RpcMethod, Method> = {
+  'files.read': method(RpcParams['files.read'], undefined,
+    async (files, actor, { format: _format, ...p }) => (await files.read(actor, p)).entry),
+  'files.write': method(RpcParams['files.write'], MutationType.write,
+    async (files, actor, { idempotencyKey, ...p }) => (await files.write(actor, p, opId(idempotencyKey))).body),
+  'files.delete': method(RpcParams['files.delete'], MutationType.delete,
+    async (files, actor, { idempotencyKey, ...p }) => (await files.remove(actor, p, opId(idempotencyKey))).body),
+  'operations.apply': method(RpcParams['operations.apply'], MutationType.operation,
+    async (files, actor, { workspaceId, idempotencyKey, ...op }) => (await files.apply(actor, workspaceId, op, opId(idempotencyKey))).body),
+  'operations.batch': method(RpcParams['operations.batch'], MutationType.batch,
+    async (files, actor, p) => (await files.batch(actor, p.workspaceId, p.operations, opId(p.idempotencyKey))).body),
+  'tree.list': method(RpcParams['tree.list'], undefined,
+    async (files, actor, { workspaceId, ...query }) => await files.tree(actor, workspaceId, query)),
+  'changes.list': method(RpcParams['changes.list'], undefined,
+    async (files, actor, p) => await files.changes(actor, p.workspaceId, p.since, p.limit))
+}
+/** a Map, so that names like `toString` are unknown methods rather than the prototype's */
+const methods = new Map<string, Method>(Object.entries(METHODS))
+
+export interface RpcContext {
+  files: FileService
+  actor: Actor
+  log: Pick<FastifyBaseLogger, 'error'>
+  /** a 500's own message goes to the client only in development, as REST does (error-handler) */
+  exposeInternal: boolean
+}
+
+export type RpcReply =
+  | { type: 'rpc.result', id: string | number, result: unknown }
+  | { type: 'rpc.error', id: string | number, error: { code: string, message: string, details?: Record<string, unknown> } }
+
+/** Runs one RPC call; every failure becomes its `rpc.error` reply. */
+export async function callRpc (ctx: RpcContext, id: string | number, name: string, params: Record<string, unknown>): Promise<RpcReply> {
+  const started = performance.now()
+  const entry = methods.get(name)
+  try {
+    if (entry === undefined) throw errors.methodNotFound(name)
+    return { type: 'rpc.result', id, result: await entry.run(ctx.files, ctx.actor, params) }
+  } catch (err) {
+    if (entry?.activity !== undefined) {
+      // The service logs what fails inside it (and `rejected` skips those); this adds refusals before it.
+      ctx.files.rejected(ctx.actor, {
+        type: entry.activity,
+        workspaceId: text(params.workspaceId),
+        op: text(params.type),
+        path: text(params.path)
+      }, err, performance.now() - started)
+    }
+    const e = toAppError(err)
+    if (e.statusCode >= 500) ctx.log.error({ err, method: name }, 'rpc failed')
+    const shown = e.statusCode === 500 && !ctx.exposeInternal ? errors.internal() : e
+    // Details stay even when the message is masked: a batch's failing index is no secret.
+    return { type: 'rpc.error', id, error: { code: shown.code, message: shown.message, ...(e.details === undefined ? {} : { details: e.details }) } }
+  }
+}
+
+const text = (value: unknown): string | null => typeof value === 'string' ? value : null
