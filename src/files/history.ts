@@ -7,7 +7,7 @@ import { encodeContent } from './content.js'
 import { canonicalPath, nameOf, ROOT } from './paths.js'
 import { CHANGE_COLUMNS, descendantsPattern } from '../db/queries.js'
 import { toChange } from './changes.js'
-import type { Change, Entry, FileMeta } from '../../schemas/files.js'
+import type { Entry, FileMeta, HistoryResult } from '../../schemas/files.js'
 import { findEntry, rootMeta, type ReadResult } from './reads.js'
 import { stateOf } from './entries.js'
 
@@ -128,18 +128,13 @@ export async function readAtRevision (db: Db, actor: Actor, workspaceId: string,
   })
 }
 
-export interface HistoryPage {
-  items: Change[]
-  nextCursor: string | null
-}
-
 const MAX_FOLLOWED = 100
 
 /**
  * The changes that touched `path`, newest first. Moves are followed both ways: into the path
  * (its earlier history under the old path) and out of it (its later history under the new path).
  */
-export async function listHistory (db: Db, actor: Actor, workspaceId: string, rawPath: string, limit: number, cursor: string | undefined): Promise<HistoryPage> {
+export async function listHistory (db: Db, actor: Actor, workspaceId: string, rawPath: string, limit: number, cursor: string | undefined): Promise<HistoryResult> {
   const path = canonicalPath(rawPath)
   const before = cursor === undefined ? Number.MAX_SAFE_INTEGER : Number(cursor)
   if (!Number.isSafeInteger(before) || before < 0) throw errors.validation('cursor is not valid')

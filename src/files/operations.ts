@@ -9,7 +9,8 @@ import { atOrBelow } from '../db/queries.js'
 import { ensureParents, rowOf, saveChanges, stateOf, directoryState, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
 import { findEntry, toMeta } from './reads.js'
 import { toChange } from './changes.js'
-import type { Change, FileMeta, Operation } from '../../schemas/files.js'
+import type { TransactionHooks } from '../mutations/pipeline.js'
+import type { Change, OpData, Operation } from '../../schemas/files.js'
 
 /**
  * Every write goes through applyOperations: one transaction that locks the workspace row (which
@@ -37,8 +38,6 @@ interface CheckedOp {
   overwrite: boolean
   sessionId: string | null
 }
-
-export type OpData = FileMeta | { deleted: number }
 
 export interface OpResult {
   data: OpData
@@ -81,14 +80,6 @@ export function checkOp (op: OpInput, maxFileBytes: number): CheckedOp {
     overwrite: op.overwrite === true,
     sessionId: op.sessionId ?? null
   }
-}
-
-/** Hooks that run inside the write transaction (idempotency keys, activity entries). */
-export interface TransactionHooks<R> {
-  /** first, before the workspace is locked */
-  begin?: (trx: Trx) => Promise<void>
-  /** last, after every change is recorded and before commit */
-  beforeCommit?: (trx: Trx, result: R) => Promise<void>
 }
 
 export async function applyOperations (db: Db, actor: Actor, workspaceId: string, ops: OpInput[], options: WriteOptions, hooks: TransactionHooks<ApplyResult> = {}): Promise<ApplyResult> {

@@ -7,7 +7,7 @@ import { errors } from '../core/errors.js'
 import { encodeContent } from './content.js'
 import { canonicalPath, depthOf, nameOf, ROOT } from './paths.js'
 import { descendantsPattern } from '../db/queries.js'
-import type { Entry, FileMeta, TreeQuery } from '../../schemas/files.js'
+import type { Entry, FileMeta, TreeQuery, TreeResult } from '../../schemas/files.js'
 
 /** Reading entries: single entries with content or children, and the paginated tree. */
 
@@ -125,17 +125,11 @@ function decodeCursor (s: string): TreeCursor {
   throw errors.validation('cursor is not valid')
 }
 
-export interface TreePage {
-  revision: number
-  entries: FileMeta[]
-  nextCursor: string | null
-}
-
 /**
  * Entries below `path` (not `path` itself), sorted by path, to `depth` levels (0: all), paged
  * by keyset on the path. `revision` is read with the first page and carried by the cursor.
  */
-export async function listTree (db: Db, actor: Actor, workspaceId: string, query: TreeQuery): Promise<TreePage> {
+export async function listTree (db: Db, actor: Actor, workspaceId: string, query: TreeQuery): Promise<TreeResult> {
   const path = canonicalPath(query.path)
   const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
   await requireRead(db, actor, workspaceId)

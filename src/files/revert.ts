@@ -7,8 +7,8 @@ import { toChange } from './changes.js'
 import { ancestorsOf, depthOf } from './paths.js'
 import { atOrBelow, descendantsPattern, workspaceHead } from '../db/queries.js'
 import { ensureParents, rowOf, saveChanges, stateOf, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
-import type { TransactionHooks } from './operations.js'
-import type { Change } from '../../schemas/files.js'
+import type { TransactionHooks } from '../mutations/pipeline.js'
+import type { Change, RevertBody, RevertResult } from '../../schemas/files.js'
 
 /**
  * Undoing a session's changes, or every change after a revision, as new changes in one
@@ -18,19 +18,8 @@ import type { Change } from '../../schemas/files.js'
  * are and everything else is reverted; without it they make the revert 409 REVERT_CONFLICT.
  */
 
-export interface RevertParams {
-  sessionId?: string
-  toRevision?: number
-  dryRun?: boolean
-  force?: boolean
-}
-
-export interface RevertResult {
-  revision: number
-  changes: Change[]
-  /** paths left as they are because another session changed them afterwards (with force) */
-  conflicts: string[]
-}
+/** What to revert: the request's body. */
+export type RevertParams = RevertBody
 
 interface StoredEntry {
   revision: number
