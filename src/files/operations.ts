@@ -5,7 +5,7 @@ import { AppError, batchError, errors } from '../core/errors.js'
 import { opaqueTag } from '../core/http.js'
 import { checkMetadata, decodeContent, guessMimeType, type Content } from './content.js'
 import { canonicalPath, depthOf, isWithin, parentOf, ROOT } from './paths.js'
-import { atOrBelow } from '../db/queries.js'
+import { atOrBelow, workspaceHead } from '../db/queries.js'
 import { ensureParents, rowOf, saveChanges, stateOf, directoryState, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
 import { findEntry, toMeta } from './reads.js'
 import { toChange } from './changes.js'
@@ -95,7 +95,7 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
   return await db.transaction().execute(async trx => {
     await hooks.begin?.(trx)
     await storeBlobs(trx, checked)
-    const ws = await trx.selectFrom('workspaces').select('revision').where('id', '=', workspaceId).forUpdate().executeTakeFirst()
+    const ws = await workspaceHead(trx, workspaceId, 'for update')
     if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
     let head = ws.revision
     const results: OpResult[] = []

@@ -5,7 +5,7 @@ import { errors } from '../core/errors.js'
 import { findEntry } from './reads.js'
 import { toChange } from './changes.js'
 import { ancestorsOf, depthOf } from './paths.js'
-import { atOrBelow, descendantsPattern, workspaceHead } from '../db/queries.js'
+import { atOrBelow, descendantsPattern, touches, workspaceHead } from '../db/queries.js'
 import { ensureParents, rowOf, saveChanges, stateOf, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
 import type { TransactionHooks } from '../mutations/pipeline.js'
 import type { Change, RevertBody, RevertResult } from '../../schemas/files.js'
@@ -117,7 +117,7 @@ async function findConflicts (trx: Trx, workspaceId: string, targets: TargetChan
     const chunk = paths.slice(i, i + 1000)
     const later = await trx.selectFrom('change_entries').select(['revision', 'path_before', 'path_after'])
       .where('workspace_id', '=', workspaceId).where('revision', '>', since)
-      .where(eb => eb.or([eb('path_before', 'in', chunk), eb('path_after', 'in', chunk)]))
+      .where(eb => touches(eb, chunk))
       .execute()
     for (const r of later) {
       if (own.has(r.revision)) continue
