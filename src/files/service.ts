@@ -46,6 +46,10 @@ function only (result: ApplyResult): OpResult {
 
 export type FileService = ReturnType<typeof createFileService>
 
+/**
+ * Longer than a function should be, on purpose: it is the list of the service's calls, each a
+ * few lines, and reads best as one list.
+ */
 export function createFileService (deps: { db: Db, config: Config, fanout: ChangePublisher, activity: ActivityRecorder, cache?: ReadCache }) {
   const { db, config, activity, cache } = deps
   const pipeline = createMutationPipeline({ db, activity, publisher: deps.fanout })

@@ -67,80 +67,88 @@ export interface MutationPipeline {
   rejected: (actor: Actor, mutation: Rejected, err: unknown, durationMs: number) => void
 }
 
-/** Failures already in the activity log (recorded by `run`), so they are recorded once. */
+/** Failures already in the activity log (recorded by `runMutation`), so they are recorded once. */
 const recordedFailures = new WeakSet<object>()
 
-export function createMutationPipeline (deps: { db: Db, activity: ActivityRecorder, publisher: ChangePublisher }): MutationPipeline {
+interface PipelineDeps {
+  db: Db
+  activity: ActivityRecorder
+  publisher: ChangePublisher
+}
+
+export function createMutationPipeline (deps: PipelineDeps): MutationPipeline {
+  return {
+    run: async (actor, spec, meta) => await runMutation(deps, actor, spec, meta),
+    rejected: (actor, mutation, err, durationMs) => { recordRejected(deps.activity, actor, mutation, err, durationMs) }
+  }
+}
+
+async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: MutationSpec<R, T>, meta: MutationMeta): Promise<Result<T>> {
   const { db, activity, publisher } = deps
-
-  async function run<R, T> (actor: Actor, spec: MutationSpec<R, T>, meta: MutationMeta): Promise<Result<T>> {
-    const started = performance.now()
-    const key = meta.opId ?? null
-    const hash = key === null ? '' : requestHash({ type: spec.type, workspaceId: spec.workspaceId, params: spec.params })
-    const entry = (status: number, extra: Partial<NewActivity>): NewActivity => ({
-      sessionId: spec.sessionId ?? actor.sessionId,
-      userId: actor.userId,
-      workspaceId: spec.workspaceId,
-      type: spec.type,
-      op: spec.op ?? null,
-      path: spec.path ?? null,
-      newPath: spec.newPath ?? null,
-      status,
-      durationMs: performance.now() - started,
-      ...extra
-    })
-    let response: Result<T> | undefined
-    let logged: NewActivity | undefined
-    try {
-      if (key !== null) {
-        const stored = await findResponse(db, actor.userId, key, hash)
-        if (stored !== undefined) return stored as Result<T>
-      }
-      const result = await spec.run({
-        begin: async trx => { if (key !== null) await claimKey(trx, actor.userId, key, hash) },
-        beforeCommit: async (trx, r) => {
-          response = spec.respond(r)
-          logged = entry(response.statusCode, { revision: spec.revision(r), details: spec.details?.(r) ?? null })
-          await activity.write(trx, logged)
-          if (key !== null) await storeResponse(trx, actor.userId, key, hash, response)
-        }
-      })
-      if (logged !== undefined) activity.committed(logged)
-      // After commit; at most once, and subscribers fill any gap from the database.
-      void publisher.publishChanges(spec.workspaceId, spec.changes(result))
-      return response ?? spec.respond(result)
-    } catch (err) {
-      if (err instanceof Replay) return err.response as Result<T>
-      const e = toAppError(err)
-      void activity.record(entry(e.statusCode, { code: e.code }))
-      if (typeof err === 'object' && err !== null) recordedFailures.add(err)
-      if (key !== null && e.statusCode < 500) {
-        await storeResponse(db, actor.userId, key, hash, { statusCode: e.statusCode, body: e.toJSON() }).catch(() => {})
-      }
-      throw err
+  const started = performance.now()
+  const key = meta.opId ?? null
+  const hash = key === null ? '' : requestHash({ type: spec.type, workspaceId: spec.workspaceId, params: spec.params })
+  const entry = (status: number, extra: Partial<NewActivity>): NewActivity => ({
+    sessionId: spec.sessionId ?? actor.sessionId,
+    userId: actor.userId,
+    workspaceId: spec.workspaceId,
+    type: spec.type,
+    op: spec.op ?? null,
+    path: spec.path ?? null,
+    newPath: spec.newPath ?? null,
+    status,
+    durationMs: performance.now() - started,
+    ...extra
+  })
+  let response: Result<T> | undefined
+  let logged: NewActivity | undefined
+  try {
+    if (key !== null) {
+      const stored = await findResponse(db, actor.userId, key, hash)
+      if (stored !== undefined) return stored as Result<T>
     }
-  }
-
-  /**
-   * Records a mutation that failed before it reached the service (the request's schema, its
-   * path, its content type): every mutation, success or failure, is in its session's log.
-   */
-  function rejected (actor: Actor, mutation: Rejected, err: unknown, durationMs: number): void {
-    if (typeof err === 'object' && err !== null && recordedFailures.has(err)) return
-    const e = toAppError(err)
-    void activity.record({
-      sessionId: actor.sessionId,
-      userId: actor.userId,
-      workspaceId: isUuid(mutation.workspaceId) ? mutation.workspaceId : null,
-      type: mutation.type,
-      op: typeof mutation.op === 'string' ? mutation.op.slice(0, 100) : null,
-      path: typeof mutation.path === 'string' ? mutation.path.slice(0, 1100).replaceAll('\u0000', '\ufffd') : null,
-      newPath: null,
-      status: e.statusCode,
-      code: e.code,
-      durationMs
+    const result = await spec.run({
+      begin: async trx => { if (key !== null) await claimKey(trx, actor.userId, key, hash) },
+      beforeCommit: async (trx, r) => {
+        response = spec.respond(r)
+        logged = entry(response.statusCode, { revision: spec.revision(r), details: spec.details?.(r) ?? null })
+        await activity.write(trx, logged)
+        if (key !== null) await storeResponse(trx, actor.userId, key, hash, response)
+      }
     })
+    if (logged !== undefined) activity.committed(logged)
+    // After commit; at most once, and subscribers fill any gap from the database.
+    void publisher.publishChanges(spec.workspaceId, spec.changes(result))
+    return response ?? spec.respond(result)
+  } catch (err) {
+    if (err instanceof Replay) return err.response as Result<T>
+    const e = toAppError(err)
+    void activity.record(entry(e.statusCode, { code: e.code }))
+    if (typeof err === 'object' && err !== null) recordedFailures.add(err)
+    if (key !== null && e.statusCode < 500) {
+      await storeResponse(db, actor.userId, key, hash, { statusCode: e.statusCode, body: e.toJSON() }).catch(() => {})
+    }
+    throw err
   }
+}
 
-  return { run, rejected }
+/**
+ * Records a mutation that failed before it reached the service (the request's schema, its
+ * path, its content type): every mutation, success or failure, is in its session's log.
+ */
+function recordRejected (activity: ActivityRecorder, actor: Actor, mutation: Rejected, err: unknown, durationMs: number): void {
+  if (typeof err === 'object' && err !== null && recordedFailures.has(err)) return
+  const e = toAppError(err)
+  void activity.record({
+    sessionId: actor.sessionId,
+    userId: actor.userId,
+    workspaceId: isUuid(mutation.workspaceId) ? mutation.workspaceId : null,
+    type: mutation.type,
+    op: typeof mutation.op === 'string' ? mutation.op.slice(0, 100) : null,
+    path: typeof mutation.path === 'string' ? mutation.path.slice(0, 1100).replaceAll('\u0000', '\ufffd') : null,
+    newPath: null,
+    status: e.statusCode,
+    code: e.code,
+    durationMs
+  })
 }
