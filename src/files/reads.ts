@@ -96,7 +96,7 @@ export async function loadBlob (db: Executor, sha256: string): Promise<Buffer | 
 
 /**
  * A file with its content, or a directory with its children. One query checks access and reads
- * the revision; the entry and the bytes come from the read cache (src/cache.ts) when it has them.
+ * the revision; the entry and the bytes come from the read cache (src/files/cache.ts) when it has them.
  */
 export async function readEntry (db: Db, actor: Actor, workspaceId: string, rawPath: string, cache?: ReadCache): Promise<ReadResult> {
   const path = canonicalPath(rawPath)
