@@ -16,6 +16,7 @@ export const User = Type.Object({
   email: Type.String(),
   permissions: Type.Array(Type.String())
 })
+export type User = Static<typeof User>
 
 export const AuthResult = Type.Object({
   user: User,
@@ -24,3 +25,4 @@ export const AuthResult = Type.Object({
   expiresIn: Type.Integer({ description: 'access token lifetime in seconds' }),
   sessionId: Uuid
 })
+export type AuthResult = Static<typeof AuthResult>

@@ -1,6 +1,11 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TNull, type TSchema, type TUnion } from '@sinclair/typebox'
 
 /** Shared primitives. Every route's schemas are built from these and the resource files beside. */
+
+/** A value that may be null (the property is always there, unlike Type.Optional). */
+export function Nullable<T extends TSchema> (schema: T): TUnion<[T, TNull]> {
+  return Type.Union([schema, Type.Null()])
+}
 
 export const Uuid = Type.String({ format: 'uuid' })
 // Services hand out Dates; the compiled serializer writes them as ISO-8601 UTC strings.

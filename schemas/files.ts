@@ -1,11 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { Cursor, Timestamp, Uuid } from './common.js'
-
-const Nullable = <T extends ReturnType<typeof Type.String> | ReturnType<typeof Type.Integer>>(t: T) => Type.Union([t, Type.Null()])
+import { Cursor, Nullable, Timestamp, Uuid } from './common.js'
 
 export const Encoding = Type.Union([Type.Literal('utf8'), Type.Literal('base64')], { default: 'utf8' })
 export const Metadata = Type.Object({}, { additionalProperties: true, description: 'a JSON object of at most 16 KiB' })
-const Kind = Type.Union([Type.Literal('file'), Type.Literal('directory')])
+export const Kind = Type.Union([Type.Literal('file'), Type.Literal('directory')])
+
+export type Kind = Static<typeof Kind>
 
 export const FileMeta = Type.Object({
   path: Type.String(),
@@ -46,9 +46,13 @@ export const WriteBody = Type.Object({
 }, { additionalProperties: false })
 
 export const WriteResult = Type.Object({ file: FileMeta, revision: Type.Integer() })
+export type WriteResult = Static<typeof WriteResult>
 export const DeleteResult = Type.Object({ revision: Type.Integer(), deleted: Type.Integer() })
+export type DeleteResult = Static<typeof DeleteResult>
 
 export const OpType = Type.Union(['create', 'update', 'delete', 'move', 'copy', 'mkdir'].map(t => Type.Literal(t as 'create' | 'update' | 'delete' | 'move' | 'copy' | 'mkdir')))
+
+export type OpType = Static<typeof OpType>
 
 export const Operation = Type.Object({
   type: OpType,
@@ -65,7 +69,9 @@ export const Operation = Type.Object({
 export type Operation = Static<typeof Operation>
 
 export const DeletedData = Type.Object({ deleted: Type.Integer() })
-const OpData = Type.Union([FileMeta, DeletedData])
+/** What one operation answers: the entry it left, or how many entries a delete removed. */
+export const OpData = Type.Union([FileMeta, DeletedData])
+export type OpData = Static<typeof OpData>
 
 export const OperationResult = Type.Object({
   success: Type.Literal(true),
@@ -73,6 +79,7 @@ export const OperationResult = Type.Object({
   revision: Type.Integer(),
   timestamp: Timestamp
 })
+export type OperationResult = Static<typeof OperationResult>
 
 export const BatchBody = Type.Object({
   operations: Type.Array(Operation, { minItems: 1, maxItems: 1000 })
@@ -82,6 +89,7 @@ export const BatchResult = Type.Object({
   results: Type.Array(Type.Object({ data: OpData, revision: Type.Integer() })),
   revision: Type.Integer()
 })
+export type BatchResult = Static<typeof BatchResult>
 
 export const TreeQuery = Type.Object({
   path: Type.String({ default: '/', maxLength: 4096 }),
@@ -96,6 +104,7 @@ export const TreeResult = Type.Object({
   entries: Type.Array(FileMeta),
   nextCursor: Nullable(Type.String())
 })
+export type TreeResult = Static<typeof TreeResult>
 
 export const Change = Type.Object({
   revision: Type.Integer(),
@@ -124,6 +133,7 @@ export const ChangesResult = Type.Object({
   changes: Type.Array(Change),
   reset: Type.Optional(Type.Boolean())
 })
+export type ChangesResult = Static<typeof ChangesResult>
 
 export const HistoryQuery = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
@@ -134,6 +144,7 @@ export const HistoryResult = Type.Object({
   items: Type.Array(Change),
   nextCursor: Nullable(Type.String())
 })
+export type HistoryResult = Static<typeof HistoryResult>
 
 export const RevertBody = Type.Object({
   sessionId: Type.Optional(Uuid),
@@ -141,9 +152,11 @@ export const RevertBody = Type.Object({
   dryRun: Type.Optional(Type.Boolean({ description: 'compute and return the changes without applying them' })),
   force: Type.Optional(Type.Boolean({ description: 'leave paths another session changed afterwards as they are, revert the rest' }))
 }, { additionalProperties: false })
+export type RevertBody = Static<typeof RevertBody>
 
 export const RevertResult = Type.Object({
   revision: Type.Integer(),
   changes: Type.Array(Change),
   conflicts: Type.Array(Type.String(), { description: 'paths left as they are (with force)' })
 })
+export type RevertResult = Static<typeof RevertResult>

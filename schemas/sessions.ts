@@ -1,7 +1,5 @@
-import { Type } from '@sinclair/typebox'
-import { Cursor, Timestamp, Uuid } from './common.js'
-
-const Nullable = <T extends ReturnType<typeof Type.String> | ReturnType<typeof Type.Integer>>(t: T) => Type.Union([t, Type.Null()])
+import { Type, type Static } from '@sinclair/typebox'
+import { Cursor, Nullable, Timestamp, Uuid } from './common.js'
 
 export const SessionSummary = Type.Object({
   id: Uuid,
@@ -10,9 +8,11 @@ export const SessionSummary = Type.Object({
   operations: Type.Integer(),
   errors: Type.Integer()
 })
+export type SessionSummary = Static<typeof SessionSummary>
 export const SessionList = Type.Object({ items: Type.Array(SessionSummary) })
 
-export const ActivityEntry = Type.Object({
+/** An activity entry as it was recorded (with its id), as the API lists it. */
+export const ActivityRecord = Type.Object({
   id: Type.Integer(),
   at: Timestamp,
   sessionId: Uuid,
@@ -26,9 +26,11 @@ export const ActivityEntry = Type.Object({
   code: Nullable(Type.String()),
   revision: Nullable(Type.Integer()),
   durationMs: Type.Integer(),
-  details: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()])
+  details: Nullable(Type.Object({}, { additionalProperties: true }))
 })
-export const ActivityPage = Type.Object({ items: Type.Array(ActivityEntry), nextCursor: Nullable(Type.String()) })
+export type ActivityRecord = Static<typeof ActivityRecord>
+export const ActivityPage = Type.Object({ items: Type.Array(ActivityRecord), nextCursor: Nullable(Type.String()) })
+export type ActivityPage = Static<typeof ActivityPage>
 
 export const SessionParams = Type.Object({ sid: Uuid })
 export const ActivityQuery = Type.Object({

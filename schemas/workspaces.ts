@@ -1,7 +1,8 @@
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import { Timestamp, Uuid } from './common.js'
 
 export const Role = Type.Union([Type.Literal('owner'), Type.Literal('editor'), Type.Literal('viewer')])
+export type Role = Static<typeof Role>
 
 export const Workspace = Type.Object({
   id: Uuid,
@@ -11,6 +12,7 @@ export const Workspace = Type.Object({
   revision: Type.Integer(),
   createdAt: Timestamp
 })
+export type Workspace = Static<typeof Workspace>
 
 export const WorkspaceList = Type.Object({ items: Type.Array(Workspace) })
 
@@ -19,6 +21,7 @@ export const CreateWorkspaceBody = Type.Object({
 }, { additionalProperties: false })
 
 export const Member = Type.Object({ userId: Uuid, email: Type.String(), role: Role })
+export type Member = Static<typeof Member>
 export const MemberList = Type.Object({ items: Type.Array(Member) })
 
 export const PutMemberBody = Type.Object({

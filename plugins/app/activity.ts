@@ -4,7 +4,7 @@ import { ChatLogMirror } from '../../src/mutations/chat-log.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The activity log (src/activity.ts), mirrored to CHAT_LOG_DIR when set. */
+    /** The activity log (src/mutations/activity.ts), mirrored to CHAT_LOG_DIR when set. */
     activity: ActivityRecorder
   }
 }

@@ -3,7 +3,7 @@ import { ReadCache } from '../../src/files/cache.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The read cache (src/cache.ts): in-process LRU, then Redis, then PostgreSQL. */
+    /** The read cache (src/files/cache.ts): in-process LRU, then Redis, then PostgreSQL. */
     cache: ReadCache
   }
 }

@@ -8,7 +8,7 @@ declare module 'fastify' {
   }
 }
 
-/** The background retention job (src/retention.ts); stopped before the database closes. */
+/** The background retention job (src/mutations/retention.ts); stopped before the database closes. */
 export default fp(async function retention (fastify) {
   const { db, config, log } = fastify
   const run = async (): Promise<PruneResult> => await prune(db, config.changeRetentionMs)

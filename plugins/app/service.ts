@@ -3,7 +3,7 @@ import { createFileService, type FileService } from '../../src/files/service.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The file service shared by REST routes and WebSocket RPC (src/service.ts). */
+    /** The file service shared by REST routes and WebSocket RPC (src/files/service.ts). */
     files: FileService
   }
 }

@@ -39,7 +39,11 @@ function filePath (request: FastifyRequest, resource: keyof typeof RESOURCE_PATH
 
 const quoted = (etag: string): string => `"${etag}"`
 
-/** Files, operations, the tree and the change feed of a workspace: /v1/workspaces/{id}/… */
+/**
+ * Files, operations, the tree and the change feed of a workspace: /v1/workspaces/{id}/…
+ * One long plugin on purpose: it is the list of these routes, each a schema and a short handler
+ * calling the file service, sharing the hooks registered at the top.
+ */
 const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { files, config } = fastify
   const tags = ['files']

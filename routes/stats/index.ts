@@ -1,8 +1,7 @@
 import { hostname } from 'node:os'
 import cluster from 'node:cluster'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { normaliseEmail, type Actor } from '../../src/accounts/auth.js'
-import { errors } from '../../src/core/errors.js'
+import { normaliseEmail, requirePermission, type Actor } from '../../src/accounts/auth.js'
 import { responses } from '../../schemas/common.js'
 import { Stats } from '../../schemas/stats.js'
 
@@ -24,7 +23,7 @@ const statsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const listed = await db.selectFrom('users').select('id').where('id', '=', actor.userId).where('email', 'in', adminEmails).executeTakeFirst()
       if (listed !== undefined) return
     }
-    throw errors.forbidden(`the token lacks the ${ADMIN_PERMISSION} permission`)
+    requirePermission(actor, ADMIN_PERMISSION)
   }
 
   fastify.addHook('onRequest', fastify.authenticate)

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 import type { Db } from '../db/schema.js'
 import { errors } from '../core/errors.js'
+import type { AuthResult, User } from '../../schemas/auth.js'
 
 /** Who makes a call: the token's user and permissions, and the session the call belongs to. */
 export interface Actor {
@@ -53,14 +54,6 @@ const DUMMY_HASH = hashPassword(randomBytes(16).toString('hex'))
 // --- accounts and tokens ---
 
 export type SignAccess = (claims: AccessClaims) => string
-
-export interface AuthResult {
-  user: { id: string, email: string, permissions: string[] }
-  accessToken: string
-  refreshToken: string
-  expiresIn: number
-  sessionId: string
-}
 
 /** Emails are compared as written, but without surrounding space and case-insensitively. */
 export const normaliseEmail = (email: string): string => email.trim().toLowerCase()
@@ -117,11 +110,11 @@ export async function logout (db: Db, refreshToken: string): Promise<{ userId: s
   return { userId: known.user_id, sessionId: known.session_id }
 }
 
-async function startSession (db: Db, sign: SignAccess, user: AuthResult['user']): Promise<AuthResult> {
+async function startSession (db: Db, sign: SignAccess, user: User): Promise<AuthResult> {
   return await issueTokens(db, sign, user, randomUUID(), randomUUID())
 }
 
-async function issueTokens (db: Db, sign: SignAccess, user: AuthResult['user'], familyId: string, sessionId: string): Promise<AuthResult> {
+async function issueTokens (db: Db, sign: SignAccess, user: User, familyId: string, sessionId: string): Promise<AuthResult> {
   const refreshToken = randomBytes(32).toString('base64url')
   await db.insertInto('refresh_tokens').values({
     id: randomUUID(),

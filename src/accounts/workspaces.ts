@@ -1,25 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import type { Db, Executor, Role } from '../db/schema.js'
+import type { Db, Executor } from '../db/schema.js'
+import type { Member, Role, Workspace } from '../../schemas/workspaces.js'
 import { errors } from '../core/errors.js'
 import { compiledOnce } from '../db/compiled.js'
 import { normaliseEmail, requirePermission, type Actor } from './auth.js'
 
 const RANK: Record<Role, number> = { viewer: 1, editor: 2, owner: 3 }
-
-export interface WorkspaceView {
-  id: string
-  name: string
-  ownerId: string
-  role: Role
-  revision: number
-  createdAt: Date
-}
-
-export interface Member {
-  userId: string
-  email: string
-  role: Role
-}
 
 /**
  * The caller's role in a workspace, when it is at least `need`. A workspace the caller is not a
@@ -67,7 +53,7 @@ export async function requireWrite (db: Executor, actor: Actor, workspaceId: str
   requirePermission(actor, 'file.write')
 }
 
-export async function createWorkspace (db: Db, actor: Actor, name: string): Promise<WorkspaceView> {
+export async function createWorkspace (db: Db, actor: Actor, name: string): Promise<Workspace> {
   const id = randomUUID()
   return await db.transaction().execute(async trx => {
     // A valid token whose user is gone (deleted, or minted for an id we never had) owns nothing.
@@ -88,11 +74,11 @@ function workspaceQuery (db: Executor, userId: string) {
     .where('workspace_members.user_id', '=', userId)
 }
 
-export async function listWorkspaces (db: Db, actor: Actor): Promise<WorkspaceView[]> {
+export async function listWorkspaces (db: Db, actor: Actor): Promise<Workspace[]> {
   return await workspaceQuery(db, actor.userId).orderBy('workspaces.created_at').orderBy('workspaces.id').execute()
 }
 
-export async function getWorkspace (db: Db, actor: Actor, id: string): Promise<WorkspaceView> {
+export async function getWorkspace (db: Db, actor: Actor, id: string): Promise<Workspace> {
   const ws = await workspaceQuery(db, actor.userId).where('workspaces.id', '=', id).executeTakeFirst()
   if (ws === undefined) throw errors.workspaceNotFound(id)
   return ws

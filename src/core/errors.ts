@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http'
+import type { ErrorReply } from '../../schemas/common.js'
 
 /**
  * Every error the API answers with is an AppError: an HTTP status, a stable code from the
@@ -25,13 +26,8 @@ export class AppError extends Error {
   }
 }
 
-export interface ErrorBody {
-  statusCode: number
-  code: string
-  error: string
-  message: string
-  details?: Record<string, unknown>
-}
+/** The body of every error answer (schemas/common.ts describes it). */
+export type ErrorBody = ErrorReply
 
 export function errorBody (statusCode: number, code: string, message: string, details?: Record<string, unknown>): ErrorBody {
   const body: ErrorBody = { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }

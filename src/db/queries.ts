@@ -20,6 +20,16 @@ export function atOrBelow (eb: ExpressionBuilder<Database, 'files'>, path: strin
 }
 
 /**
+ * A `change_entries` row touched `paths`: had one of them before its change, or has one after.
+ * (A path followed through history, or the paths whose later changes are revert conflicts.)
+ */
+export function touches (eb: ExpressionBuilder<Database, 'change_entries'>, paths: string | string[]): ExpressionWrapper<Database, 'change_entries', SqlBool> {
+  return typeof paths === 'string'
+    ? eb.or([eb('path_after', '=', paths), eb('path_before', '=', paths)])
+    : eb.or([eb('path_after', 'in', paths), eb('path_before', 'in', paths)])
+}
+
+/**
  * A workspace's head revision and the oldest revision still retained (`since` or `?revision=`
  * older than `pruned_through` can no longer be answered from the change feed). `'for update'`
  * locks the row: writers to a workspace are ordered by that lock.

@@ -1,4 +1,6 @@
 import type { ColumnType, Generated, Kysely, Selectable, Transaction } from 'kysely'
+import type { Role } from '../../schemas/workspaces.js'
+import type { Kind, OpType } from '../../schemas/files.js'
 
 /**
  * The tables as Kysely sees them (sql/ holds the truth). int8 columns are parsed to numbers by
@@ -35,8 +37,6 @@ export interface WorkspacesTable {
   created_at: Timestamp
 }
 
-export type Role = 'owner' | 'editor' | 'viewer'
-
 export interface WorkspaceMembersTable {
   workspace_id: string
   user_id: string
@@ -51,7 +51,8 @@ export interface BlobsTable {
   created_at: Timestamp
 }
 
-export type EntryKind = 'file' | 'directory'
+// The columns' CHECK constraints (sql/) allow exactly the values the API names.
+export type EntryKind = Kind
 
 export interface FilesTable {
   workspace_id: string
@@ -72,7 +73,7 @@ export interface FilesTable {
 }
 export type FileRow = Selectable<FilesTable>
 
-export type ChangeOp = 'create' | 'update' | 'delete' | 'move' | 'copy' | 'mkdir'
+export type ChangeOp = OpType
 
 export interface ChangesTable {
   workspace_id: string

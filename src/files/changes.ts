@@ -3,7 +3,7 @@ import type { Actor } from '../accounts/auth.js'
 import { requireRead } from '../accounts/workspaces.js'
 import { errors } from '../core/errors.js'
 import { changesAfter, workspaceHead } from '../db/queries.js'
-import type { Change } from '../../schemas/files.js'
+import type { Change, ChangesResult } from '../../schemas/files.js'
 
 /** The change feed: every committed change of a workspace, by gap-free revision. */
 
@@ -25,17 +25,11 @@ export function toChange (row: Omit<ChangeRow, 'workspace_id'>): Change {
   }
 }
 
-export interface ChangesPage {
-  head: number
-  changes: Change[]
-  reset?: boolean
-}
-
 /**
  * Changes after `since`, oldest first. `reset` tells the client its position is unusable (older
  * than what is retained, or ahead of the head): it must refetch the tree and resume from there.
  */
-export async function listChanges (db: Db, actor: Actor, workspaceId: string, since: number, limit: number): Promise<ChangesPage> {
+export async function listChanges (db: Db, actor: Actor, workspaceId: string, since: number, limit: number): Promise<ChangesResult> {
   await requireRead(db, actor, workspaceId)
   return await db.transaction().setIsolationLevel('repeatable read').execute(async trx => {
     const ws = await workspaceHead(trx, workspaceId)

@@ -5,8 +5,8 @@ import { errors } from '../core/errors.js'
 import { ancestorsOf, depthOf, parentOf } from './paths.js'
 
 /**
- * Entry-level building blocks shared by operations (src/operations.ts) and revert
- * (src/revert.ts): the context of one change, entry states as history keeps them, implicit parent
+ * Entry-level building blocks shared by operations (op-kinds.ts, operations.ts) and revert
+ * (revert.ts): the context of one change, entry states as history keeps them, implicit parent
  * directories, and recording a change with every entry it touched.
  */
 

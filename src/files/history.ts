@@ -4,11 +4,11 @@ import type { Actor } from '../accounts/auth.js'
 import { requireRead } from '../accounts/workspaces.js'
 import { errors } from '../core/errors.js'
 import { encodeContent } from './content.js'
-import { canonicalPath, nameOf, ROOT } from './paths.js'
-import { CHANGE_COLUMNS, descendantsPattern } from '../db/queries.js'
+import { canonicalPath, ROOT } from './paths.js'
+import { CHANGE_COLUMNS, descendantsPattern, touches } from '../db/queries.js'
 import { toChange } from './changes.js'
-import type { Change, Entry, FileMeta } from '../../schemas/files.js'
-import { findEntry, rootMeta, type ReadResult } from './reads.js'
+import type { Entry, FileMeta, HistoryResult } from '../../schemas/files.js'
+import { findEntry, loadBlob, metaOf, rootMeta, type ReadResult } from './reads.js'
 import { stateOf } from './entries.js'
 
 /**
@@ -16,36 +16,18 @@ import { stateOf } from './entries.js'
  * and the changes that touched a path, following the entry across moves (like `git log --follow`).
  */
 
-function metaOf (path: string, s: EntryState): FileMeta {
-  return {
-    path,
-    name: nameOf(path),
-    kind: s.kind,
-    size: s.size,
-    mimeType: s.mimeType,
-    etag: String(s.etag),
-    version: s.version,
-    sha256: s.sha256,
-    metadata: s.metadata,
-    createdAt: s.createdAt,
-    updatedAt: s.updatedAt,
-    createdBy: s.createdBy,
-    updatedBy: s.updatedBy
-  }
-}
-
 /** The state of the entry at `path` right after `revision`, or undefined when there was none. */
 async function stateAt (trx: Trx, workspaceId: string, path: string, revision: number): Promise<EntryState | undefined> {
   const row = await trx.selectFrom('change_entries').select(['path_after', 'after'])
     .where('workspace_id', '=', workspaceId).where('revision', '<=', revision)
-    .where(eb => eb.or([eb('path_after', '=', path), eb('path_before', '=', path)]))
+    .where(eb => touches(eb, path))
     .orderBy('revision', 'desc').orderBy('seq', 'desc').limit(1).executeTakeFirst()
   if (row !== undefined) return row.path_after === path && row.after !== null ? row.after : undefined
   // No retained change up to `revision` touched the path (its earlier history was pruned): the
   // first retained change after it that touched the path kept what was there (`before`).
   const next = await trx.selectFrom('change_entries').select(['path_before', 'before'])
     .where('workspace_id', '=', workspaceId).where('revision', '>', revision)
-    .where(eb => eb.or([eb('path_after', '=', path), eb('path_before', '=', path)]))
+    .where(eb => touches(eb, path))
     .orderBy('revision', 'asc').orderBy('seq', 'asc').limit(1).executeTakeFirst()
   if (next !== undefined) return next.path_before === path && next.before !== null ? next.before : undefined
   // No retained change touched it at all: if the entry exists, it has been as it is since before
@@ -120,17 +102,11 @@ export async function readAtRevision (db: Db, actor: Actor, workspaceId: string,
     if (state.kind === 'directory') {
       return { entry: { ...meta, children: await childrenAt(trx, workspaceId, path, revision) }, revision, httpEtag }
     }
-    const blob = await trx.selectFrom('blobs').select('content').where('sha256', '=', state.sha256 ?? '').executeTakeFirst()
-    if (blob === undefined) throw errors.fileNotFound(`${path} at revision ${revision} (content no longer retained)`)
-    const bytes = Buffer.from(blob.content.buffer, blob.content.byteOffset, blob.content.byteLength)
+    const bytes = await loadBlob(trx, state.sha256 ?? '')
+    if (bytes === undefined) throw errors.fileNotFound(`${path} at revision ${revision} (content no longer retained)`)
     const entry: Entry = { ...meta, ...encodeContent(bytes) }
     return { entry, revision, httpEtag, bytes }
   })
-}
-
-export interface HistoryPage {
-  items: Change[]
-  nextCursor: string | null
 }
 
 const MAX_FOLLOWED = 100
@@ -139,7 +115,7 @@ const MAX_FOLLOWED = 100
  * The changes that touched `path`, newest first. Moves are followed both ways: into the path
  * (its earlier history under the old path) and out of it (its later history under the new path).
  */
-export async function listHistory (db: Db, actor: Actor, workspaceId: string, rawPath: string, limit: number, cursor: string | undefined): Promise<HistoryPage> {
+export async function listHistory (db: Db, actor: Actor, workspaceId: string, rawPath: string, limit: number, cursor: string | undefined): Promise<HistoryResult> {
   const path = canonicalPath(rawPath)
   const before = cursor === undefined ? Number.MAX_SAFE_INTEGER : Number(cursor)
   if (!Number.isSafeInteger(before) || before < 0) throw errors.validation('cursor is not valid')
@@ -156,7 +132,7 @@ export async function listHistory (db: Db, actor: Actor, workspaceId: string, ra
       seen.add(key)
       const rows = await trx.selectFrom('change_entries').select(['revision', 'path_before', 'path_after'])
         .where('workspace_id', '=', workspaceId).where('revision', '>', segment.after).where('revision', '<=', segment.upTo)
-        .where(eb => eb.or([eb('path_after', '=', segment.path), eb('path_before', '=', segment.path)]))
+        .where(eb => touches(eb, segment.path))
         .execute()
       for (const r of rows) {
         revisions.add(r.revision)

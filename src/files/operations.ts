@@ -1,15 +1,16 @@
-import type { Db, FileRow, Trx } from '../db/schema.js'
+import type { Db, Trx } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { requireWrite } from '../accounts/workspaces.js'
 import { AppError, batchError, errors } from '../core/errors.js'
 import { opaqueTag } from '../core/http.js'
-import { checkMetadata, decodeContent, guessMimeType, type Content } from './content.js'
-import { canonicalPath, depthOf, isWithin, parentOf, ROOT } from './paths.js'
-import { atOrBelow } from '../db/queries.js'
-import { ensureParents, rowOf, saveChanges, stateOf, directoryState, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
-import { findEntry, toMeta } from './reads.js'
+import { checkMetadata, decodeContent, type Content } from './content.js'
+import { canonicalPath } from './paths.js'
+import { workspaceHead } from '../db/queries.js'
+import { saveChanges, type ChangeContext, type RecordedChange } from './entries.js'
+import { applyOne, type CheckedOp, type Outcome } from './op-kinds.js'
 import { toChange } from './changes.js'
-import type { Change, FileMeta, Operation } from '../../schemas/files.js'
+import type { TransactionHooks } from '../mutations/pipeline.js'
+import type { Change, OpData, Operation } from '../../schemas/files.js'
 
 /**
  * Every write goes through applyOperations: one transaction that locks the workspace row (which
@@ -22,23 +23,6 @@ export interface WriteOptions {
   /** the Idempotency-Key, recorded as the change's opId */
   opId?: string | null
 }
-
-/** An operation after its paths, content and metadata have been checked (before any query). */
-interface CheckedOp {
-  type: Operation['type']
-  path: string
-  newPath: string | null
-  content: Content | null
-  mimeType: string | null
-  metadata: string | null
-  ifMatch: string | null
-  ifNoneMatch: boolean
-  upsert: boolean
-  overwrite: boolean
-  sessionId: string | null
-}
-
-export type OpData = FileMeta | { deleted: number }
 
 export interface OpResult {
   data: OpData
@@ -83,14 +67,6 @@ export function checkOp (op: OpInput, maxFileBytes: number): CheckedOp {
   }
 }
 
-/** Hooks that run inside the write transaction (idempotency keys, activity entries). */
-export interface TransactionHooks<R> {
-  /** first, before the workspace is locked */
-  begin?: (trx: Trx) => Promise<void>
-  /** last, after every change is recorded and before commit */
-  beforeCommit?: (trx: Trx, result: R) => Promise<void>
-}
-
 export async function applyOperations (db: Db, actor: Actor, workspaceId: string, ops: OpInput[], options: WriteOptions, hooks: TransactionHooks<ApplyResult> = {}): Promise<ApplyResult> {
   const single = ops.length === 1 && ops[0] !== undefined
   const checked = ops.map((op, i) => {
@@ -104,7 +80,7 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
   return await db.transaction().execute(async trx => {
     await hooks.begin?.(trx)
     await storeBlobs(trx, checked)
-    const ws = await trx.selectFrom('workspaces').select('revision').where('id', '=', workspaceId).forUpdate().executeTakeFirst()
+    const ws = await workspaceHead(trx, workspaceId, 'for update')
     if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
     let head = ws.revision
     const results: OpResult[] = []
@@ -148,188 +124,5 @@ async function storeBlobs (trx: Trx, ops: CheckedOp[]): Promise<void> {
       const kept = await trx.selectFrom('blobs').select('sha256').where('sha256', '=', c.sha256).forKeyShare().executeTakeFirst()
       if (kept !== undefined) break
     }
-  }
-}
-
-type OpContext = ChangeContext
-
-interface Outcome {
-  data: OpData
-  created: boolean
-  change: ChangeFields | null
-  entries: EntryRecord[]
-}
-
-function applyOne (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
-  switch (op.type) {
-    case 'create': return create(ctx, op)
-    case 'update': return update(ctx, op)
-    case 'delete': return remove(ctx, op)
-    case 'move': return moveOrCopy(ctx, op, 'move')
-    case 'copy': return moveOrCopy(ctx, op, 'copy')
-    case 'mkdir': return mkdir(ctx, op)
-  }
-}
-
-function rootIsReadOnly (path: string): void {
-  if (path === ROOT) throw errors.invalidPath(path, 'the root cannot be written, moved or deleted')
-}
-
-function checkPrecondition (op: CheckedOp, path: string, existing: FileRow | undefined): void {
-  if (op.ifNoneMatch && existing !== undefined) {
-    throw errors.preconditionFailed(path, '*', toMeta(existing))
-  }
-  if (op.ifMatch === null) return
-  if (existing === undefined) throw errors.preconditionFailed(path, op.ifMatch, null)
-  if (op.ifMatch !== '*' && op.ifMatch !== String(existing.etag)) throw errors.preconditionFailed(path, op.ifMatch, toMeta(existing))
-}
-
-async function create (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
-  rootIsReadOnly(op.path)
-  const existing = await findEntry(ctx.trx, ctx.workspaceId, op.path)
-  checkPrecondition(op, op.path, existing)
-  if (existing !== undefined) throw errors.fileExists(op.path)
-  const parents = await ensureParents(ctx, op.path)
-  const content = op.content
-  if (content === null) throw errors.validation('create needs content')
-  const row = await ctx.trx.insertInto('files').values({
-    workspace_id: ctx.workspaceId,
-    path: op.path,
-    parent: parentOf(op.path),
-    depth: depthOf(op.path),
-    kind: 'file',
-    blob_sha256: content.sha256,
-    size: content.size,
-    mime_type: op.mimeType ?? guessMimeType(op.path, content.bytes),
-    metadata: op.metadata ?? '{}',
-    etag: ctx.revision,
-    created_at: ctx.now,
-    updated_at: ctx.now,
-    created_by: ctx.actor.userId,
-    updated_by: ctx.actor.userId
-  }).returningAll().executeTakeFirstOrThrow()
-  return {
-    data: toMeta(row),
-    created: true,
-    change: { op: 'create', kind: 'file', path: op.path, version: row.version, sha256: row.blob_sha256, size: row.size },
-    entries: [...parents, { pathBefore: null, pathAfter: op.path, before: null, after: stateOf(row) }]
-  }
-}
-
-async function update (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
-  rootIsReadOnly(op.path)
-  const existing = await findEntry(ctx.trx, ctx.workspaceId, op.path)
-  checkPrecondition(op, op.path, existing)
-  if (existing === undefined) {
-    if (op.upsert) return await create(ctx, op)
-    throw errors.fileNotFound(op.path)
-  }
-  if (existing.kind === 'directory') throw errors.isADirectory(op.path)
-  const row = await ctx.trx.updateTable('files').set({
-    ...(op.content === null ? {} : { blob_sha256: op.content.sha256, size: op.content.size }),
-    ...(op.mimeType === null ? {} : { mime_type: op.mimeType }),
-    ...(op.metadata === null ? {} : { metadata: op.metadata }),
-    version: existing.version + 1,
-    etag: ctx.revision,
-    updated_at: ctx.now,
-    updated_by: ctx.actor.userId
-  }).where('workspace_id', '=', ctx.workspaceId).where('path', '=', op.path).returningAll().executeTakeFirstOrThrow()
-  return {
-    data: toMeta(row),
-    created: false,
-    change: { op: 'update', kind: 'file', path: op.path, version: row.version, sha256: row.blob_sha256, size: row.size },
-    entries: [{ pathBefore: op.path, pathAfter: op.path, before: stateOf(existing), after: stateOf(row) }]
-  }
-}
-
-/** The entry at `path` and everything below it, parents before children. */
-async function subtree (ctx: OpContext, path: string): Promise<FileRow[]> {
-  return await ctx.trx.selectFrom('files').selectAll().where('workspace_id', '=', ctx.workspaceId)
-    .where(eb => atOrBelow(eb, path))
-    .orderBy('depth').orderBy('path').execute()
-}
-
-async function deleteSubtree (ctx: OpContext, path: string): Promise<void> {
-  await ctx.trx.deleteFrom('files').where('workspace_id', '=', ctx.workspaceId)
-    .where(eb => atOrBelow(eb, path))
-    .execute()
-}
-
-async function insertRows (ctx: OpContext, rows: Array<ReturnType<typeof rowOf>>): Promise<void> {
-  for (let i = 0; i < rows.length; i += 500) await ctx.trx.insertInto('files').values(rows.slice(i, i + 500)).execute()
-}
-
-async function remove (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
-  rootIsReadOnly(op.path)
-  const existing = await findEntry(ctx.trx, ctx.workspaceId, op.path)
-  checkPrecondition(op, op.path, existing)
-  if (existing === undefined) throw errors.fileNotFound(op.path)
-  const rows = existing.kind === 'file' ? [existing] : await subtree(ctx, op.path)
-  await deleteSubtree(ctx, op.path)
-  return {
-    data: { deleted: rows.length },
-    created: false,
-    change: { op: 'delete', kind: existing.kind, path: op.path, etag: null },
-    entries: rows.map(r => ({ pathBefore: r.path, pathAfter: null, before: stateOf(r), after: null }))
-  }
-}
-
-/** Moves or copies a file or a whole directory subtree, as one change. */
-async function moveOrCopy (ctx: OpContext, op: CheckedOp, kind: 'move' | 'copy'): Promise<Outcome> {
-  const from = op.path
-  const to = op.newPath ?? from
-  rootIsReadOnly(from)
-  rootIsReadOnly(to)
-  if (isWithin(to, from)) throw errors.invalidMove(from, to)
-  const source = await findEntry(ctx.trx, ctx.workspaceId, from)
-  checkPrecondition(op, from, source)
-  if (source === undefined) throw errors.fileNotFound(from)
-  const entries: EntryRecord[] = []
-  const target = await findEntry(ctx.trx, ctx.workspaceId, to)
-  if (target !== undefined) {
-    if (!op.overwrite || target.kind !== 'file' || source.kind !== 'file') throw errors.targetExists(to)
-    await deleteSubtree(ctx, to)
-    entries.push({ pathBefore: to, pathAfter: null, before: stateOf(target), after: null })
-  }
-  entries.push(...await ensureParents(ctx, to))
-  const rows = source.kind === 'file' ? [source] : await subtree(ctx, from)
-  const at = ctx.now.toISOString()
-  const placed = rows.map(r => {
-    const path = to + r.path.slice(from.length)
-    const before = stateOf(r)
-    const after = kind === 'move'
-      ? { ...before, etag: ctx.revision, updatedAt: at, updatedBy: ctx.actor.userId }
-      : { ...before, version: 1, etag: ctx.revision, createdAt: at, createdBy: ctx.actor.userId, updatedAt: at, updatedBy: ctx.actor.userId }
-    entries.push(kind === 'move'
-      ? { pathBefore: r.path, pathAfter: path, before, after }
-      : { pathBefore: null, pathAfter: path, before: null, after })
-    return rowOf(ctx.workspaceId, path, after)
-  })
-  if (kind === 'move') await deleteSubtree(ctx, from)
-  await insertRows(ctx, placed)
-  const moved = await findEntry(ctx.trx, ctx.workspaceId, to)
-  if (moved === undefined) throw errors.internal()
-  return {
-    data: toMeta(moved),
-    created: kind === 'copy',
-    change: { op: kind, kind: moved.kind, path: from, new_path: to, version: moved.version, sha256: moved.blob_sha256, size: moved.size },
-    entries
-  }
-}
-
-async function mkdir (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
-  rootIsReadOnly(op.path)
-  const existing = await findEntry(ctx.trx, ctx.workspaceId, op.path)
-  checkPrecondition(op, op.path, existing)
-  if (existing?.kind === 'directory') return { data: toMeta(existing), created: false, change: null, entries: [] }
-  if (existing !== undefined) throw errors.fileExists(op.path)
-  const parents = await ensureParents(ctx, op.path)
-  const state = directoryState(ctx)
-  const row = await ctx.trx.insertInto('files').values(rowOf(ctx.workspaceId, op.path, state)).returningAll().executeTakeFirstOrThrow()
-  return {
-    data: toMeta(row),
-    created: true,
-    change: { op: 'mkdir', kind: 'directory', path: op.path, version: row.version },
-    entries: [...parents, { pathBefore: null, pathAfter: op.path, before: null, after: state }]
   }
 }

@@ -1,4 +1,4 @@
-import type { Db, Executor, FileRow } from '../db/schema.js'
+import type { Db, EntryState, Executor, FileRow } from '../db/schema.js'
 import { compiledOnce } from '../db/compiled.js'
 import { requirePermission, type Actor } from '../accounts/auth.js'
 import { readAccess, requireRead, type WorkspaceHead } from '../accounts/workspaces.js'
@@ -6,29 +6,35 @@ import type { ReadCache } from './cache.js'
 import { errors } from '../core/errors.js'
 import { encodeContent } from './content.js'
 import { canonicalPath, depthOf, nameOf, ROOT } from './paths.js'
-import { descendantsPattern } from '../db/queries.js'
-import type { Entry, FileMeta, TreeQuery } from '../../schemas/files.js'
+import { descendantsPattern, workspaceHead } from '../db/queries.js'
+import { stateOf } from './entries.js'
+import type { Entry, FileMeta, TreeQuery, TreeResult } from '../../schemas/files.js'
 
 /** Reading entries: single entries with content or children, and the paginated tree. */
 
 export const MAX_CHILDREN = 10_000
 
-export function toMeta (row: FileRow): FileMeta {
+/** The meta of the entry at `path` in `state` (as it is now, or as history kept it). */
+export function metaOf (path: string, s: EntryState): FileMeta {
   return {
-    path: row.path,
-    name: nameOf(row.path),
-    kind: row.kind,
-    size: row.size,
-    mimeType: row.mime_type,
-    etag: String(row.etag),
-    version: row.version,
-    sha256: row.blob_sha256,
-    metadata: row.metadata,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    createdBy: row.created_by,
-    updatedBy: row.updated_by
+    path,
+    name: nameOf(path),
+    kind: s.kind,
+    size: s.size,
+    mimeType: s.mimeType,
+    etag: String(s.etag),
+    version: s.version,
+    sha256: s.sha256,
+    metadata: s.metadata,
+    createdAt: s.createdAt,
+    updatedAt: s.updatedAt,
+    createdBy: s.createdBy,
+    updatedBy: s.updatedBy
   }
+}
+
+export function toMeta (row: FileRow): FileMeta {
+  return metaOf(row.path, stateOf(row))
 }
 
 const selectEntry = compiledOnce((db, workspaceId: string, path: string) =>
@@ -82,14 +88,15 @@ async function loadListing (db: Db, ws: WorkspaceHead, workspaceId: string, path
 
 const selectBlob = compiledOnce((db, sha256: string) => db.selectFrom('blobs').select('content').where('sha256', '=', sha256))
 
-async function loadBlob (db: Db, sha256: string): Promise<Buffer | undefined> {
+/** A blob's bytes by sha256; undefined once nothing keeps it. */
+export async function loadBlob (db: Executor, sha256: string): Promise<Buffer | undefined> {
   const [blob] = await selectBlob(db, sha256)
   return blob === undefined ? undefined : Buffer.from(blob.content.buffer, blob.content.byteOffset, blob.content.byteLength)
 }
 
 /**
  * A file with its content, or a directory with its children. One query checks access and reads
- * the revision; the entry and the bytes come from the read cache (src/cache.ts) when it has them.
+ * the revision; the entry and the bytes come from the read cache (src/files/cache.ts) when it has them.
  */
 export async function readEntry (db: Db, actor: Actor, workspaceId: string, rawPath: string, cache?: ReadCache): Promise<ReadResult> {
   const path = canonicalPath(rawPath)
@@ -125,22 +132,18 @@ function decodeCursor (s: string): TreeCursor {
   throw errors.validation('cursor is not valid')
 }
 
-export interface TreePage {
-  revision: number
-  entries: FileMeta[]
-  nextCursor: string | null
-}
-
 /**
  * Entries below `path` (not `path` itself), sorted by path, to `depth` levels (0: all), paged
  * by keyset on the path. `revision` is read with the first page and carried by the cursor.
  */
-export async function listTree (db: Db, actor: Actor, workspaceId: string, query: TreeQuery): Promise<TreePage> {
+export async function listTree (db: Db, actor: Actor, workspaceId: string, query: TreeQuery): Promise<TreeResult> {
   const path = canonicalPath(query.path)
   const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
   await requireRead(db, actor, workspaceId)
   return await db.transaction().setIsolationLevel('repeatable read').execute(async trx => {
-    const ws = await trx.selectFrom('workspaces').select('revision').where('id', '=', workspaceId).executeTakeFirstOrThrow()
+    const ws = await workspaceHead(trx, workspaceId)
+    // Only a delete racing this read (after the access check) gets here.
+    if (ws === undefined) throw errors.internal()
     if (path !== ROOT) {
       const base = await findEntry(trx, workspaceId, path)
       if (base === undefined) throw errors.fileNotFound(path)

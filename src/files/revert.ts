@@ -5,10 +5,10 @@ import { errors } from '../core/errors.js'
 import { findEntry } from './reads.js'
 import { toChange } from './changes.js'
 import { ancestorsOf, depthOf } from './paths.js'
-import { atOrBelow, descendantsPattern, workspaceHead } from '../db/queries.js'
+import { atOrBelow, descendantsPattern, touches, workspaceHead } from '../db/queries.js'
 import { ensureParents, rowOf, saveChanges, stateOf, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
-import type { TransactionHooks } from './operations.js'
-import type { Change } from '../../schemas/files.js'
+import type { TransactionHooks } from '../mutations/pipeline.js'
+import type { Change, RevertBody, RevertResult } from '../../schemas/files.js'
 
 /**
  * Undoing a session's changes, or every change after a revision, as new changes in one
@@ -18,19 +18,8 @@ import type { Change } from '../../schemas/files.js'
  * are and everything else is reverted; without it they make the revert 409 REVERT_CONFLICT.
  */
 
-export interface RevertParams {
-  sessionId?: string
-  toRevision?: number
-  dryRun?: boolean
-  force?: boolean
-}
-
-export interface RevertResult {
-  revision: number
-  changes: Change[]
-  /** paths left as they are because another session changed them afterwards (with force) */
-  conflicts: string[]
-}
+/** What to revert: the request's body. */
+export type RevertParams = RevertBody
 
 interface StoredEntry {
   revision: number
@@ -128,7 +117,7 @@ async function findConflicts (trx: Trx, workspaceId: string, targets: TargetChan
     const chunk = paths.slice(i, i + 1000)
     const later = await trx.selectFrom('change_entries').select(['revision', 'path_before', 'path_after'])
       .where('workspace_id', '=', workspaceId).where('revision', '>', since)
-      .where(eb => eb.or([eb('path_before', 'in', chunk), eb('path_after', 'in', chunk)]))
+      .where(eb => touches(eb, chunk))
       .execute()
     for (const r of later) {
       if (own.has(r.revision)) continue

@@ -1,6 +1,7 @@
 import type { ActivityRow, Db, Executor } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { errors } from '../core/errors.js'
+import type { ActivityPage, ActivityRecord, SessionSummary } from '../../schemas/sessions.js'
 
 /**
  * The activity log: what each session did. A successful change writes its entry in its own
@@ -17,7 +18,8 @@ export const MutationType = {
 } as const
 export type MutationType = typeof MutationType[keyof typeof MutationType]
 
-export interface ActivityEntry {
+/** An entry to record: what a session did, before it has an id (unset fields are stored as null). */
+export interface NewActivity {
   sessionId: string
   userId: string
   workspaceId?: string | null
@@ -33,34 +35,17 @@ export interface ActivityEntry {
   at?: Date
 }
 
-export interface ActivityView {
-  id: number
-  at: Date
-  sessionId: string
-  userId: string
-  workspaceId: string | null
-  type: string
-  op: string | null
-  path: string | null
-  newPath: string | null
-  status: number
-  code: string | null
-  revision: number | null
-  durationMs: number
-  details: Record<string, unknown> | null
-}
-
 /**
  * Fixes the entry's time and rounds its duration, in place, before it is stored: the Markdown
  * mirror renders the very object that was inserted, so it matches what log.md reads back.
  */
-function settle (e: ActivityEntry): ActivityEntry {
+function settle (e: NewActivity): NewActivity {
   e.at ??= new Date()
   e.durationMs = Math.max(0, Math.round(e.durationMs))
   return e
 }
 
-export async function insertActivity (db: Executor, entry: ActivityEntry): Promise<void> {
+export async function insertActivity (db: Executor, entry: NewActivity): Promise<void> {
   const e = settle(entry)
   await db.insertInto('activity').values({
     session_id: e.sessionId,
@@ -79,7 +64,7 @@ export async function insertActivity (db: Executor, entry: ActivityEntry): Promi
   }).execute()
 }
 
-export function toView (r: ActivityRow): ActivityView {
+export function toActivityRecord (r: ActivityRow): ActivityRecord {
   return {
     id: r.id,
     at: r.at,
@@ -98,14 +83,6 @@ export function toView (r: ActivityRow): ActivityView {
   }
 }
 
-export interface SessionSummary {
-  id: string
-  startedAt: Date
-  lastActivityAt: Date
-  operations: number
-  errors: number
-}
-
 /** The caller's sessions, most recently active first. */
 export async function listSessions (db: Db, actor: Actor, limit = 1000): Promise<SessionSummary[]> {
   const rows = await db.selectFrom('activity')
@@ -122,7 +99,7 @@ export async function listSessions (db: Db, actor: Actor, limit = 1000): Promise
 }
 
 /** A session's entries, oldest first; another user's session is NOT_FOUND. */
-export async function listActivity (db: Db, actor: Actor, sessionId: string, limit: number, cursor: string | undefined): Promise<{ items: ActivityView[], nextCursor: string | null }> {
+export async function listActivity (db: Db, actor: Actor, sessionId: string, limit: number, cursor: string | undefined): Promise<ActivityPage> {
   const after = cursor === undefined ? 0 : Number(cursor)
   if (!Number.isSafeInteger(after) || after < 0) throw errors.validation('cursor is not valid')
   const rows = await db.selectFrom('activity').selectAll()
@@ -131,12 +108,12 @@ export async function listActivity (db: Db, actor: Actor, sessionId: string, lim
   if (rows.length === 0 && after === 0) throw errors.notFound(`session ${sessionId} not found`)
   const page = rows.slice(0, limit)
   const last = page.at(-1)
-  return { items: page.map(toView), nextCursor: rows.length > limit && last !== undefined ? String(last.id) : null }
+  return { items: page.map(toActivityRecord), nextCursor: rows.length > limit && last !== undefined ? String(last.id) : null }
 }
 
 /** One Markdown section per entry: `## <ISO time> - <type>` with its operation, path, outcome. */
-export function markdownSection (e: ActivityEntry | ActivityView): string {
-  const at = (e.at ?? new Date()).toISOString()
+export function markdownSection (e: NewActivity | ActivityRecord): string {
+  const at = new Date(e.at ?? Date.now()).toISOString()
   const lines = [`## ${at} - ${e.type}`, '']
   if (e.op != null) lines.push(`- operation: ${e.op}`)
   if (e.workspaceId != null) lines.push(`- workspace: ${e.workspaceId}`)
@@ -156,7 +133,7 @@ function sortedJson (value: unknown): string {
     : v)
 }
 
-export function markdownLog (sessionId: string, entries: ActivityView[]): string {
+export function markdownLog (sessionId: string, entries: ActivityRecord[]): string {
   return `# Session ${sessionId}\n\n` + entries.map(markdownSection).join('')
 }
 
@@ -174,11 +151,11 @@ export class ActivityRecorder {
   }
 
   /** Inside a write transaction; call `committed` after the commit. */
-  async write (executor: Executor, entry: ActivityEntry): Promise<void> {
+  async write (executor: Executor, entry: NewActivity): Promise<void> {
     await insertActivity(executor, entry)
   }
 
-  committed (entry: ActivityEntry): void {
+  committed (entry: NewActivity): void {
     this.#mirror?.append(entry.sessionId, markdownSection(entry))
   }
 
@@ -186,7 +163,7 @@ export class ActivityRecorder {
    * On its own (failures after a rollback, logins, sockets); never throws. A session's entries
    * are inserted one after another, so they are listed in the order they were recorded.
    */
-  async record (entry: ActivityEntry, onError: (err: unknown) => void = () => {}): Promise<void> {
+  async record (entry: NewActivity, onError: (err: unknown) => void = () => {}): Promise<void> {
     const previous = this.#last.get(entry.sessionId)
     const pending = previous === undefined ? this.#record(entry, onError) : previous.then(async () => { await this.#record(entry, onError) })
     this.#last.set(entry.sessionId, pending)
@@ -199,7 +176,7 @@ export class ActivityRecorder {
     }
   }
 
-  async #record (entry: ActivityEntry, onError: (err: unknown) => void): Promise<void> {
+  async #record (entry: NewActivity, onError: (err: unknown) => void): Promise<void> {
     try {
       await insertActivity(this.#db, entry)
       this.committed(entry)

@@ -1,0 +1,154 @@
+import type { Db, Trx } from '../db/schema.js'
+import type { Actor } from '../accounts/auth.js'
+import { toAppError } from '../core/errors.js'
+import { isUuid } from '../core/validation.js'
+import { claimKey, findResponse, Replay, requestHash, storeResponse } from './idempotency.js'
+import type { ActivityRecorder, NewActivity } from './activity.js'
+import type { Change } from '../../schemas/files.js'
+
+/**
+ * The one way a mutation runs, whatever it changes: Idempotency-Key replay, an activity entry
+ * (in the write's transaction on success, after the rollback on failure), and publishing its
+ * changes once committed. The file service describes each mutation (a `MutationSpec`); REST
+ * routes and WebSocket RPC both reach it through the service.
+ */
+
+/** A response: its status and body, as REST sends them and RPC answers the body. */
+export interface Result<T> {
+  statusCode: number
+  body: T
+}
+
+export interface MutationMeta {
+  /** Idempotency-Key: replays the first response; also recorded as the changes' opId */
+  opId?: string | null
+}
+
+/** Hooks that run inside the write transaction (idempotency keys, activity entries). */
+export interface TransactionHooks<R> {
+  /** first, before the workspace is locked */
+  begin?: (trx: Trx) => Promise<void>
+  /** last, after every change is recorded and before commit */
+  beforeCommit?: (trx: Trx, result: R) => Promise<void>
+}
+
+/** One kind of mutation: how to run it, what it answers, and how the activity log names it. */
+export interface MutationSpec<R, T> {
+  type: string
+  workspaceId: string
+  op?: string | null
+  path?: string | null
+  newPath?: string | null
+  sessionId?: string | undefined
+  /** what the request asks for: the Idempotency-Key's request hash */
+  params: unknown
+  run: (hooks: TransactionHooks<R>) => Promise<R>
+  respond: (result: R) => Result<T>
+  changes: (result: R) => Change[]
+  revision: (result: R) => number
+  details?: (result: R) => Record<string, unknown>
+}
+
+/** A mutation refused before it ran (bad body, path or params), as the activity log names it. */
+export interface Rejected {
+  type: string
+  workspaceId: string | null
+  op?: string | null
+  path?: string | null
+}
+
+/** Where committed changes go to reach subscribers (the fan-out). */
+export interface ChangePublisher {
+  publishChanges: (workspaceId: string, changes: Change[]) => Promise<void>
+}
+
+export interface MutationPipeline {
+  run: <R, T>(actor: Actor, spec: MutationSpec<R, T>, meta: MutationMeta) => Promise<Result<T>>
+  rejected: (actor: Actor, mutation: Rejected, err: unknown, durationMs: number) => void
+}
+
+/** Failures already in the activity log (recorded by `runMutation`), so they are recorded once. */
+const recordedFailures = new WeakSet<object>()
+
+interface PipelineDeps {
+  db: Db
+  activity: ActivityRecorder
+  publisher: ChangePublisher
+}
+
+export function createMutationPipeline (deps: PipelineDeps): MutationPipeline {
+  return {
+    run: async (actor, spec, meta) => await runMutation(deps, actor, spec, meta),
+    rejected: (actor, mutation, err, durationMs) => { recordRejected(deps.activity, actor, mutation, err, durationMs) }
+  }
+}
+
+async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: MutationSpec<R, T>, meta: MutationMeta): Promise<Result<T>> {
+  const { db, activity, publisher } = deps
+  const started = performance.now()
+  const key = meta.opId ?? null
+  const hash = key === null ? '' : requestHash({ type: spec.type, workspaceId: spec.workspaceId, params: spec.params })
+  const entry = (status: number, extra: Partial<NewActivity>): NewActivity => ({
+    sessionId: spec.sessionId ?? actor.sessionId,
+    userId: actor.userId,
+    workspaceId: spec.workspaceId,
+    type: spec.type,
+    op: spec.op ?? null,
+    path: spec.path ?? null,
+    newPath: spec.newPath ?? null,
+    status,
+    durationMs: performance.now() - started,
+    ...extra
+  })
+  let response: Result<T> | undefined
+  let logged: NewActivity | undefined
+  try {
+    if (key !== null) {
+      const stored = await findResponse(db, actor.userId, key, hash)
+      if (stored !== undefined) return stored as Result<T>
+    }
+    const result = await spec.run({
+      begin: async trx => { if (key !== null) await claimKey(trx, actor.userId, key, hash) },
+      beforeCommit: async (trx, r) => {
+        response = spec.respond(r)
+        logged = entry(response.statusCode, { revision: spec.revision(r), details: spec.details?.(r) ?? null })
+        await activity.write(trx, logged)
+        if (key !== null) await storeResponse(trx, actor.userId, key, hash, response)
+      }
+    })
+    if (logged !== undefined) activity.committed(logged)
+    // After commit; at most once, and subscribers fill any gap from the database.
+    void publisher.publishChanges(spec.workspaceId, spec.changes(result))
+    return response ?? spec.respond(result)
+  } catch (err) {
+    if (err instanceof Replay) return err.response as Result<T>
+    const e = toAppError(err)
+    void activity.record(entry(e.statusCode, { code: e.code }))
+    if (typeof err === 'object' && err !== null) recordedFailures.add(err)
+    if (key !== null && e.statusCode < 500) {
+      await storeResponse(db, actor.userId, key, hash, { statusCode: e.statusCode, body: e.toJSON() }).catch(() => {})
+    }
+    throw err
+  }
+}
+
+/**
+ * Records a mutation that failed before it reached the service (the request's schema, its
+ * path, its content type): every mutation, success or failure, is in its session's log.
+ */
+function recordRejected (activity: ActivityRecorder, actor: Actor, mutation: Rejected, err: unknown, durationMs: number): void {
+  if (typeof err === 'object' && err !== null && recordedFailures.has(err)) return
+  const e = toAppError(err)
+  void activity.record({
+    sessionId: actor.sessionId,
+    userId: actor.userId,
+    workspaceId: isUuid(mutation.workspaceId) ? mutation.workspaceId : null,
+    type: mutation.type,
+    op: typeof mutation.op === 'string' ? mutation.op.slice(0, 100) : null,
+    path: typeof mutation.path === 'string' ? mutation.path.slice(0, 1100).replaceAll('\u0000', '\ufffd') : null,
+    newPath: null,
+    status: e.statusCode,
+    code: e.code,
+    durationMs
+  })
+}
