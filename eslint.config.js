@@ -26,16 +26,16 @@ export default [
       '@typescript-eslint/no-redeclare': 'off'
     }
   },
-  // The layers (docs/architecture.md): src/core imports nothing else of the project; src/db only
-  // src/core; schemas/ only each other; nothing in src/ reaches plugins/ or routes/ except the
-  // composition root, src/app.ts.
+  // The layers (docs/architecture.md): src/core imports nothing else of the project but schemas/
+  // (types); src/db only src/core and schemas/; schemas/ only each other; nothing in src/ reaches
+  // plugins/ or routes/ except the composition root, src/app.ts.
   {
     name: 'workbench/layers-src',
     files: ['src/**/*.ts'],
     ignores: ['src/app.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        patterns: [{ group: ['**/plugins/**', '**/routes/**'], message: 'src/ never imports plugins/ or routes/: only src/app.ts wires them.' }]
+        patterns: [{ regex: '^(\\.\\./)+(plugins|routes)/', message: 'src/ never imports plugins/ or routes/: only src/app.ts wires them.' }]
       }]
     }
   },
@@ -44,7 +44,7 @@ export default [
     files: ['src/core/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        patterns: [{ group: ['../*', '../../*'], message: 'src/core imports nothing above it.' }]
+        patterns: [{ regex: '^\\.\\./(?!\\.\\./schemas/)', message: 'src/core imports nothing above it (schemas/ for types only).' }]
       }]
     }
   },
@@ -53,7 +53,7 @@ export default [
     files: ['src/db/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        patterns: [{ group: ['../*', '!../core', '../../*'], message: 'src/db imports only src/core.' }]
+        patterns: [{ regex: '^\\.\\./(?!core/|\\.\\./schemas/)', message: 'src/db imports only src/core (and schemas/ for types).' }]
       }]
     }
   },
@@ -62,7 +62,7 @@ export default [
     files: ['schemas/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        patterns: [{ group: ['../*'], message: 'schemas/ import only each other.' }]
+        patterns: [{ regex: '^\\.\\./', message: 'schemas/ import only each other.' }]
       }]
     }
   }

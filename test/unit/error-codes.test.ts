@@ -55,6 +55,7 @@ const ARGS: { [K in keyof typeof errors]: Parameters<typeof errors[K]> } = {
   notFound: ['gone'],
   fileNotFound: ['/a'],
   workspaceNotFound: ['w'],
+  accessLost: ['w'],
   fileExists: ['/a'],
   targetExists: ['/a'],
   emailTaken: [],
@@ -67,6 +68,7 @@ const ARGS: { [K in keyof typeof errors]: Parameters<typeof errors[K]> } = {
   payloadTooLarge: [],
   unsupportedMediaType: [],
   rateLimited: [10, 1000, 1],
+  messageRateLimited: [],
   unavailable: ['down'],
   internal: []
 }
