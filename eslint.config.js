@@ -26,44 +26,42 @@ export default [
       '@typescript-eslint/no-redeclare': 'off'
     }
   },
-  // The layers (docs/architecture.md): src/core imports nothing else of the project but schemas/
-  // (types); src/db only src/core and schemas/; schemas/ only each other; nothing in src/ reaches
-  // plugins/ or routes/ except the composition root, src/app.ts.
-  {
-    name: 'workbench/layers-src',
-    files: ['src/**/*.ts'],
-    ignores: ['src/app.ts'],
-    rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [{ regex: '^(\\.\\./)+(plugins|routes)/', message: 'src/ never imports plugins/ or routes/: only src/app.ts wires them.' }]
-      }]
-    }
-  },
-  {
-    name: 'workbench/layers-core',
-    files: ['src/core/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [{ regex: '^\\.\\./(?!\\.\\./schemas/)', message: 'src/core imports nothing above it (schemas/ for types only).' }]
-      }]
-    }
-  },
-  {
-    name: 'workbench/layers-db',
-    files: ['src/db/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [{ regex: '^\\.\\./(?!core/|\\.\\./schemas/)', message: 'src/db imports only src/core (and schemas/ for types).' }]
-      }]
-    }
-  },
-  {
-    name: 'workbench/layers-schemas',
-    files: ['schemas/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [{ regex: '^\\.\\./', message: 'schemas/ import only each other.' }]
-      }]
-    }
-  }
+  ...layers()
 ]
+
+/**
+ * The layers (docs/architecture.md), as import rules: src/core imports nothing else of the
+ * project (schemas/ for types); src/db only src/core; the features import downwards only
+ * (accounts ← mutations ← files ← live); schemas/ only each other; nothing in src/ reaches
+ * plugins/ or routes/ except the composition root, src/app.ts. ESLint keeps the last matching
+ * setting of a rule per file, so each block lists everything its files may not import.
+ */
+function layers () {
+  const wiring = { regex: '^(\\.\\./)+(plugins|routes)/', message: 'src/ never imports plugins/ or routes/: only src/app.ts wires them.' }
+  const below = (folder, allowed) => ({
+    name: `workbench/layers-${folder}`,
+    files: [`src/${folder}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [wiring, {
+          regex: `^\\.\\./(?!${[...allowed.map(a => `${a}/`), '\\.\\./schemas/'].join('|')})`,
+          message: `src/${folder} may import only ${allowed.length === 0 ? 'schemas/' : `src/{${allowed.join(',')}} and schemas/`}.`
+        }]
+      }]
+    }
+  })
+  return [
+    { name: 'workbench/layers-src', files: ['src/**/*.ts'], ignores: ['src/app.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [wiring] }] } },
+    below('core', []),
+    below('db', ['core']),
+    below('accounts', ['core', 'db']),
+    below('mutations', ['core', 'db', 'accounts']),
+    below('files', ['core', 'db', 'accounts', 'mutations']),
+    below('live', ['core', 'db', 'accounts', 'mutations', 'files']),
+    {
+      name: 'workbench/layers-schemas',
+      files: ['schemas/**/*.ts'],
+      rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./', message: 'schemas/ import only each other.' }] }] }
+    }
+  ]
+}
