@@ -1,6 +1,6 @@
 import t from 'tap'
-import { build, createTestDatabase, registerUser, createWorkspace, REDIS_URL } from '../helpers/app.js'
 import type { FastifyInstance } from 'fastify'
+import { build, createTestDatabase, createWorkspace, REDIS_URL, registerUser } from '../helpers/app.js'
 
 /** Sums a counter's samples in Prometheus text, over all its label sets. */
 function counter (text: string, name: string): number {

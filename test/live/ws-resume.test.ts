@@ -5,8 +5,8 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/core/config.js'
-import { build, createWorkspace, REDIS_URL, registerUser, TEST_SECRET, type TestUser } from '../helpers/app.js'
-import { connect, isEvent, listen, range, sleep, type Client } from '../helpers/ws.js'
+import { build, createWorkspace, listen, REDIS_URL, registerUser, sleep, TEST_SECRET, type TestUser } from '../helpers/app.js'
+import { connect, isEvent, range, type Client } from '../helpers/ws.js'
 
 /**
  * Resuming after a disconnect: `since` replays exactly what was missed, then live events follow

@@ -1,7 +1,7 @@
 import t from 'tap'
 import WebSocket from 'ws'
-import { build, registerUser, createWorkspace } from '../helpers/app.js'
-import { connect, listen } from '../helpers/ws.js'
+import { build, createWorkspace, listen, registerUser } from '../helpers/app.js'
+import { connect } from '../helpers/ws.js'
 
 t.test('ws smoke', async t => {
   const app = await build(t)

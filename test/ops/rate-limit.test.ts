@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { build, createTestDatabase, registerUser, REDIS_URL } from '../helpers/app.js'
-import { connect, listen } from '../helpers/ws.js'
+import { build, createTestDatabase, listen, REDIS_URL, registerUser } from '../helpers/app.js'
+import { connect } from '../helpers/ws.js'
 
 /** A unique Redis key prefix per run, so parallel runs (and files) never share counters. */
 const prefix = (): string => `wb:test:${randomBytes(6).toString('hex')}:`
