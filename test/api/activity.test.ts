@@ -302,7 +302,7 @@ t.test('WebSocket connect and disconnect are recorded for the session', async t 
     const res = await app.inject({ url: `/v1/sessions/${user.sessionId}/activity`, headers: user.auth })
     types = res.json<{ items: Array<{ type: string }> }>().items.map(i => i.type)
     if (types.includes('ws.disconnect')) break
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await sleep(50)
   }
   t.same(types, ['auth.register', 'ws.connect', 'ws.disconnect'], 'register, connect, disconnect, in order')
   const sessions = await app.inject({ url: '/v1/sessions', headers: user.auth })

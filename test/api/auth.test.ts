@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import * as authService from '../../src/accounts/auth.js'
-import { build, createTestDatabase, createWorkspace, PASSWORD, registerUser, TEST_SECRET } from '../helpers/app.js'
+import { build, createTestDatabase, createWorkspace, PASSWORD, registerUser, sleep, TEST_SECRET } from '../helpers/app.js'
 import { isError, JSON_TYPE, type AuthResult } from '../helpers/http.js'
 import { accessClaims, ecKeyPair, nowSeconds, rsaKeyPair, signJwt } from '../helpers/jwt.js'
 
@@ -389,7 +389,7 @@ t.test('GET /v1/me and access tokens', async t => {
     const token = signJwt(accessClaims(user.id, user.sessionId, { iat, exp }), { alg: 'HS256', secret: TEST_SECRET })
     t.equal((await me(app, token)).statusCode, 200)
     t.equal((await me(app, token)).statusCode, 200, 'again, from the cache')
-    await new Promise(resolve => setTimeout(resolve, exp * 1000 - Date.now() + 50))
+    await sleep(exp * 1000 - Date.now() + 50)
     isError(t, await me(app, token), 401, 'TOKEN_EXPIRED')
   })
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { build, createWorkspace, registerUser, type Teardown, type TestUser } from './app.js'
-import { expectStatus, request, type Change, type ChangesResult, type FileBody, type Operation, type OperationResult, type Res, type TreeResult, type WriteResult } from './http.js'
+import { expectStatus, request, type Change, type ChangesResult, type FileBody, type Operation, type OperationResult, type Res, type TreeResult, type Workspace, type WriteResult } from './http.js'
 
 /** The files API as the files-*.test.ts and session tests use it: one user's workspace. */
 
@@ -126,7 +126,7 @@ export class Ctx {
 
   /** The workspace's revision from GET /v1/workspaces/{id} (a route that predates the files API). */
   async revision (): Promise<number> {
-    return expectStatus<{ revision: number }>(await this.getUrl(`/v1/workspaces/${this.ws}`), 200, 'workspace').revision
+    return expectStatus<Workspace>(await this.getUrl(`/v1/workspaces/${this.ws}`), 200, 'workspace').revision
   }
 
   /** Asserts the workspace revision is still `before` (nothing was committed). */

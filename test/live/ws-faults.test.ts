@@ -1,7 +1,7 @@
 import t from 'tap'
 import { privateRedis } from '../helpers/faults.js'
 import { createTestDatabase, createWorkspace, registerUser, sleep, spawnServer, TEST_SECRET, type TestUser } from '../helpers/app.js'
-import { expectStatus, request, type WriteResult } from '../helpers/http.js'
+import { expectStatus, request, type BatchResult, type Workspace, type WriteResult } from '../helpers/http.js'
 import { connect, range } from '../helpers/ws.js'
 
 /**
@@ -43,9 +43,9 @@ t.test('Redis restarted during a stream of writes: subscribers still get every r
   await redis.stop()
   const downAt = onB.revisions(workspaceId).at(-1) ?? 0
   t.notOk(await redis.answers(), 'Redis is down')
-  const headWhenDown = (expectStatus<{ revision: number }>(await request(a.base, 'GET', `/v1/workspaces/${workspaceId}`, { token: user.token }), 200, `GET /v1/workspaces/${workspaceId}`)).revision
+  const headWhenDown = (expectStatus<Workspace>(await request(a.base, 'GET', `/v1/workspaces/${workspaceId}`, { token: user.token }), 200, `GET /v1/workspaces/${workspaceId}`)).revision
   await sleep(1_500)
-  const headBeforeRestart = (expectStatus<{ revision: number }>(await request(a.base, 'GET', `/v1/workspaces/${workspaceId}`, { token: user.token }), 200, `GET /v1/workspaces/${workspaceId}`)).revision
+  const headBeforeRestart = (expectStatus<Workspace>(await request(a.base, 'GET', `/v1/workspaces/${workspaceId}`, { token: user.token }), 200, `GET /v1/workspaces/${workspaceId}`)).revision
   t.ok(headBeforeRestart > headWhenDown + 10, `writes went on while Redis was down (${headWhenDown} → ${headBeforeRestart})`)
   await redis.start()
   await sleep(1_500)
@@ -98,7 +98,7 @@ t.test('a client that stops reading is cut off at WS_MAX_BUFFERED_BYTES; the oth
   // Each batch is 1,000 copies: 1,000 change events of about 2.4 KB.
   const batch = async (n: number): Promise<number> => {
     const operations = range(1, 1000).map(i => ({ type: 'copy', path: longPath('source'), newPath: longPath(`${n}-${i}`) }))
-    return (expectStatus<{ revision: number }>(await request(server.base, 'POST', `/v1/workspaces/${workspaceId}/operations/batch`, { token: user.token, payload: { operations } }), 200, `POST /v1/workspaces/${workspaceId}/operations/batch`)).revision
+    return (expectStatus<BatchResult>(await request(server.base, 'POST', `/v1/workspaces/${workspaceId}/operations/batch`, { token: user.token, payload: { operations } }), 200, `POST /v1/workspaces/${workspaceId}/operations/batch`)).revision
   }
   slow.socket.pause()
   const BATCHES = 8

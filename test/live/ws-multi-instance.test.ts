@@ -1,7 +1,7 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { createTestDatabase, createWorkspace, REDIS_URL, registerUser, sleep, spawnServer, TEST_SECRET } from '../helpers/app.js'
-import { expectStatus, request } from '../helpers/http.js'
+import { expectStatus, request, type WriteResult } from '../helpers/http.js'
 import { connect, range } from '../helpers/ws.js'
 
 /**
@@ -27,7 +27,7 @@ t.test('two instances share one event stream', async t => {
     const written: number[] = []
     await Promise.all(range(1, 10).map(async writer => {
       for (let i = 1; i <= 100; i++) {
-        const body = expectStatus<{ revision: number }>(await request(a.base, 'PUT', `/v1/workspaces/${workspaceId}/files/w${writer}/f${i}.txt`, { token: owner.token, payload: { content: `${writer}:${i}` } }), 201, `PUT /v1/workspaces/${workspaceId}/files/w${writer}/f${i}.txt`)
+        const body = expectStatus<WriteResult>(await request(a.base, 'PUT', `/v1/workspaces/${workspaceId}/files/w${writer}/f${i}.txt`, { token: owner.token, payload: { content: `${writer}:${i}` } }), 201, `PUT /v1/workspaces/${workspaceId}/files/w${writer}/f${i}.txt`)
         written.push(body.revision)
       }
     }))
@@ -57,7 +57,7 @@ t.test('two instances share one event stream', async t => {
     // The database head check runs every 2 s; through Redis an event takes milliseconds.
     for (let i = 0; i < 3; i++) {
       const start = Date.now()
-      const body = expectStatus<{ revision: number }>(await request(a.base, 'PUT', `/v1/workspaces/${workspaceId}/files/latency${i}.txt`, { token: owner.token, payload: { content: 'x' } }), 201, `PUT /v1/workspaces/${workspaceId}/files/latency${i}.txt`)
+      const body = expectStatus<WriteResult>(await request(a.base, 'PUT', `/v1/workspaces/${workspaceId}/files/latency${i}.txt`, { token: owner.token, payload: { content: 'x' } }), 201, `PUT /v1/workspaces/${workspaceId}/files/latency${i}.txt`)
       t.equal(body.revision, revision + i + 1)
       await onB.untilRevision(workspaceId, body.revision, 10_000)
       const took = Date.now() - start
@@ -119,7 +119,7 @@ t.test('whatever else is published on a workspace\'s bus channel is dropped, nev
   ]
   for (const message of garbage) t.equal(await redis.publish(`wb:workspace:${workspaceId}`, message), 1, 'the server receives it')
 
-  const { revision } = expectStatus<{ revision: number }>(await request(server.base, 'PUT', `/v1/workspaces/${workspaceId}/files/after.txt`, { token: owner.token, payload: { content: 'x' } }), 201, `PUT /v1/workspaces/${workspaceId}/files/after.txt`)
+  const { revision } = expectStatus<WriteResult>(await request(server.base, 'PUT', `/v1/workspaces/${workspaceId}/files/after.txt`, { token: owner.token, payload: { content: 'x' } }), 201, `PUT /v1/workspaces/${workspaceId}/files/after.txt`)
   await client.untilRevision(workspaceId, revision)
   await sleep(200)
   t.same(client.messages.slice(before).map(m => [m.type, m.revision]), [['event', 1]], 'only the real change reached the client')

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/core/config.js'
 import { build, createWorkspace, listen, REDIS_URL, registerUser, sleep, TEST_SECRET, type TestUser } from '../helpers/app.js'
+import { expectStatus, type WriteResult } from '../helpers/http.js'
 import { connect, isEvent, range, type Client } from '../helpers/ws.js'
 
 /**
@@ -18,8 +19,7 @@ interface Setup { app: FastifyInstance, base: string, user: TestUser, workspaceI
 
 async function write (app: FastifyInstance, user: TestUser, workspaceId: string, path: string): Promise<number> {
   const res = await app.inject({ method: 'PUT', url: `/v1/workspaces/${workspaceId}/files${path}`, headers: user.auth, payload: { content: path } })
-  if (res.statusCode !== 201 && res.statusCode !== 200) throw new Error(`write failed: ${res.statusCode} ${res.body}`)
-  return res.json<{ revision: number }>().revision
+  return expectStatus<WriteResult>(res, [200, 201], 'write').revision
 }
 
 async function writeMany (s: Setup, prefix: string, n: number): Promise<number> {

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PASSWORD, spawnServer, type ServerProcess, type Teardown } from '../helpers/app.js'
-import { request, type AuthResult, type Change, type ChangesResult, type ErrorReply, type FileBody, type OperationResult, type TreeResult, type WriteResult } from '../helpers/http.js'
+import { request, type AuthResult, type Change, type ChangesResult, type ErrorReply, type FileBody, type OperationResult, type TreeResult, type Workspace, type WriteResult } from '../helpers/http.js'
 
 /**
  * The embedded mode as a user runs it: a real server process on PGlite in DATA_DIR, no DATABASE_URL
@@ -124,7 +124,7 @@ t.test('embedded PGlite server: use it over HTTP, restart it, the data and the s
 
   const wsAfter = await request(second.base, 'GET', `/v1/workspaces/${ws}`, { token: token2 })
   t.equal(wsAfter.statusCode, 200)
-  t.equal(wsAfter.json<{ revision: number }>().revision, 3, 'same workspace revision')
+  t.equal(wsAfter.json<Workspace>().revision, 3, 'same workspace revision')
 
   const feedAfter = await request(second.base, 'GET', `/v1/workspaces/${ws}/changes?since=0`, { token: token2 })
   t.equal(feedAfter.statusCode, 200)
