@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import * as authService from '../../src/accounts/auth.js'
-import { build, createTestDatabase, createWorkspace, PASSWORD, registerUser, sleep, TEST_SECRET } from '../helpers/app.js'
+import { build, createTestDatabase, createWorkspace, PASSWORD, registerUser, ROOT_DIR, sleep, TEST_SECRET } from '../helpers/app.js'
 import { isError, JSON_TYPE, type AuthResult } from '../helpers/http.js'
 import { accessClaims, ecKeyPair, nowSeconds, rsaKeyPair, signJwt } from '../helpers/jwt.js'
 
@@ -499,7 +499,7 @@ t.test('JWT_PUBLIC_KEY mode', async t => {
 
 t.test('tokens, secrets and passwords never reach the log', async t => {
   const databaseUrl = await createTestDatabase(t)
-  const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/auth-log-child.ts', import.meta.url))], {
+  const child = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT_DIR, 'test/fixtures/auth-log-child.ts')], {
     env: { ...process.env, DATABASE_URL: databaseUrl },
     encoding: 'utf8',
     timeout: 60_000

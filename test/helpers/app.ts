@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
-import { loadConfig } from '../../src/core/config.js'
+import { loadConfig, type Config } from '../../src/core/config.js'
 import { migrate, migrationFiles, SQL_DIR } from '../../src/db/migrate.js'
 import { request, expectStatus, type AuthResult, type Target, type Workspace } from './http.js'
 
@@ -91,15 +91,23 @@ export async function dbClient (t: Teardown, url: string): Promise<pg.Client> {
   return client
 }
 
+/** The configuration tests build apps with: `env` over quiet, test-secret defaults. */
+export function testConfig (env: Record<string, string> = {}): Config {
+  // Load shedding is off unless a test turns it on: a busy test process must not shed its own requests.
+  return loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...env })
+}
+
+/** Builds the app from `config`; closed when the test ends. */
+export async function buildWith (t: Teardown, config: Config): Promise<FastifyInstance> {
+  const app = await buildApp(config)
+  t.teardown(() => app.close())
+  await app.ready()
+  return app
+}
+
 /** Builds the app against a fresh database (or the env given); closed when the test ends. */
 export async function build (t: Teardown, env: Record<string, string> = {}): Promise<FastifyInstance> {
-  const databaseUrl = env.DATABASE_URL ?? await createTestDatabase(t)
-  // Load shedding is off unless a test turns it on: a busy test process must not shed its own requests.
-  const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', DATABASE_URL: databaseUrl, OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...env })
-  const app = await buildApp(config)
-  await app.ready()
-  t.teardown(() => app.close())
-  return app
+  return await buildWith(t, testConfig({ DATABASE_URL: env.DATABASE_URL ?? await createTestDatabase(t), ...env }))
 }
 
 /** The base URL of an app listening on a random local port. */
