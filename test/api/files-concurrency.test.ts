@@ -1,12 +1,10 @@
 import t, { type Test } from 'tap'
-import type { BatchResult, Change, ErrorReply, FileBody, FileMeta, Operation, OperationResult, TreeResult, WriteResult } from '../helpers/http.js'
+import { isMeta, type BatchResult, type Change, type ErrorReply, type FileBody, type FileMeta, type Operation, type OperationResult, type TreeResult, type WriteResult } from '../helpers/http.js'
 import { compareBytes, describeOthers, setup, statusCounts } from '../helpers/files.js'
 
 /** Files API under concurrency and at scale, on a real PostgreSQL database, requests fired in parallel. */
 
 type Tap = Test
-
-const isMeta = (d: FileMeta | { deleted: number }): d is FileMeta => 'path' in d
 
 /** Asserts the change feed is exactly revisions 1..n, each once, in order. */
 function assertGapFree (t: Tap, changes: Change[], n: number, label: string): void {

@@ -1,10 +1,8 @@
 import t from 'tap'
-import { isError, type BatchResult, type ErrorReply, type FileMeta, type Operation, type OperationResult } from '../helpers/http.js'
+import { isError, isMeta, type BatchResult, type ErrorReply, type Operation, type OperationResult } from '../helpers/http.js'
 import { DIGITS, dirMeta, ISO, setup, sha256 } from '../helpers/files.js'
 
 /** POST /operations and /operations/batch: contract "Files and directories" (operations) and the decisions. */
-
-const isMeta = (data: OperationResult['data']): data is FileMeta => 'path' in data
 
 t.test('create', async t => {
   const c = await setup(t)

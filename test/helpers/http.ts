@@ -50,6 +50,9 @@ export type SessionSummary = Wire<Static<typeof sessions.SessionSummary>>
 export type ActivityEntry = Wire<Static<typeof sessions.ActivityEntry>>
 export type ActivityPage = Wire<Static<typeof sessions.ActivityPage>>
 
+/** An operation's data: the entry it left, or (for a delete) how many entries went. */
+export const isMeta = (data: OperationResult['data']): data is FileMeta => 'path' in data
+
 /** An in-process app (requests go through `app.inject`) or the base URL of a listening server. */
 export type Target = FastifyInstance | string
 
