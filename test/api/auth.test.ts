@@ -2,10 +2,10 @@ import { spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import * as authService from '../../src/accounts/auth.js'
 import { build, createTestDatabase, createWorkspace, PASSWORD, registerUser, ROOT_DIR, sleep, TEST_SECRET } from '../helpers/app.js'
-import { isError, JSON_TYPE, type AuthResult } from '../helpers/http.js'
+import { isError, JSON_TYPE, request, type AuthResult, type Res } from '../helpers/http.js'
 import { accessClaims, ecKeyPair, nowSeconds, rsaKeyPair, signJwt } from '../helpers/jwt.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -16,17 +16,17 @@ function decodePart (token: string, index: 0 | 1): Record<string, unknown> {
   return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>
 }
 
-async function post (app: FastifyInstance, url: string, payload: unknown): Promise<LightMyRequestResponse> {
-  return await app.inject({ method: 'POST', url, payload: payload as Record<string, unknown> })
+async function post (app: FastifyInstance, url: string, payload: unknown): Promise<Res> {
+  return await request(app, 'POST', url, { payload })
 }
-const register = async (app: FastifyInstance, email: string, password = PASSWORD): Promise<LightMyRequestResponse> =>
+const register = async (app: FastifyInstance, email: string, password = PASSWORD): Promise<Res> =>
   await post(app, '/v1/auth/register', { email, password })
-const login = async (app: FastifyInstance, email: string, password = PASSWORD): Promise<LightMyRequestResponse> =>
+const login = async (app: FastifyInstance, email: string, password = PASSWORD): Promise<Res> =>
   await post(app, '/v1/auth/login', { email, password })
-const refresh = async (app: FastifyInstance, refreshToken: string): Promise<LightMyRequestResponse> =>
+const refresh = async (app: FastifyInstance, refreshToken: string): Promise<Res> =>
   await post(app, '/v1/auth/refresh', { refreshToken })
-const me = async (app: FastifyInstance, token: string | undefined, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> =>
-  await app.inject({ url: '/v1/me', headers: token === undefined ? headers : { authorization: `Bearer ${token}`, ...headers } })
+const me = async (app: FastifyInstance, token: string | undefined, headers: Record<string, string> = {}): Promise<Res> =>
+  await request(app, 'GET', '/v1/me', { token, headers })
 
 let emailCount = 0
 const newEmail = (): string => `auth${++emailCount}-${randomUUID().slice(0, 8)}@example.com`
@@ -527,7 +527,7 @@ t.test('a token without file permissions: 404 for a workspace the caller cannot 
   const ws = await createWorkspace(app, owner)
   const stranger = await registerUser(app)
   const bare = (id: string, sid: string): string => signJwt(accessClaims(id, sid, { permissions: [] }), { alg: 'HS256', secret: TEST_SECRET })
-  const get = async (token: string, url: string): Promise<LightMyRequestResponse> => await app.inject({ url, headers: { authorization: `Bearer ${token}` } })
+  const get = async (token: string, url: string): Promise<Res> => await request(app, 'GET', url, { token })
   for (const url of [`/v1/workspaces/${ws}/files/a.txt`, `/v1/workspaces/${ws}/tree`, `/v1/workspaces/${ws}/changes`, `/v1/workspaces/${randomUUID()}/files/a.txt`]) {
     isError(t, await get(bare(stranger.id, stranger.sessionId), url), 404, 'WORKSPACE_NOT_FOUND')
   }

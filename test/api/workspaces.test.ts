@@ -1,38 +1,38 @@
 import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { build, createWorkspace, registerUser, type TestUser } from '../helpers/app.js'
-import { isError, JSON_TYPE, type Member, type Workspace } from '../helpers/http.js'
+import { isError, JSON_TYPE, request, type Member, type Res, type Workspace } from '../helpers/http.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 interface Api {
   list: (u: TestUser) => Promise<Workspace[]>
-  get: (u: TestUser, id: string) => Promise<LightMyRequestResponse>
-  del: (u: TestUser, id: string) => Promise<LightMyRequestResponse>
-  members: (u: TestUser, id: string) => Promise<LightMyRequestResponse>
+  get: (u: TestUser, id: string) => Promise<Res>
+  del: (u: TestUser, id: string) => Promise<Res>
+  members: (u: TestUser, id: string) => Promise<Res>
   memberList: (owner: TestUser, id: string) => Promise<Member[]>
-  put: (u: TestUser, id: string, payload: unknown) => Promise<LightMyRequestResponse>
-  remove: (u: TestUser, id: string, userId: string) => Promise<LightMyRequestResponse>
+  put: (u: TestUser, id: string, payload: unknown) => Promise<Res>
+  remove: (u: TestUser, id: string, userId: string) => Promise<Res>
 }
 
 function api (t: Test, app: FastifyInstance): Api {
   return {
     async list (u) {
-      const res = await app.inject({ url: '/v1/workspaces', headers: u.auth })
+      const res = await request(app, 'GET', '/v1/workspaces', { token: u.token })
       t.equal(res.statusCode, 200, res.body)
       return res.json<{ items: Workspace[] }>().items
     },
-    get: async (u, id) => await app.inject({ url: `/v1/workspaces/${id}`, headers: u.auth }),
-    del: async (u, id) => await app.inject({ method: 'DELETE', url: `/v1/workspaces/${id}`, headers: u.auth }),
-    members: async (u, id) => await app.inject({ url: `/v1/workspaces/${id}/members`, headers: u.auth }),
+    get: async (u, id) => await request(app, 'GET', `/v1/workspaces/${id}`, { token: u.token }),
+    del: async (u, id) => await request(app, 'DELETE', `/v1/workspaces/${id}`, { token: u.token }),
+    members: async (u, id) => await request(app, 'GET', `/v1/workspaces/${id}/members`, { token: u.token }),
     async memberList (owner, id) {
-      const res = await app.inject({ url: `/v1/workspaces/${id}/members`, headers: owner.auth })
+      const res = await request(app, 'GET', `/v1/workspaces/${id}/members`, { token: owner.token })
       t.equal(res.statusCode, 200, res.body)
       return res.json<{ items: Member[] }>().items
     },
-    put: async (u, id, payload) => await app.inject({ method: 'PUT', url: `/v1/workspaces/${id}/members`, headers: u.auth, payload: payload as Record<string, unknown> }),
-    remove: async (u, id, userId) => await app.inject({ method: 'DELETE', url: `/v1/workspaces/${id}/members/${userId}`, headers: u.auth })
+    put: async (u, id, payload) => await request(app, 'PUT', `/v1/workspaces/${id}/members`, { token: u.token, payload }),
+    remove: async (u, id, userId) => await request(app, 'DELETE', `/v1/workspaces/${id}/members/${userId}`, { token: u.token })
   }
 }
 
