@@ -2,11 +2,12 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import t from 'tap'
-import { build, createWorkspace, registerUser } from '../helpers/app.js'
-import { Ctx, isError, type Res } from '../helpers/files.js'
-import { allActivity, newSession, sleep, type Activity, type ActivityPage, type SessionItem } from '../helpers/history.js'
 import { ChatLogMirror } from '../../src/mutations/chat-log.js'
-import { connect, listen } from '../helpers/ws.js'
+import { build, createWorkspace, listen, registerUser, sleep } from '../helpers/app.js'
+import { isError, type ActivityEntry, type ActivityPage, type Res, type SessionSummary } from '../helpers/http.js'
+import { Ctx } from '../helpers/files.js'
+import { allActivity, newSession } from '../helpers/history.js'
+import { connect } from '../helpers/ws.js'
 
 /**
  * Issue 5, activity log: every mutation of a session, success or failure, in order; the same as
@@ -117,7 +118,7 @@ t.test('a session of 20 mutations: ordered activity, log.md, the failure, privac
 
   await t.test('activity is paginated: limit, cursor, oldest first', async t => {
     const all = await allActivity(ctx, sid)
-    const pages: Activity[][] = []
+    const pages: ActivityEntry[][] = []
     let cursor: string | null = null
     do {
       const res = await app.inject({ url: `/v1/sessions/${sid}/activity?limit=6${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`, headers: user.auth })
@@ -163,9 +164,9 @@ t.test('a session of 20 mutations: ordered activity, log.md, the failure, privac
       isError(t, await app.inject({ url, headers: other.auth }), 404, 'NOT_FOUND', `${url} as another user`)
     }
     // The auth.register entry is recorded after the response (reported race in routes/auth): wait for it.
-    let list: SessionItem[] = []
+    let list: SessionSummary[] = []
     for (let i = 0; i < 50 && list.length === 0; i++) {
-      list = (await app.inject({ url: '/v1/sessions', headers: other.auth })).json<{ items: SessionItem[] }>().items
+      list = (await app.inject({ url: '/v1/sessions', headers: other.auth })).json<{ items: SessionSummary[] }>().items
       if (list.length === 0) await sleep(20)
     }
     t.same(list.map(s => s.id), [other.sessionId], 'their session list holds only their own session')
@@ -191,7 +192,7 @@ t.test('a session of 20 mutations: ordered activity, log.md, the failure, privac
     const changes = await ctx.changes(20)
     t.same(changes.changes.map(ch => [ch.path, ch.sessionId]), [['/tab.txt', tab], ['/tab.txt', tab], ['/tab2.txt', tab], ['/tab2.txt', tab], ['/agent.txt', agent]], 'the changes carry the session too')
 
-    const list = (await app.inject({ url: '/v1/sessions', headers: user.auth })).json<{ items: SessionItem[] }>()
+    const list = (await app.inject({ url: '/v1/sessions', headers: user.auth })).json<{ items: SessionSummary[] }>()
     t.same(list.items.map(s => s.id).sort(), [sid, tab, agent].sort(), 'GET /v1/sessions lists the three sessions')
     t.match(list.items.find(s => s.id === sid), { operations: 22, errors: 1 }, 'the main session: 22 entries, 1 error')
     t.match(list.items.find(s => s.id === tab), { operations: 3, errors: 0 })
@@ -217,7 +218,7 @@ t.test('a session of 20 mutations: ordered activity, log.md, the failure, privac
   })
 
   // Graceful shutdown flushes the mirror; then the file holds what log.md rendered.
-  const tabLog = (await app.inject({ url: '/v1/sessions', headers: user.auth })).json<{ items: SessionItem[] }>().items.map(s => s.id)
+  const tabLog = (await app.inject({ url: '/v1/sessions', headers: user.auth })).json<{ items: SessionSummary[] }>().items.map(s => s.id)
   const logs = new Map<string, string>()
   for (const s of tabLog) logs.set(s, (await app.inject({ url: `/v1/sessions/${s}/log.md`, headers: user.auth })).body)
   // The last requests go in right before the shutdown: a success and a failure (recorded after its rollback).
@@ -262,7 +263,7 @@ t.test('a user who names another user\'s session id in X-Session-Id sees only th
   t.equal(md.statusCode, 200)
   t.equal(sections(md.body).length, 1, 'their log.md has their one entry')
   t.notMatch(md.body, '/mine.txt', 'and nothing of the owner\'s')
-  const list = (await app.inject({ url: '/v1/sessions', headers: other.auth })).json<{ items: SessionItem[] }>()
+  const list = (await app.inject({ url: '/v1/sessions', headers: other.auth })).json<{ items: SessionSummary[] }>()
   t.same(list.items.map(s => s.id).sort(), [other.sessionId, sid].sort(), 'their sessions: their own, and the id they named')
   t.equal(list.items.find(s => s.id === sid)?.operations, 1, 'counting only their entry there')
 })
@@ -301,7 +302,7 @@ t.test('WebSocket connect and disconnect are recorded for the session', async t 
     const res = await app.inject({ url: `/v1/sessions/${user.sessionId}/activity`, headers: user.auth })
     types = res.json<{ items: Array<{ type: string }> }>().items.map(i => i.type)
     if (types.includes('ws.disconnect')) break
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await sleep(50)
   }
   t.same(types, ['auth.register', 'ws.connect', 'ws.disconnect'], 'register, connect, disconnect, in order')
   const sessions = await app.inject({ url: '/v1/sessions', headers: user.auth })
@@ -327,7 +328,7 @@ t.test('mutations refused before they run (schema, path, content type, RPC param
   const rpc = await client.rpc('files.write', { workspaceId: ctx.ws, path: '/r.ts', content: 7 })
   t.match(rpc, { type: 'rpc.error', error: { code: 'VALIDATION_FAILED', details: { errors: [{ path: '/content', keyword: 'type' }] } } }, 'RPC errors in the REST shape')
 
-  let entries: Activity[] = []
+  let entries: ActivityEntry[] = []
   for (let i = 0; i < 100 && entries.length < 6; i++) {
     entries = (await allActivity(ctx, sid)).filter(e => e.type !== 'ws.connect' && e.type !== 'ws.disconnect')
     if (entries.length < 6) await sleep(20)

@@ -1,24 +1,14 @@
 import { spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { build, createTestDatabase, createWorkspace, registerUser, TEST_SECRET } from '../helpers/app.js'
-import { accessClaims, ecKeyPair, errorShape, nowSeconds, rsaKeyPair, signJwt } from '../helpers/auth.js'
+import type { FastifyInstance } from 'fastify'
 import * as authService from '../../src/accounts/auth.js'
-
-interface AuthBody {
-  user: { id: string, email: string, permissions: string[] }
-  accessToken: string
-  refreshToken: string
-  expiresIn: number
-  sessionId: string
-}
-interface ErrBody { statusCode: number, code: string, error: string, message: string, details?: { errors?: unknown[] } }
+import { build, createTestDatabase, createWorkspace, PASSWORD, registerUser, ROOT_DIR, sleep, TEST_SECRET } from '../helpers/app.js'
+import { isError, JSON_TYPE, request, type AuthResult, type Res } from '../helpers/http.js'
+import { accessClaims, ecKeyPair, nowSeconds, rsaKeyPair, signJwt } from '../helpers/jwt.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-const JSON_TYPE = 'application/json; charset=utf-8'
-const PASSWORD = 'correct horse battery'
 
 function decodePart (token: string, index: 0 | 1): Record<string, unknown> {
   const part = token.split('.')[index]
@@ -26,36 +16,25 @@ function decodePart (token: string, index: 0 | 1): Record<string, unknown> {
   return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>
 }
 
-async function post (app: FastifyInstance, url: string, payload: unknown): Promise<LightMyRequestResponse> {
-  return await app.inject({ method: 'POST', url, payload: payload as Record<string, unknown> })
+async function post (app: FastifyInstance, url: string, payload: unknown): Promise<Res> {
+  return await request(app, 'POST', url, { payload })
 }
-const register = async (app: FastifyInstance, email: string, password = PASSWORD): Promise<LightMyRequestResponse> =>
+const register = async (app: FastifyInstance, email: string, password = PASSWORD): Promise<Res> =>
   await post(app, '/v1/auth/register', { email, password })
-const login = async (app: FastifyInstance, email: string, password = PASSWORD): Promise<LightMyRequestResponse> =>
+const login = async (app: FastifyInstance, email: string, password = PASSWORD): Promise<Res> =>
   await post(app, '/v1/auth/login', { email, password })
-const refresh = async (app: FastifyInstance, refreshToken: string): Promise<LightMyRequestResponse> =>
+const refresh = async (app: FastifyInstance, refreshToken: string): Promise<Res> =>
   await post(app, '/v1/auth/refresh', { refreshToken })
-const me = async (app: FastifyInstance, token: string | undefined, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> =>
-  await app.inject({ url: '/v1/me', headers: token === undefined ? headers : { authorization: `Bearer ${token}`, ...headers } })
+const me = async (app: FastifyInstance, token: string | undefined, headers: Record<string, string> = {}): Promise<Res> =>
+  await request(app, 'GET', '/v1/me', { token, headers })
 
 let emailCount = 0
 const newEmail = (): string => `auth${++emailCount}-${randomUUID().slice(0, 8)}@example.com`
 
 type Tap = Test
 
-/** Asserts the contract's error shape, status and code (and the JSON content type). */
-function assertError (t: Tap, res: LightMyRequestResponse, status: number, code: string): ErrBody {
-  t.equal(res.statusCode, status, `status ${status}: ${res.body}`)
-  t.equal(res.headers['content-type'], JSON_TYPE)
-  const body = res.json<ErrBody>()
-  t.match(body, errorShape(status, code))
-  t.equal(body.code, code)
-  t.ok(body.message.length > 0, 'has a message')
-  return body
-}
-
 /** Asserts the auth response shape and that the access token is ours, for this user and session. */
-function assertAuthResult (t: Tap, body: AuthBody, email: string): void {
+function assertAuthResult (t: Tap, body: AuthResult, email: string): void {
   t.strictSame(Object.keys(body).sort(), ['accessToken', 'expiresIn', 'refreshToken', 'sessionId', 'user'])
   t.strictSame(Object.keys(body.user).sort(), ['email', 'id', 'permissions'])
   t.match(body.user.id, UUID)
@@ -83,7 +62,7 @@ t.test('register', async t => {
     const res = await register(app, email)
     t.equal(res.statusCode, 201, res.body)
     t.equal(res.headers['content-type'], JSON_TYPE)
-    const body = res.json<AuthBody>()
+    const body = res.json<AuthResult>()
     assertAuthResult(t, body, email)
     const who = await me(app, body.accessToken)
     t.equal(who.statusCode, 200, who.body)
@@ -94,7 +73,7 @@ t.test('register', async t => {
     const email = `Mixed.Case-${randomUUID().slice(0, 8)}@Example.COM`
     const res = await register(app, email)
     t.equal(res.statusCode, 201, res.body)
-    t.equal(res.json<AuthBody>().user.email, email.toLowerCase())
+    t.equal(res.json<AuthResult>().user.email, email.toLowerCase())
     t.equal((await login(app, email.toLowerCase())).statusCode, 200)
     t.equal((await login(app, email.toUpperCase())).statusCode, 200)
   })
@@ -103,20 +82,20 @@ t.test('register', async t => {
     const email = newEmail()
     const first = await register(app, email)
     t.equal(first.statusCode, 201, first.body)
-    const firstId = first.json<AuthBody>().user.id
+    const firstId = first.json<AuthResult>().user.id
 
-    assertError(t, await register(app, email, 'another password'), 409, 'EMAIL_TAKEN')
-    assertError(t, await register(app, email.toUpperCase(), 'another password'), 409, 'EMAIL_TAKEN')
+    isError(t, await register(app, email, 'another password'), 409, 'EMAIL_TAKEN')
+    isError(t, await register(app, email.toUpperCase(), 'another password'), 409, 'EMAIL_TAKEN')
 
     const ok = await login(app, email)
     t.equal(ok.statusCode, 200, 'the original password still logs in')
-    t.equal(ok.json<AuthBody>().user.id, firstId)
-    assertError(t, await login(app, email, 'another password'), 401, 'INVALID_CREDENTIALS')
+    t.equal(ok.json<AuthResult>().user.id, firstId)
+    isError(t, await login(app, email, 'another password'), 401, 'INVALID_CREDENTIALS')
   })
 
   t.test('password length: 7 → 400, 8 ok, 200 ok, 201 → 400', async t => {
     const short = newEmail()
-    const body = assertError(t, await register(app, short, 'a'.repeat(7)), 400, 'VALIDATION_FAILED')
+    const body = isError(t, await register(app, short, 'a'.repeat(7)), 400, 'VALIDATION_FAILED')
     t.ok(Array.isArray(body.details?.errors) && body.details.errors.length > 0, 'details carry the schema errors')
     t.match(body.details, { errors: [{ path: '/password', keyword: 'minLength' }] })
     // nothing was created: the email is still free
@@ -131,7 +110,7 @@ t.test('register', async t => {
     t.equal((await login(app, twoHundred, 'c'.repeat(200))).statusCode, 200)
 
     const long = newEmail()
-    const tooLong = assertError(t, await register(app, long, 'd'.repeat(201)), 400, 'VALIDATION_FAILED')
+    const tooLong = isError(t, await register(app, long, 'd'.repeat(201)), 400, 'VALIDATION_FAILED')
     t.match(tooLong.details, { errors: [{ path: '/password', keyword: 'maxLength' }] })
     // nothing was created: the email is still free
     t.equal((await register(app, long, 'd'.repeat(20))).statusCode, 201)
@@ -139,18 +118,18 @@ t.test('register', async t => {
 
   t.test('a bad email is 400 and creates nothing', async t => {
     for (const email of ['not-an-email', '', 'a@', '@example.com', 'two words@example.com']) {
-      const body = assertError(t, await register(app, email), 400, 'VALIDATION_FAILED')
+      const body = isError(t, await register(app, email), 400, 'VALIDATION_FAILED')
       t.match(body.details, { errors: [{ path: '/email' }] }, `email ${JSON.stringify(email)}`)
     }
     const tooLong = `${'x'.repeat(320)}@example.com`
-    assertError(t, await register(app, tooLong), 400, 'VALIDATION_FAILED')
+    isError(t, await register(app, tooLong), 400, 'VALIDATION_FAILED')
   })
 
   t.test('an unknown body property is 400 and creates nothing', async t => {
     const email = newEmail()
-    const body = assertError(t, await post(app, '/v1/auth/register', { email, password: PASSWORD, permissions: ['admin'] }), 400, 'VALIDATION_FAILED')
+    const body = isError(t, await post(app, '/v1/auth/register', { email, password: PASSWORD, permissions: ['admin'] }), 400, 'VALIDATION_FAILED')
     t.match(body.details, { errors: [{ keyword: 'additionalProperties' }] })
-    assertError(t, await login(app, email), 401, 'INVALID_CREDENTIALS')
+    isError(t, await login(app, email), 401, 'INVALID_CREDENTIALS')
   })
 
   t.test('malformed JSON is 400 VALIDATION_FAILED', async t => {
@@ -160,19 +139,19 @@ t.test('register', async t => {
       headers: { 'content-type': 'application/json' },
       payload: '{"email": "x@example.com", "password": '
     })
-    assertError(t, res, 400, 'VALIDATION_FAILED')
+    isError(t, res, 400, 'VALIDATION_FAILED')
     const empty = await app.inject({ method: 'POST', url: '/v1/auth/register', headers: { 'content-type': 'application/json' }, payload: '' })
-    assertError(t, empty, 400, 'VALIDATION_FAILED')
-    assertError(t, await login(app, 'x@example.com'), 401, 'INVALID_CREDENTIALS')
+    isError(t, empty, 400, 'VALIDATION_FAILED')
+    isError(t, await login(app, 'x@example.com'), 401, 'INVALID_CREDENTIALS')
   })
 
   t.test('a body that is not JSON is 415', async t => {
     const email = newEmail()
     const res = await app.inject({ method: 'POST', url: '/v1/auth/register', headers: { 'content-type': 'text/plain' }, payload: `email=${email}&password=${PASSWORD}` })
-    assertError(t, res, 415, 'UNSUPPORTED_MEDIA_TYPE')
+    isError(t, res, 415, 'UNSUPPORTED_MEDIA_TYPE')
     const form = await app.inject({ method: 'POST', url: '/v1/auth/register', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `email=${email}&password=x` })
-    assertError(t, form, 415, 'UNSUPPORTED_MEDIA_TYPE')
-    assertError(t, await login(app, email), 401, 'INVALID_CREDENTIALS')
+    isError(t, form, 415, 'UNSUPPORTED_MEDIA_TYPE')
+    isError(t, await login(app, email), 401, 'INVALID_CREDENTIALS')
   })
 
   t.test('wrong types are 400, not coerced', async t => {
@@ -190,10 +169,10 @@ t.test('register', async t => {
     ]
     for (const payload of cases) {
       const res = await app.inject({ method: 'POST', url: '/v1/auth/register', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(payload) })
-      assertError(t, res, 400, 'VALIDATION_FAILED')
+      isError(t, res, 400, 'VALIDATION_FAILED')
     }
     // the first case would have been a valid account had 12345678 been coerced to a string
-    assertError(t, await login(app, email, '12345678'), 401, 'INVALID_CREDENTIALS')
+    isError(t, await login(app, email, '12345678'), 401, 'INVALID_CREDENTIALS')
   })
 })
 
@@ -201,8 +180,8 @@ t.test('ALLOW_REGISTRATION=false: register is 403, login still works', async t =
   const app = await build(t, { ALLOW_REGISTRATION: 'false' })
   t.equal(app.config.ALLOW_REGISTRATION, false)
   const email = newEmail()
-  assertError(t, await register(app, email), 403, 'FORBIDDEN')
-  assertError(t, await login(app, email), 401, 'INVALID_CREDENTIALS')
+  isError(t, await register(app, email), 403, 'FORBIDDEN')
+  isError(t, await login(app, email), 401, 'INVALID_CREDENTIALS')
 
   // an account made some other way (an admin script) still logs in
   const signer = app.signAccessToken
@@ -210,7 +189,7 @@ t.test('ALLOW_REGISTRATION=false: register is 403, login still works', async t =
   const made = await authService.register(app.db, signer, email, PASSWORD)
   const res = await login(app, email)
   t.equal(res.statusCode, 200, res.body)
-  t.equal(res.json<AuthBody>().user.id, made.user.id)
+  t.equal(res.json<AuthResult>().user.id, made.user.id)
 })
 
 t.test('login', async t => {
@@ -218,13 +197,13 @@ t.test('login', async t => {
   const email = newEmail()
   const reg = await register(app, email)
   t.equal(reg.statusCode, 201)
-  const registered = reg.json<AuthBody>()
+  const registered = reg.json<AuthResult>()
 
   t.test('200 with a fresh session', async t => {
     const res = await login(app, email)
     t.equal(res.statusCode, 200, res.body)
     t.equal(res.headers['content-type'], JSON_TYPE)
-    const body = res.json<AuthBody>()
+    const body = res.json<AuthResult>()
     assertAuthResult(t, body, email)
     t.equal(body.user.id, registered.user.id)
     t.not(body.sessionId, registered.sessionId, 'a new session')
@@ -235,8 +214,8 @@ t.test('login', async t => {
   t.test('wrong password and unknown email: the same 401', async t => {
     const wrong = await login(app, email, 'wrong password!')
     const unknown = await login(app, newEmail(), 'wrong password!')
-    assertError(t, wrong, 401, 'INVALID_CREDENTIALS')
-    assertError(t, unknown, 401, 'INVALID_CREDENTIALS')
+    isError(t, wrong, 401, 'INVALID_CREDENTIALS')
+    isError(t, unknown, 401, 'INVALID_CREDENTIALS')
     t.equal(wrong.body, unknown.body, 'identical bodies')
     t.strictSame(wrong.json(), { statusCode: 401, code: 'INVALID_CREDENTIALS', error: 'Unauthorized', message: 'invalid email or password' })
     t.equal(wrong.headers['content-type'], unknown.headers['content-type'])
@@ -244,8 +223,8 @@ t.test('login', async t => {
   })
 
   t.test('an invalid body is 400, not 401', async t => {
-    assertError(t, await login(app, email, 'short'), 400, 'VALIDATION_FAILED')
-    assertError(t, await post(app, '/v1/auth/login', { email }), 400, 'VALIDATION_FAILED')
+    isError(t, await login(app, email, 'short'), 400, 'VALIDATION_FAILED')
+    isError(t, await post(app, '/v1/auth/login', { email }), 400, 'VALIDATION_FAILED')
   })
 })
 
@@ -255,7 +234,7 @@ t.test('refresh tokens rotate; reuse revokes the family', async t => {
 
   const first = await refresh(app, user.refreshToken)
   t.equal(first.statusCode, 200, first.body)
-  const pair1 = first.json<AuthBody>()
+  const pair1 = first.json<AuthResult>()
   assertAuthResult(t, pair1, user.email)
   t.equal(pair1.user.id, user.id)
   t.equal(pair1.sessionId, user.sessionId, 'the session carries over')
@@ -264,33 +243,33 @@ t.test('refresh tokens rotate; reuse revokes the family', async t => {
 
   const second = await refresh(app, pair1.refreshToken)
   t.equal(second.statusCode, 200, 'the new refresh token works')
-  const pair2 = second.json<AuthBody>()
+  const pair2 = second.json<AuthResult>()
   t.not(pair2.refreshToken, pair1.refreshToken)
 
   // the first token, already used, comes back: theft. The whole family goes.
   const reuse = await refresh(app, user.refreshToken)
-  assertError(t, reuse, 401, 'UNAUTHENTICATED')
-  assertError(t, await refresh(app, pair2.refreshToken), 401, 'UNAUTHENTICATED')
-  assertError(t, await refresh(app, pair1.refreshToken), 401, 'UNAUTHENTICATED')
+  isError(t, reuse, 401, 'UNAUTHENTICATED')
+  isError(t, await refresh(app, pair2.refreshToken), 401, 'UNAUTHENTICATED')
+  isError(t, await refresh(app, pair1.refreshToken), 401, 'UNAUTHENTICATED')
 
   // other sessions of the same user are not touched
   const other = await login(app, user.email)
   t.equal(other.statusCode, 200)
-  t.equal((await refresh(app, other.json<AuthBody>().refreshToken)).statusCode, 200, 'another family still rotates')
+  t.equal((await refresh(app, other.json<AuthResult>().refreshToken)).statusCode, 200, 'another family still rotates')
 
   t.test('an expired refresh token is 401', async t => {
     const u = await registerUser(app)
     await app.db.updateTable('refresh_tokens').set({ expires_at: new Date(Date.now() - 1000) })
       .where('session_id', '=', u.sessionId).execute()
-    assertError(t, await refresh(app, u.refreshToken), 401, 'UNAUTHENTICATED')
+    isError(t, await refresh(app, u.refreshToken), 401, 'UNAUTHENTICATED')
   })
 
   t.test('unknown and invalid refresh tokens', async t => {
-    assertError(t, await refresh(app, 'no-such-token'), 401, 'UNAUTHENTICATED')
-    assertError(t, await refresh(app, ''), 400, 'VALIDATION_FAILED')
-    assertError(t, await refresh(app, 'x'.repeat(513)), 400, 'VALIDATION_FAILED')
-    assertError(t, await post(app, '/v1/auth/refresh', { refreshToken: user.refreshToken, extra: 1 }), 400, 'VALIDATION_FAILED')
-    assertError(t, await post(app, '/v1/auth/refresh', {}), 400, 'VALIDATION_FAILED')
+    isError(t, await refresh(app, 'no-such-token'), 401, 'UNAUTHENTICATED')
+    isError(t, await refresh(app, ''), 400, 'VALIDATION_FAILED')
+    isError(t, await refresh(app, 'x'.repeat(513)), 400, 'VALIDATION_FAILED')
+    isError(t, await post(app, '/v1/auth/refresh', { refreshToken: user.refreshToken, extra: 1 }), 400, 'VALIDATION_FAILED')
+    isError(t, await post(app, '/v1/auth/refresh', {}), 400, 'VALIDATION_FAILED')
   })
 })
 
@@ -302,26 +281,26 @@ t.test('logout', async t => {
     const res = await post(app, '/v1/auth/logout', { refreshToken: user.refreshToken })
     t.equal(res.statusCode, 204)
     t.equal(res.body, '')
-    assertError(t, await refresh(app, user.refreshToken), 401, 'UNAUTHENTICATED')
+    isError(t, await refresh(app, user.refreshToken), 401, 'UNAUTHENTICATED')
   })
 
   t.test('logging out with the newest token revokes the family', async t => {
     const user = await registerUser(app)
-    const rotated = (await refresh(app, user.refreshToken)).json<AuthBody>()
+    const rotated = (await refresh(app, user.refreshToken)).json<AuthResult>()
     t.equal((await post(app, '/v1/auth/logout', { refreshToken: rotated.refreshToken })).statusCode, 204)
-    assertError(t, await refresh(app, rotated.refreshToken), 401, 'UNAUTHENTICATED')
+    isError(t, await refresh(app, rotated.refreshToken), 401, 'UNAUTHENTICATED')
   })
 
   t.test('logging out with an older token of the family revokes the newest too', async t => {
     const user = await registerUser(app)
-    const rotated = (await refresh(app, user.refreshToken)).json<AuthBody>()
+    const rotated = (await refresh(app, user.refreshToken)).json<AuthResult>()
     t.equal((await post(app, '/v1/auth/logout', { refreshToken: user.refreshToken })).statusCode, 204)
-    assertError(t, await refresh(app, rotated.refreshToken), 401, 'UNAUTHENTICATED')
+    isError(t, await refresh(app, rotated.refreshToken), 401, 'UNAUTHENTICATED')
   })
 
   t.test('only that session ends', async t => {
     const user = await registerUser(app)
-    const other = (await login(app, user.email)).json<AuthBody>()
+    const other = (await login(app, user.email)).json<AuthResult>()
     t.equal((await post(app, '/v1/auth/logout', { refreshToken: user.refreshToken })).statusCode, 204)
     t.equal((await refresh(app, other.refreshToken)).statusCode, 200)
   })
@@ -329,7 +308,7 @@ t.test('logout', async t => {
   t.test('an unknown token is 204 (nothing to revoke); an invalid body is 400', async t => {
     const res = await post(app, '/v1/auth/logout', { refreshToken: 'never-issued' })
     t.equal(res.statusCode, 204)
-    assertError(t, await post(app, '/v1/auth/logout', {}), 400, 'VALIDATION_FAILED')
+    isError(t, await post(app, '/v1/auth/logout', {}), 400, 'VALIDATION_FAILED')
   })
 })
 
@@ -352,56 +331,56 @@ t.test('GET /v1/me and access tokens', async t => {
   })
 
   t.test('no token → 401 UNAUTHENTICATED', async t => {
-    assertError(t, await me(app, undefined), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, undefined, { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, undefined, { authorization: 'Bearer' }), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, undefined, { authorization: user.token }), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, undefined), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, undefined, { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, undefined, { authorization: 'Bearer' }), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, undefined, { authorization: user.token }), 401, 'UNAUTHENTICATED')
   })
 
   t.test('garbage tokens → 401 UNAUTHENTICATED', async t => {
     for (const token of ['garbage', 'a.b.c', `${user.token}x`, user.token.split('.').slice(0, 2).join('.')]) {
-      assertError(t, await me(app, token), 401, 'UNAUTHENTICATED')
+      isError(t, await me(app, token), 401, 'UNAUTHENTICATED')
     }
     // a signature from the token tampered with a different sub
     const [head, , sig] = user.token.split('.')
     const forged = `${head ?? ''}.${Buffer.from(JSON.stringify(accessClaims(randomUUID(), user.sessionId))).toString('base64url')}.${sig ?? ''}`
-    assertError(t, await me(app, forged), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, forged), 401, 'UNAUTHENTICATED')
   })
 
   t.test('alg: none → 401', async t => {
     const claims = accessClaims(user.id, user.sessionId)
-    assertError(t, await me(app, signJwt(claims, { alg: 'none' })), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, signJwt(claims, { alg: 'none' }, { alg: 'None' })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'none' })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'none' }, { alg: 'None' })), 401, 'UNAUTHENTICATED')
     // a none token that keeps a real signature
     const real = signJwt(claims, { alg: 'HS256', secret: TEST_SECRET })
     const noneHeader = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')
     const [, payload, sig] = real.split('.')
-    assertError(t, await me(app, `${noneHeader}.${payload ?? ''}.${sig ?? ''}`), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, `${noneHeader}.${payload ?? ''}.${sig ?? ''}`), 401, 'UNAUTHENTICATED')
   })
 
   t.test('a token signed with another secret → 401', async t => {
     const token = signJwt(accessClaims(user.id, user.sessionId), { alg: 'HS256', secret: 'another-secret-of-at-least-thirty-two-chars' })
-    assertError(t, await me(app, token), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, token), 401, 'UNAUTHENTICATED')
   })
 
   t.test('an HS256 signature under a header that says RS256 (or HS512) → 401', async t => {
     const claims = accessClaims(user.id, user.sessionId)
-    assertError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: TEST_SECRET }, { alg: 'RS256' })), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: TEST_SECRET }, { alg: 'HS512' })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: TEST_SECRET }, { alg: 'RS256' })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: TEST_SECRET }, { alg: 'HS512' })), 401, 'UNAUTHENTICATED')
     // a correctly signed HS512 token: the right secret, but only HS256 is configured
-    assertError(t, await me(app, signJwt(claims, { alg: 'HS512', secret: TEST_SECRET })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'HS512', secret: TEST_SECRET })), 401, 'UNAUTHENTICATED')
     // a real RS256 token from a key we do not know
-    assertError(t, await me(app, signJwt(claims, { alg: 'RS256', privateKey: rsaKeyPair().privateKey })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'RS256', privateKey: rsaKeyPair().privateKey })), 401, 'UNAUTHENTICATED')
   })
 
   t.test('an expired token → 401 TOKEN_EXPIRED', async t => {
     const iat = nowSeconds() - 3600
     const token = signJwt(accessClaims(user.id, user.sessionId, { iat, exp: iat + 900 }), { alg: 'HS256', secret: TEST_SECRET })
-    const body = assertError(t, await me(app, token), 401, 'TOKEN_EXPIRED')
+    const body = isError(t, await me(app, token), 401, 'TOKEN_EXPIRED')
     t.equal(body.message, 'access token expired')
     // expired and badly signed: not a valid token at all, so not "expired"
     const bad = signJwt(accessClaims(user.id, user.sessionId, { iat, exp: iat + 900 }), { alg: 'HS256', secret: 'another-secret-of-at-least-thirty-two-chars' })
-    assertError(t, await me(app, bad), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, bad), 401, 'UNAUTHENTICATED')
   })
 
   t.test('a token accepted a moment ago is refused once it expires (verified tokens are cached only until exp)', async t => {
@@ -410,24 +389,24 @@ t.test('GET /v1/me and access tokens', async t => {
     const token = signJwt(accessClaims(user.id, user.sessionId, { iat, exp }), { alg: 'HS256', secret: TEST_SECRET })
     t.equal((await me(app, token)).statusCode, 200)
     t.equal((await me(app, token)).statusCode, 200, 'again, from the cache')
-    await new Promise(resolve => setTimeout(resolve, exp * 1000 - Date.now() + 50))
-    assertError(t, await me(app, token), 401, 'TOKEN_EXPIRED')
+    await sleep(exp * 1000 - Date.now() + 50)
+    isError(t, await me(app, token), 401, 'TOKEN_EXPIRED')
   })
 
   t.test('a valid signature over bad claims → 401', async t => {
     const sign = (claims: Record<string, unknown>): string => signJwt(claims, { alg: 'HS256', secret: TEST_SECRET })
-    assertError(t, await me(app, sign(accessClaims('not-a-uuid', user.sessionId))), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, sign(accessClaims('not-a-uuid', user.sessionId))), 401, 'UNAUTHENTICATED')
     const { sub: _, ...noSub } = accessClaims(user.id, user.sessionId)
-    assertError(t, await me(app, sign(noSub)), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, sign(accessClaims(randomUUID(), user.sessionId))), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, sign(noSub)), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, sign(accessClaims(randomUUID(), user.sessionId))), 401, 'UNAUTHENTICATED')
     const future = nowSeconds() + 3600
-    assertError(t, await me(app, sign(accessClaims(user.id, user.sessionId, { nbf: future }))), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, sign(accessClaims(user.id, user.sessionId, { nbf: future }))), 401, 'UNAUTHENTICATED')
   })
 
   t.test('X-Session-Id must be a UUID', async t => {
-    const body = assertError(t, await me(app, user.token, { 'x-session-id': 'not-a-uuid' }), 400, 'VALIDATION_FAILED')
+    const body = isError(t, await me(app, user.token, { 'x-session-id': 'not-a-uuid' }), 400, 'VALIDATION_FAILED')
     t.match(body.message, /X-Session-Id/)
-    assertError(t, await me(app, user.token, { 'x-session-id': '' }), 400, 'VALIDATION_FAILED')
+    isError(t, await me(app, user.token, { 'x-session-id': '' }), 400, 'VALIDATION_FAILED')
     const ok = await me(app, user.token, { 'x-session-id': randomUUID() })
     t.equal(ok.statusCode, 200, ok.body)
   })
@@ -472,17 +451,17 @@ t.test('JWT_PUBLIC_KEY mode', async t => {
 
     // the same claims, attacks on the algorithm
     const claims = { sub, iat, exp: iat + 600 }
-    assertError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: publicPem })), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: publicPem.trim() })), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: publicPem }, { alg: 'RS256' })), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, signJwt(claims, { alg: 'none' })), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: TEST_SECRET })), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, signJwt(claims, { alg: 'RS256', privateKey: rsaKeyPair().privateKey })), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, signJwt(claims, { alg: 'ES256', privateKey: ecKeyPair().privateKey })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: publicPem })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: publicPem.trim() })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: publicPem }, { alg: 'RS256' })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'none' })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: TEST_SECRET })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'RS256', privateKey: rsaKeyPair().privateKey })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'ES256', privateKey: ecKeyPair().privateKey })), 401, 'UNAUTHENTICATED')
     // the right key, but PS256 rather than the configured RS256
-    assertError(t, await me(app, signJwt(claims, { alg: 'PS256', privateKey })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'PS256', privateKey })), 401, 'UNAUTHENTICATED')
     const old = nowSeconds() - 3600
-    assertError(t, await me(app, signJwt({ sub, iat: old, exp: old + 600 }, { alg: 'RS256', privateKey })), 401, 'TOKEN_EXPIRED')
+    isError(t, await me(app, signJwt({ sub, iat: old, exp: old + 600 }, { alg: 'RS256', privateKey })), 401, 'TOKEN_EXPIRED')
 
     // a rejected token provisions no one
     const stranger = randomUUID()
@@ -491,9 +470,9 @@ t.test('JWT_PUBLIC_KEY mode', async t => {
     t.equal(row, undefined)
 
     // accounts live at the identity provider
-    assertError(t, await login(app, 'outside.user@example.com'), 403, 'FORBIDDEN')
-    assertError(t, await register(app, newEmail()), 403, 'FORBIDDEN')
-    assertError(t, await refresh(app, 'anything'), 403, 'FORBIDDEN')
+    isError(t, await login(app, 'outside.user@example.com'), 403, 'FORBIDDEN')
+    isError(t, await register(app, newEmail()), 403, 'FORBIDDEN')
+    isError(t, await refresh(app, 'anything'), 403, 'FORBIDDEN')
   })
 
   t.test('EC: ES256 tokens are accepted, RS256 ones are not', async t => {
@@ -509,18 +488,18 @@ t.test('JWT_PUBLIC_KEY mode', async t => {
     t.strictSame(res.json(), { id: sub, email: 'ec@example.com', permissions: ['file.read', 'file.write'] })
 
     const claims = { sub, iat, exp: iat + 600 }
-    assertError(t, await me(app, signJwt(claims, { alg: 'RS256', privateKey: rsaKeyPair().privateKey })), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, signJwt(claims, { alg: 'ES256', privateKey: ecKeyPair().privateKey })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'RS256', privateKey: rsaKeyPair().privateKey })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'ES256', privateKey: ecKeyPair().privateKey })), 401, 'UNAUTHENTICATED')
     // the right key, but PS256 rather than the configured RS256
-    assertError(t, await me(app, signJwt(claims, { alg: 'PS256', privateKey })), 401, 'UNAUTHENTICATED')
-    assertError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: publicPem })), 401, 'UNAUTHENTICATED')
-    assertError(t, await login(app, 'ec@example.com'), 403, 'FORBIDDEN')
+    isError(t, await me(app, signJwt(claims, { alg: 'PS256', privateKey })), 401, 'UNAUTHENTICATED')
+    isError(t, await me(app, signJwt(claims, { alg: 'HS256', secret: publicPem })), 401, 'UNAUTHENTICATED')
+    isError(t, await login(app, 'ec@example.com'), 403, 'FORBIDDEN')
   })
 })
 
 t.test('tokens, secrets and passwords never reach the log', async t => {
   const databaseUrl = await createTestDatabase(t)
-  const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/auth-log-child.ts', import.meta.url))], {
+  const child = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT_DIR, 'test/fixtures/auth-log-child.ts')], {
     env: { ...process.env, DATABASE_URL: databaseUrl },
     encoding: 'utf8',
     timeout: 60_000
@@ -548,14 +527,14 @@ t.test('a token without file permissions: 404 for a workspace the caller cannot 
   const ws = await createWorkspace(app, owner)
   const stranger = await registerUser(app)
   const bare = (id: string, sid: string): string => signJwt(accessClaims(id, sid, { permissions: [] }), { alg: 'HS256', secret: TEST_SECRET })
-  const get = async (token: string, url: string): Promise<LightMyRequestResponse> => await app.inject({ url, headers: { authorization: `Bearer ${token}` } })
+  const get = async (token: string, url: string): Promise<Res> => await request(app, 'GET', url, { token })
   for (const url of [`/v1/workspaces/${ws}/files/a.txt`, `/v1/workspaces/${ws}/tree`, `/v1/workspaces/${ws}/changes`, `/v1/workspaces/${randomUUID()}/files/a.txt`]) {
-    assertError(t, await get(bare(stranger.id, stranger.sessionId), url), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await get(bare(stranger.id, stranger.sessionId), url), 404, 'WORKSPACE_NOT_FOUND')
   }
   const put = await app.inject({ method: 'PUT', url: `/v1/workspaces/${ws}/files/a.txt`, headers: { authorization: `Bearer ${bare(stranger.id, stranger.sessionId)}` }, payload: { content: 'x' } })
-  assertError(t, put, 404, 'WORKSPACE_NOT_FOUND')
+  isError(t, put, 404, 'WORKSPACE_NOT_FOUND')
   for (const url of [`/v1/workspaces/${ws}/files/a.txt`, `/v1/workspaces/${ws}/tree`, `/v1/workspaces/${ws}/changes`]) {
-    assertError(t, await get(bare(owner.id, owner.sessionId), url), 403, 'FORBIDDEN')
+    isError(t, await get(bare(owner.id, owner.sessionId), url), 403, 'FORBIDDEN')
   }
 })
 
@@ -563,7 +542,7 @@ t.test('a valid token for a user that does not exist cannot create a workspace: 
   const app = await build(t)
   const ghost = signJwt(accessClaims(randomUUID(), randomUUID()), { alg: 'HS256', secret: TEST_SECRET })
   const res = await app.inject({ method: 'POST', url: '/v1/workspaces', headers: { authorization: `Bearer ${ghost}` }, payload: { name: 'w' } })
-  assertError(t, res, 401, 'UNAUTHENTICATED')
+  isError(t, res, 401, 'UNAUTHENTICATED')
   const list = await app.inject({ url: '/v1/workspaces', headers: { authorization: `Bearer ${ghost}` } })
   t.same(list.json<{ items: unknown[] }>().items, [], 'no workspace')
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { build, createTestDatabase, registerUser, createWorkspace, REDIS_URL } from '../helpers/app.js'
 import type { FastifyInstance } from 'fastify'
+import { build, createTestDatabase, createWorkspace, REDIS_URL, registerUser, sleep } from '../helpers/app.js'
 
 /** Sums a counter's samples in Prometheus text, over all its label sets. */
 function counter (text: string, name: string): number {
@@ -36,7 +36,7 @@ t.test('two instances: a write on A is read on B at once; reads hit the cache', 
     while (Date.now() - started < 2_000) {
       content = (await b.inject({ url: file, headers: user.auth })).json<{ content: string }>().content
       if (content === `version ${i}`) break
-      await new Promise(resolve => setTimeout(resolve, 5))
+      await sleep(5)
     }
     t.equal(content, `version ${i}`, `B reads version ${i} once the event arrived (${Date.now() - started} ms)`)
   }
@@ -58,7 +58,7 @@ t.test('two instances: a write on A is read on B at once; reads hit the cache', 
   const deadline = Date.now() + 2_000
   let status = 0
   while (Date.now() < deadline && (status = (await b.inject({ url: file, headers: user.auth })).statusCode) !== 404) {
-    await new Promise(resolve => setTimeout(resolve, 5))
+    await sleep(5)
   }
   t.equal(status, 404, 'B answers 404 after the delete')
 
@@ -76,7 +76,7 @@ t.test('two instances: a write on A is read on B at once; reads hit the cache', 
   const until = Date.now() + 2_000
   let onB = 0
   while (Date.now() < until && (onB = (await b.inject({ url: file, headers: other.auth })).statusCode) !== 404) {
-    await new Promise(resolve => setTimeout(resolve, 5))
+    await sleep(5)
   }
   t.equal(onB, 404, 'on B once the access event arrived')
 })

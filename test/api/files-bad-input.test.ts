@@ -1,7 +1,8 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
 import { registerUser } from '../helpers/app.js'
-import { setup, another, isError, errBody, sha256, Ctx, type Res, type WriteBody, type DirBody, type Asserts } from '../helpers/files.js'
+import { isError, type DirBody, type ErrorReply, type Res, type WriteResult } from '../helpers/http.js'
+import { another, Ctx, setup, sha256 } from '../helpers/files.js'
 
 /** Everything the files API must refuse (contract "Paths", "Conventions", "Files and directories"), and that refusing changes nothing. */
 
@@ -20,7 +21,7 @@ function pathOfBytes (n: number): string {
 }
 
 /** Sends a request (made by `send`) that must be refused, and checks that the workspace revision did not move. */
-async function expectRefused (t: Asserts, c: Ctx, send: () => Promise<Res>, status: number, code: string, label: string): Promise<Res> {
+async function expectRefused (t: Test, c: Ctx, send: () => Promise<Res>, status: number, code: string, label: string): Promise<Res> {
   const before = await c.revision()
   const res = await send()
   isError(t, res, status, code, label)
@@ -36,8 +37,8 @@ t.test('NFD and NFC are one file', async t => {
   t.equal(c.filesUrl(nfd).endsWith('cafe%CC%81.txt'), true, 'sent as percent-encoded NFD bytes')
   const res = await c.put(nfd, { content: 'written as NFD' })
   t.equal(res.statusCode, 201, res.body)
-  t.equal(res.json<WriteBody>().file.path, nfc, 'stored under the NFC form')
-  t.equal(res.json<WriteBody>().file.name, 'caf\u00e9.txt')
+  t.equal(res.json<WriteResult>().file.path, nfc, 'stored under the NFC form')
+  t.equal(res.json<WriteResult>().file.name, 'caf\u00e9.txt')
 
   const read = await c.get(nfc)
   t.equal(read.statusCode, 200, 'read back via NFC')
@@ -45,7 +46,7 @@ t.test('NFD and NFC are one file', async t => {
 
   const again = await c.put(nfc, { content: 'written as NFC' })
   t.equal(again.statusCode, 200, 'writing the NFC form updates the same file')
-  t.equal(again.json<WriteBody>().file.version, 2)
+  t.equal(again.json<WriteResult>().file.version, 2)
   t.equal((await c.read(nfd)).content, 'written as NFC', 'and NFD reads it')
 
   const op = await c.op({ type: 'create', path: nfd, content: 'x' })
@@ -132,7 +133,7 @@ t.test('segment and path lengths', async t => {
   t.equal(Buffer.byteLength(p1025), 1025)
   const okPath = await c.put(p1024, { content: 'x' })
   t.equal(okPath.statusCode, 201, `a 1024-byte path is fine: ${okPath.body.slice(0, 200)}`)
-  t.equal(okPath.json<WriteBody>().file.path, p1024)
+  t.equal(okPath.json<WriteResult>().file.path, p1024)
   await expectRefused(t, c, async () => await c.put(p1025, { content: 'x' }), 400, 'INVALID_PATH', '1025-byte path')
   await expectRefused(t, c, async () => await c.op({ type: 'create', path: p1025, content: 'x' }), 400, 'INVALID_PATH', '1025-byte path in an op')
   await expectRefused(t, c, async () => await c.op({ type: 'create', path: '/' + 'a'.repeat(256) }), 400, 'INVALID_PATH', '256-byte segment in an op')
@@ -165,7 +166,7 @@ t.test('operation body paths', async t => {
   }), 400, 'INVALID_PATH', 'lone surrogate in a path')
 
   const batch = await expectRefused(t, c, async () => await c.batch([{ type: 'create', path: '/ok.txt', content: 'ok' }, { type: 'move', path: '/a.txt', newPath: 'b.txt' }]), 400, 'INVALID_PATH', 'in a batch')
-  t.match(errBody(batch).details, { index: 1, code: 'INVALID_PATH' })
+  t.match(batch.json<ErrorReply>().details, { index: 1, code: 'INVALID_PATH' })
   isError(t, await c.get('/ok.txt'), 404, 'FILE_NOT_FOUND', 'the batch applied nothing')
   t.same((await c.tree('/', 0)).entries.map(e => e.path), ['/a.txt', '/d', '/d/x.txt'])
 })
@@ -199,7 +200,7 @@ t.test('malformed bodies → 400 VALIDATION_FAILED', async t => {
   await expectRefused(t, c, async () => await c.batch([{ type: 'create', path: '/x', content: 5 }]), 400, 'VALIDATION_FAILED', 'batch op with content: 5')
 
   const res = await c.put('/a.txt', { content: 123 })
-  t.match(errBody(res).details, { errors: Array }, 'VALIDATION_FAILED details carry the schema errors')
+  t.match(res.json<ErrorReply>().details, { errors: Array }, 'VALIDATION_FAILED details carry the schema errors')
   t.equal((await c.read('/a.txt')).content, 'old', 'the file still has the old content')
 })
 
@@ -222,7 +223,7 @@ t.test('MAX_FILE_BYTES (1024 here)', async t => {
   const c = await setup(t, { MAX_FILE_BYTES: '1024' })
   const exact = await c.put('/exact.txt', { content: 'a'.repeat(1024) })
   t.equal(exact.statusCode, 201, 'exactly MAX_FILE_BYTES is fine')
-  t.equal(exact.json<WriteBody>().file.size, 1024)
+  t.equal(exact.json<WriteResult>().file.size, 1024)
   const exactB64 = await c.put('/exact.bin', { content: Buffer.alloc(1024, 7).toString('base64'), encoding: 'base64' })
   t.equal(exactB64.statusCode, 201, 'exactly MAX_FILE_BYTES as base64 is fine')
 
@@ -233,7 +234,7 @@ t.test('MAX_FILE_BYTES (1024 here)', async t => {
   await expectRefused(t, c, async () => await c.op({ type: 'create', path: '/big.txt', content: 'a'.repeat(1025) }), 413, 'FILE_TOO_LARGE', 'op create')
   await expectRefused(t, c, async () => await c.op({ type: 'update', path: '/exact.txt', content: 'a'.repeat(1025) }), 413, 'FILE_TOO_LARGE', 'op update')
   const batch = await expectRefused(t, c, async () => await c.batch([{ type: 'create', path: '/ok.txt', content: 'ok' }, { type: 'create', path: '/big.txt', content: 'a'.repeat(1025) }]), 413, 'FILE_TOO_LARGE', 'in a batch')
-  t.match(errBody(batch).details, { index: 1, code: 'FILE_TOO_LARGE' })
+  t.match(batch.json<ErrorReply>().details, { index: 1, code: 'FILE_TOO_LARGE' })
   t.equal((await c.read('/exact.txt')).content, 'a'.repeat(1024), 'the file still has the old content')
   t.same((await c.tree('/', 0)).entries.map(e => e.path), ['/exact.bin', '/exact.txt'])
 })
@@ -248,8 +249,8 @@ t.test('the default MAX_FILE_BYTES (10 MiB) via base64', async t => {
   const exact = over.subarray(0, max)
   const res = await c.put('/max.bin', { content: exact.toString('base64'), encoding: 'base64' })
   t.equal(res.statusCode, 201, `exactly 10 MiB as base64 fits the route's body limit: ${res.body.slice(0, 200)}`)
-  t.equal(res.json<WriteBody>().file.size, max)
-  t.equal(res.json<WriteBody>().file.sha256, sha256(exact))
+  t.equal(res.json<WriteResult>().file.size, max)
+  t.equal(res.json<WriteResult>().file.sha256, sha256(exact))
 })
 
 t.test('invalid base64 → 400 VALIDATION_FAILED', async t => {
@@ -329,7 +330,7 @@ t.test('access: other workspaces, roles and permissions', async t => {
     t.equal(promoted.statusCode, 200)
     const edit = await v.put('/by-editor.txt', { content: 'e' })
     t.equal(edit.statusCode, 201, 'an editor can write')
-    t.equal(edit.json<WriteBody>().file.createdBy, viewer.id)
+    t.equal(edit.json<WriteResult>().file.createdBy, viewer.id)
   })
 
   await t.test('a token without file.write → 403; without file.read → 403 on reads', async t => {

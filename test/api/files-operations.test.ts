@@ -1,15 +1,14 @@
 import t from 'tap'
-import { setup, isError, dirMeta, sha256, ISO, DIGITS, errBody, type OpBody, type BatchBody, type Meta, type Op } from '../helpers/files.js'
+import { isError, isMeta, type BatchResult, type ErrorReply, type Operation, type OperationResult } from '../helpers/http.js'
+import { DIGITS, dirMeta, ISO, setup, sha256 } from '../helpers/files.js'
 
 /** POST /operations and /operations/batch: contract "Files and directories" (operations) and the decisions. */
-
-const isMeta = (data: OpBody['data']): data is Meta => 'path' in data
 
 t.test('create', async t => {
   const c = await setup(t)
   const res = await c.op({ type: 'create', path: '/src/a.ts', content: 'let a = 1' })
   t.equal(res.statusCode, 200, res.body)
-  const body = res.json<OpBody>()
+  const body = res.json<OperationResult>()
   t.match(body, {
     success: true,
     revision: 1,
@@ -23,14 +22,14 @@ t.test('create', async t => {
   await t.test('content defaults to ""', async t => {
     const res = await c.op({ type: 'create', path: '/empty.txt' })
     t.equal(res.statusCode, 200, res.body)
-    t.match(res.json<OpBody>().data, { size: 0, sha256: sha256('') })
+    t.match(res.json<OperationResult>().data, { size: 0, sha256: sha256('') })
   })
 
   await t.test('base64, mimeType and metadata', async t => {
     const bytes = Buffer.from([0, 1, 2, 250, 251])
     const res = await c.op({ type: 'create', path: '/b.bin', content: bytes.toString('base64'), encoding: 'base64', mimeType: 'application/x-thing', metadata: { k: 'v' } })
     t.equal(res.statusCode, 200, res.body)
-    t.match(res.json<OpBody>().data, { size: 5, sha256: sha256(bytes), mimeType: 'application/x-thing', metadata: { k: 'v' } })
+    t.match(res.json<OperationResult>().data, { size: 5, sha256: sha256(bytes), mimeType: 'application/x-thing', metadata: { k: 'v' } })
     t.same(await c.bytes('/b.bin'), bytes)
   })
 
@@ -51,11 +50,11 @@ t.test('create', async t => {
 
 t.test('update', async t => {
   const c = await setup(t)
-  const created = (await c.op({ type: 'create', path: '/a.txt', content: 'one', metadata: { m: 1 } })).json<OpBody>()
+  const created = (await c.op({ type: 'create', path: '/a.txt', content: 'one', metadata: { m: 1 } })).json<OperationResult>()
 
   const res = await c.op({ type: 'update', path: '/a.txt', content: 'two' })
   t.equal(res.statusCode, 200, res.body)
-  const body = res.json<OpBody>()
+  const body = res.json<OperationResult>()
   t.equal(body.revision, created.revision + 1)
   t.match(body.data, { path: '/a.txt', version: 2, sha256: sha256('two'), size: 3 })
   t.ok(isMeta(body.data) && isMeta(created.data) && body.data.etag !== created.data.etag, 'new etag')
@@ -64,7 +63,7 @@ t.test('update', async t => {
   await t.test('metadata alone: content omitted keeps the bytes', async t => {
     const res = await c.op({ type: 'update', path: '/a.txt', metadata: { m: 2 } })
     t.equal(res.statusCode, 200, res.body)
-    t.match(res.json<OpBody>().data, { version: 3, sha256: sha256('two'), metadata: { m: 2 } })
+    t.match(res.json<OperationResult>().data, { version: 3, sha256: sha256('two'), metadata: { m: 2 } })
     const got = await c.read('/a.txt')
     t.equal(got.content, 'two')
     t.same(got.metadata, { m: 2 })
@@ -78,7 +77,7 @@ t.test('update', async t => {
     const before = await c.revision()
     const res = await c.op({ type: 'update', path: '/a.txt', content: 'lost', ifMatch: cur.etag })
     isError(t, res, 412, 'PRECONDITION_FAILED')
-    t.match(errBody(res).details, { current: { etag: now.etag, version: now.version } })
+    t.match(res.json<ErrorReply>().details, { current: { etag: now.etag, version: now.version } })
     await c.unchanged(t, before)
     t.equal((await c.read('/a.txt')).content, 'three')
   })
@@ -106,12 +105,12 @@ t.test('delete', async t => {
 
   const res = await c.op({ type: 'delete', path: '/a.txt' })
   t.equal(res.statusCode, 200, res.body)
-  t.match(res.json<OpBody>(), { success: true, data: { deleted: 1 }, revision: 4, timestamp: ISO })
+  t.match(res.json<OperationResult>(), { success: true, data: { deleted: 1 }, revision: 4, timestamp: ISO })
   isError(t, await c.get('/a.txt'), 404, 'FILE_NOT_FOUND')
 
   const dir = await c.op({ type: 'delete', path: '/d' })
   t.equal(dir.statusCode, 200, dir.body)
-  t.same(dir.json<OpBody>().data, { deleted: 4 }, '/d, /d/x.txt, /d/e, /d/e/y.txt')
+  t.same(dir.json<OperationResult>().data, { deleted: 4 }, '/d, /d/x.txt, /d/e, /d/e/y.txt')
   t.same(await c.allPaths(), [])
 
   const before = await c.revision()
@@ -134,7 +133,7 @@ t.test('move a file', async t => {
   const created = await c.write('/a.txt', 'AAA', { metadata: { x: 1 } })
   const res = await c.op({ type: 'move', path: '/a.txt', newPath: '/b/c.txt' })
   t.equal(res.statusCode, 200, res.body)
-  const body = res.json<OpBody>()
+  const body = res.json<OperationResult>()
   t.equal(body.revision, created.revision + 1)
   t.match(body.data, { path: '/b/c.txt', name: 'c.txt', kind: 'file', version: 1, sha256: sha256('AAA'), metadata: { x: 1 } })
   t.ok(isMeta(body.data) && body.data.etag !== created.file.etag, 'etag changes when the path does')
@@ -157,7 +156,7 @@ t.test('move a file', async t => {
     const before = await c.revision()
     const res = await c.op({ type: 'move', path: '/src.txt', newPath: '/dst.txt', overwrite: true })
     t.equal(res.statusCode, 200, res.body)
-    t.equal(res.json<OpBody>().revision, before + 1)
+    t.equal(res.json<OperationResult>().revision, before + 1)
     t.equal((await c.read('/dst.txt')).content, 'SOURCE')
     isError(t, await c.get('/src.txt'), 404, 'FILE_NOT_FOUND', 'source gone')
   })
@@ -196,7 +195,7 @@ t.test('copy a file', async t => {
   await c.write('/a.txt', 'AAAA')
   const res = await c.op({ type: 'copy', path: '/a.txt', newPath: '/copies/a.txt' })
   t.equal(res.statusCode, 200, res.body)
-  const body = res.json<OpBody>()
+  const body = res.json<OperationResult>()
   t.match(body, { success: true, revision: 3, data: { path: '/copies/a.txt', kind: 'file', version: 1, sha256: sha256('AAAA'), size: 4 } })
   t.equal((await c.read('/a.txt')).content, 'AAAA', 'source kept')
   t.equal((await c.read('/a.txt')).version, 2, 'source version unchanged')
@@ -214,7 +213,7 @@ t.test('mkdir', async t => {
   const c = await setup(t)
   const res = await c.op({ type: 'mkdir', path: '/m/n/o' })
   t.equal(res.statusCode, 200, res.body)
-  const body = res.json<OpBody>()
+  const body = res.json<OperationResult>()
   t.match(body, { success: true, revision: 1, timestamp: ISO, data: dirMeta('/m/n/o') })
   for (const p of ['/m', '/m/n', '/m/n/o']) t.match((await c.get(p)).json(), dirMeta(p), `${p} exists`)
   t.same(await c.allPaths(), ['/m', '/m/n', '/m/n/o'])
@@ -223,7 +222,7 @@ t.test('mkdir', async t => {
     const before = await c.revision()
     const again = await c.op({ type: 'mkdir', path: '/m/n' })
     t.equal(again.statusCode, 200, again.body)
-    t.match(again.json<OpBody>(), { success: true, revision: before, data: dirMeta('/m/n') })
+    t.match(again.json<OperationResult>(), { success: true, revision: before, data: dirMeta('/m/n') })
     await c.unchanged(t, before)
     t.equal((await c.changes(0)).changes.length, before, 'no change recorded')
   })
@@ -252,7 +251,7 @@ t.test('move a directory: every descendant, one change', async t => {
   const before = await c.revision()
   const res = await c.op({ type: 'move', path: '/src', newPath: '/dst/moved' })
   t.equal(res.statusCode, 200, res.body)
-  t.match(res.json<OpBody>(), { revision: before + 1, data: dirMeta('/dst/moved') })
+  t.match(res.json<OperationResult>(), { revision: before + 1, data: dirMeta('/dst/moved') })
   t.same(await c.allPaths(), [
     '/dst', '/dst/moved', '/dst/moved/a.ts', '/dst/moved/empty', '/dst/moved/lib', '/dst/moved/lib/b.ts',
     '/dst/moved/lib/deep', '/dst/moved/lib/deep/c.ts', '/src2', '/src2/keep.ts'
@@ -272,7 +271,7 @@ t.test('copy a directory: every descendant, one change', async t => {
   const before = await c.revision()
   const res = await c.op({ type: 'copy', path: '/src', newPath: '/copy' })
   t.equal(res.statusCode, 200, res.body)
-  t.match(res.json<OpBody>(), { revision: before + 1, data: dirMeta('/copy') })
+  t.match(res.json<OperationResult>(), { revision: before + 1, data: dirMeta('/copy') })
   const paths = await c.allPaths()
   for (const rel of ['', '/a.ts', '/empty', '/lib', '/lib/b.ts', '/lib/deep', '/lib/deep/c.ts']) {
     t.ok(paths.includes('/src' + rel), `/src${rel} kept`)
@@ -329,7 +328,7 @@ t.test('batch of 3: consecutive revisions', async t => {
     { type: 'move', path: '/b/1.txt', newPath: '/b/2.txt' }
   ])
   t.equal(res.statusCode, 200, res.body)
-  const body = res.json<BatchBody>()
+  const body = res.json<BatchResult>()
   t.equal(body.results.length, 3)
   t.same(body.results.map(r => r.revision), [before + 1, before + 2, before + 3])
   t.equal(body.revision, before + 3)
@@ -346,13 +345,13 @@ t.test('a batch whose 500th op fails applies nothing', async t => {
   const c = await setup(t)
   await c.write('/existing.txt', 'e')
   const before = await c.revision()
-  const ops: Op[] = []
+  const ops: Operation[] = []
   for (let i = 0; i < 499; i++) ops.push({ type: 'create', path: `/batch/f${i}.txt`, content: `file ${i}` })
   ops.push({ type: 'update', path: '/missing.txt', content: 'x' })
   ops.push({ type: 'create', path: '/after.txt', content: 'after' })
   const res = await c.batch(ops)
   isError(t, res, 404, 'FILE_NOT_FOUND')
-  const err = errBody(res)
+  const err = res.json<ErrorReply>()
   t.match(err.details, { index: 499, code: 'FILE_NOT_FOUND' })
   t.match(err.message, /^operation 499: /)
   t.same(await c.allPaths(), ['/existing.txt'], 'none of the first 499 files (nor /batch) exists')
@@ -363,7 +362,7 @@ t.test('a batch whose 500th op fails applies nothing', async t => {
     for (const bad of [{ type: 'create', path: '/b', metadata: [] }, { type: 'bogus', path: '/b' }, { type: 'create', path: '/b', content: 5 }]) {
       const res = await c.batch([{ type: 'mkdir', path: '/a' }, { type: 'mkdir', path: '/a2' }, bad])
       isError(t, res, 400, 'VALIDATION_FAILED', JSON.stringify(bad))
-      t.match(errBody(res).details, { index: 2, code: 'VALIDATION_FAILED', errors: [{ path: /^\/operations\/2/ }] })
+      t.match(res.json<ErrorReply>().details, { index: 2, code: 'VALIDATION_FAILED', errors: [{ path: /^\/operations\/2/ }] })
     }
     await c.unchanged(t, before)
   })
@@ -375,7 +374,7 @@ t.test('a batch whose 500th op fails applies nothing', async t => {
       { type: 'create', path: '/x2.txt', content: '2' }
     ])
     isError(t, res, 409, 'FILE_EXISTS')
-    t.match(errBody(res).details, { index: 1, code: 'FILE_EXISTS' })
+    t.match(res.json<ErrorReply>().details, { index: 1, code: 'FILE_EXISTS' })
     await c.unchanged(t, before)
     isError(t, await c.get('/x1.txt'), 404, 'FILE_NOT_FOUND', 'op 0 rolled back')
   })
@@ -386,21 +385,21 @@ t.test('a batch whose 500th op fails applies nothing', async t => {
       { type: 'update', path: '/existing.txt', content: 'E', ifMatch: '999999' }
     ])
     isError(t, res, 412, 'PRECONDITION_FAILED')
-    t.match(errBody(res).details, { index: 1, code: 'PRECONDITION_FAILED', current: { path: '/existing.txt' } })
+    t.match(res.json<ErrorReply>().details, { index: 1, code: 'PRECONDITION_FAILED', current: { path: '/existing.txt' } })
     await c.unchanged(t, before)
   })
 })
 
 t.test('batch size: 0 → 400, 1001 → 400, 1000 → 200', async t => {
   const c = await setup(t)
-  const mk = (n: number): Op[] => Array.from({ length: n }, (_, i) => ({ type: 'create', path: `/n/f${i}`, content: '' }))
+  const mk = (n: number): Operation[] => Array.from({ length: n }, (_, i) => ({ type: 'create', path: `/n/f${i}`, content: '' }))
   isError(t, await c.batch([]), 400, 'VALIDATION_FAILED', '0 ops')
   isError(t, await c.batch(mk(1001)), 400, 'VALIDATION_FAILED', '1001 ops')
   isError(t, await c.app.inject({ method: 'POST', url: `/v1/workspaces/${c.ws}/operations/batch`, payload: {}, headers: c.user.auth }), 400, 'VALIDATION_FAILED', 'no operations')
   await c.unchanged(t, 0)
   const res = await c.batch(mk(1000))
   t.equal(res.statusCode, 200, res.body.slice(0, 300))
-  const body = res.json<BatchBody>()
+  const body = res.json<BatchResult>()
   t.equal(body.results.length, 1000)
   t.equal(body.revision, 1000)
   t.equal(body.results[999]?.revision, 1000)

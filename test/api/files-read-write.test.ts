@@ -1,6 +1,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { setup, isError, dirMeta, sha256, ISO, DIGITS, errBody, type WriteBody, type FileBody, type DirBody, type DeleteBody, type Meta, type ChangesBody } from '../helpers/files.js'
+import { isError, type ChangesResult, type DeleteResult, type DirBody, type ErrorReply, type FileBody, type FileMeta, type WriteResult } from '../helpers/http.js'
+import { DIGITS, dirMeta, ISO, setup, sha256 } from '../helpers/files.js'
 
 /** PUT, GET and DELETE on /v1/workspaces/{id}/files/{path}: contract "Files and directories". */
 
@@ -9,7 +10,7 @@ t.test('PUT creates a file: 201 { file: meta, revision }', async t => {
   const content = 'export const x = 1\n'
   const res = await c.put('/src/hello.ts', { content })
   t.equal(res.statusCode, 201, res.body)
-  const body = res.json<WriteBody>()
+  const body = res.json<WriteResult>()
   t.same(Object.keys(body).sort(), ['file', 'revision'])
   t.equal(body.revision, 1, 'first change of a new workspace is revision 1')
   t.match(body.file, {
@@ -51,7 +52,7 @@ t.test('mimeType by extension, by content, and explicit', async t => {
   for (const [path, mime] of cases) {
     const res = await c.put(path, { content: '{}' })
     t.equal(res.statusCode, 201, res.body)
-    t.equal(res.json<WriteBody>().file.mimeType, mime, `${path} → ${mime}`)
+    t.equal(res.json<WriteResult>().file.mimeType, mime, `${path} → ${mime}`)
   }
   const text = await c.write('/README', 'plain text, no extension')
   t.equal(text.file.mimeType, 'text/plain', 'no extension, utf8 content → text/plain')
@@ -67,7 +68,7 @@ t.test('PUT updates a file: 200, version 2, new etag, revision + 1', async t => 
   const first = await c.write('/a.txt', 'one')
   const res = await c.put('/a.txt', { content: 'two!' })
   t.equal(res.statusCode, 200, res.body)
-  const body = res.json<WriteBody>()
+  const body = res.json<WriteResult>()
   t.equal(body.revision, first.revision + 1)
   t.equal(body.file.version, 2)
   t.not(body.file.etag, first.file.etag, 'etag changed')
@@ -87,7 +88,7 @@ t.test('If-Match', async t => {
   await t.test('current etag (quoted) → 200', async t => {
     const res = await c.put('/a.txt', { content: 'two' }, { 'if-match': `"${first.file.etag}"` })
     t.equal(res.statusCode, 200, res.body)
-    t.equal(res.json<WriteBody>().file.version, 2)
+    t.equal(res.json<WriteResult>().file.version, 2)
   })
 
   const current = await c.read('/a.txt')
@@ -102,7 +103,7 @@ t.test('If-Match', async t => {
     const before = await c.revision()
     const res = await c.put('/a.txt', { content: 'lost update' }, { 'if-match': `"${first.file.etag}"` })
     isError(t, res, 412, 'PRECONDITION_FAILED')
-    t.match(errBody(res).details, { current: { path: '/a.txt', etag: now.etag, version: now.version, kind: 'file' } })
+    t.match(res.json<ErrorReply>().details, { current: { path: '/a.txt', etag: now.etag, version: now.version, kind: 'file' } })
     t.equal((await c.read('/a.txt')).content, 'three', 'content unchanged')
     await c.unchanged(t, before)
   })
@@ -111,7 +112,7 @@ t.test('If-Match', async t => {
     const before = await c.revision()
     const res = await c.put('/nope.txt', { content: 'x' }, { 'if-match': '"1"' })
     isError(t, res, 412, 'PRECONDITION_FAILED')
-    t.equal(errBody(res).details?.current, null)
+    t.equal(res.json<ErrorReply>().details?.current, null)
     t.equal((await c.get('/nope.txt')).statusCode, 404, 'not created')
     await c.unchanged(t, before)
   })
@@ -123,13 +124,13 @@ t.test('If-None-Match: *', async t => {
   const before = await c.revision()
   const res = await c.put('/a.txt', { content: 'two' }, { 'if-none-match': '*' })
   isError(t, res, 412, 'PRECONDITION_FAILED', 'on an existing file')
-  t.match(errBody(res).details, { current: { path: '/a.txt', etag: first.file.etag } })
+  t.match(res.json<ErrorReply>().details, { current: { path: '/a.txt', etag: first.file.etag } })
   t.equal((await c.read('/a.txt')).content, 'one', 'content unchanged')
   await c.unchanged(t, before)
 
   const created = await c.put('/b.txt', { content: 'new' }, { 'if-none-match': '*' })
   t.equal(created.statusCode, 201, `on a new path: ${created.body}`)
-  t.equal(created.json<WriteBody>().file.version, 1)
+  t.equal(created.json<WriteResult>().file.version, 1)
 })
 
 t.test('GET a file as JSON', async t => {
@@ -314,7 +315,7 @@ t.test('DELETE', async t => {
     const before = await c.revision()
     const res = await c.del('/a.txt')
     t.equal(res.statusCode, 200, res.body)
-    t.same(res.json<DeleteBody>(), { revision: before + 1, deleted: 1 })
+    t.same(res.json<DeleteResult>(), { revision: before + 1, deleted: 1 })
     isError(t, await c.get('/a.txt'), 404, 'FILE_NOT_FOUND', 'gone')
     t.equal(await c.revision(), before + 1)
   })
@@ -327,7 +328,7 @@ t.test('DELETE', async t => {
     const before = await c.revision()
     const res = await c.del('/d')
     t.equal(res.statusCode, 200, res.body)
-    t.same(res.json<DeleteBody>(), { revision: before + 1, deleted: 4 })
+    t.same(res.json<DeleteResult>(), { revision: before + 1, deleted: 4 })
     for (const p of ['/d', '/d/1.txt', '/d/2.txt', '/d/3.txt']) isError(t, await c.get(p), 404, 'FILE_NOT_FOUND', p)
     t.equal((await c.read('/keep.txt')).content, 'k')
     const feed = await c.changes(before)
@@ -340,7 +341,7 @@ t.test('DELETE', async t => {
     await c.write('/n/x.txt', 'x')
     const res = await c.del('/n')
     t.equal(res.statusCode, 200, res.body)
-    t.equal(res.json<DeleteBody>().deleted, 5, '/n, /n/a, /n/a/b, /n/a/b/c.txt, /n/x.txt')
+    t.equal(res.json<DeleteResult>().deleted, 5, '/n, /n/a, /n/a/b, /n/a/b/c.txt, /n/x.txt')
   })
 
   await t.test('missing → 404 FILE_NOT_FOUND', async t => {
@@ -355,7 +356,7 @@ t.test('DELETE', async t => {
     const before = await c.revision()
     const res = await c.del('/m.txt', { 'if-match': `"${w1.file.etag}"` })
     isError(t, res, 412, 'PRECONDITION_FAILED')
-    t.match(errBody(res).details, { current: { etag: w2.file.etag, version: 2 } })
+    t.match(res.json<ErrorReply>().details, { current: { etag: w2.file.etag, version: 2 } })
     t.equal((await c.read('/m.txt')).content, '2', 'still there')
     await c.unchanged(t, before)
     const ok = await c.del('/m.txt', { 'if-match': `"${w2.file.etag}"` })
@@ -376,7 +377,7 @@ t.test('DELETE', async t => {
     await c.del('/again.txt')
     const res = await c.put('/again.txt', { content: 'two' })
     t.equal(res.statusCode, 201, res.body)
-    const w2 = res.json<WriteBody>()
+    const w2 = res.json<WriteResult>()
     t.equal(w2.file.version, 1)
     t.not(w2.file.etag, w1.file.etag, 'etags never repeat for a path')
   })
@@ -411,7 +412,7 @@ t.test('metadata', async t => {
   t.same(w.file.metadata, metadata, 'returned by the write')
   t.same((await c.read('/m.ts')).metadata, metadata, 'round-trips through GET')
   const tree = await c.tree('/', 0)
-  t.same(tree.entries.find((e: Meta) => e.path === '/m.ts')?.metadata, metadata, 'and through /tree')
+  t.same(tree.entries.find((e: FileMeta) => e.path === '/m.ts')?.metadata, metadata, 'and through /tree')
 
   const ok = { big: 'a'.repeat(16 * 1024 - 100) }
   const res = await c.put('/ok.ts', { content: 'x', metadata: ok })
@@ -431,7 +432,7 @@ t.test('a PUT change appears in /changes with the file\'s meta', async t => {
   const c = await setup(t)
   const w = await c.write('/a.ts', 'abc')
   const u = await c.write('/a.ts', 'abcd')
-  const feed: ChangesBody = await c.changes(0)
+  const feed: ChangesResult = await c.changes(0)
   t.equal(feed.head, 2)
   t.match(feed.changes, [
     { revision: 1, kind: 'file', path: '/a.ts', newPath: null, etag: w.file.etag, version: 1, sha256: sha256('abc'), size: 3, userId: c.user.id, sessionId: c.user.sessionId, at: ISO },

@@ -1,5 +1,6 @@
-import t from 'tap'
-import { setup, isError, sha256, ISO, DIGITS, type Ctx, type Asserts, type TreeBody, type ChangesBody, type OpBody, type DirBody, type DeleteBody, type Meta } from '../helpers/files.js'
+import t, { type Test } from 'tap'
+import { isError, type ChangesResult, type DeleteResult, type DirBody, type FileMeta, type OperationResult, type TreeResult } from '../helpers/http.js'
+import { Ctx, DIGITS, ISO, setup, sha256 } from '../helpers/files.js'
 
 /** GET /tree and GET /changes: contract "Files and directories" and "Revisions and the change feed". */
 
@@ -20,7 +21,7 @@ t.test('tree: depth=1 vs depth=0', async t => {
 
   const one = await c.treeRes({ path: '/', depth: 1 })
   t.equal(one.statusCode, 200, one.body)
-  const oneBody = one.json<TreeBody>()
+  const oneBody = one.json<TreeResult>()
   t.same(Object.keys(oneBody).sort(), ['entries', 'nextCursor', 'revision'])
   t.equal(oneBody.revision, rev, 'revision is the workspace revision')
   t.same(oneBody.entries.map(e => e.path), ['/a.txt', '/d', '/z.md'])
@@ -35,14 +36,14 @@ t.test('tree: depth=1 vs depth=0', async t => {
 
   const defaults = await c.treeRes({})
   t.equal(defaults.statusCode, 200, defaults.body)
-  t.same(defaults.json<TreeBody>().entries.map(e => e.path), ['/a.txt', '/d', '/z.md'], 'defaults: path=/ depth=1')
+  t.same(defaults.json<TreeResult>().entries.map(e => e.path), ['/a.txt', '/d', '/z.md'], 'defaults: path=/ depth=1')
 
   const sub = await c.tree('/d', 1)
   t.same(sub.entries.map(e => e.path), ['/d/b.txt', '/d/e'], 'strictly below path, path itself excluded')
   const sub0 = await c.tree('/d', 0)
   t.same(sub0.entries.map(e => e.path), ['/d/b.txt', '/d/e', '/d/e/c.txt', '/d/e/f', '/d/e/f/g.txt'])
   const two = await c.treeRes({ path: '/d', depth: 2 })
-  t.same(two.json<TreeBody>().entries.map(e => e.path), ['/d/b.txt', '/d/e', '/d/e/c.txt', '/d/e/f'], 'depth=2: two levels')
+  t.same(two.json<TreeResult>().entries.map(e => e.path), ['/d/b.txt', '/d/e', '/d/e/c.txt', '/d/e/f'], 'depth=2: two levels')
 })
 
 t.test('tree: order is bytewise by path', async t => {
@@ -71,7 +72,7 @@ t.test('tree: limit and cursor pagination', async t => {
     if (cursor !== null) query.cursor = cursor
     const res = await c.treeRes(query)
     t.equal(res.statusCode, 200, res.body)
-    const body = res.json<TreeBody>()
+    const body = res.json<TreeResult>()
     t.ok(body.entries.length <= 3, 'at most limit entries')
     seen.push(...body.entries.map(e => e.path))
     revisions.push(body.revision)
@@ -90,11 +91,11 @@ t.test('tree: limit and cursor pagination', async t => {
   t.equal(cursor, null, 'nextCursor is null at the end')
 
   const single = await c.treeRes({ path: '/p', depth: 1, limit: 1000 })
-  t.equal(single.json<TreeBody>().nextCursor, null, 'one page → nextCursor null')
+  t.equal(single.json<TreeResult>().nextCursor, null, 'one page → nextCursor null')
   const total = (await c.tree('/p', 0)).entries.length
   const exact = await c.treeRes({ path: '/p', depth: 0, limit: total })
-  t.equal(exact.json<TreeBody>().entries.length, total)
-  t.equal(exact.json<TreeBody>().nextCursor, null, 'limit = number of entries → nextCursor null (no empty last page)')
+  t.equal(exact.json<TreeResult>().entries.length, total)
+  t.equal(exact.json<TreeResult>().nextCursor, null, 'limit = number of entries → nextCursor null (no empty last page)')
 })
 
 t.test('tree: errors', async t => {
@@ -132,7 +133,7 @@ async function seedSiblings (c: Ctx): Promise<void> {
   for (const [p, content] of Object.entries(SIBLINGS)) await c.write(p, content)
 }
 
-async function checkUntouched (t: Asserts, c: Ctx, except: (p: string) => boolean): Promise<void> {
+async function checkUntouched (t: Test, c: Ctx, except: (p: string) => boolean): Promise<void> {
   for (const [p, content] of Object.entries(SIBLINGS)) {
     if (except(p)) continue
     const res = await c.get(p)
@@ -157,7 +158,7 @@ t.test('subtree queries do not match siblings', async t => {
   await t.test('delete /src leaves /src2, /src_x … untouched', async t => {
     const res = await c.del('/src')
     t.equal(res.statusCode, 200, res.body)
-    t.equal(res.json<DeleteBody>().deleted, 4, '/src, /src/a.ts, /src/sub, /src/sub/b.ts')
+    t.equal(res.json<DeleteResult>().deleted, 4, '/src, /src/a.ts, /src/sub, /src/sub/b.ts')
     await checkUntouched(t, c, p => p.startsWith('/src/'))
     isError(t, await c.get('/src/a.ts'), 404, 'FILE_NOT_FOUND')
   })
@@ -165,7 +166,7 @@ t.test('subtree queries do not match siblings', async t => {
   await t.test('delete /s_c (LIKE _) leaves /sXc untouched', async t => {
     const res = await c.del('/s_c')
     t.equal(res.statusCode, 200, res.body)
-    t.equal(res.json<DeleteBody>().deleted, 2)
+    t.equal(res.json<DeleteResult>().deleted, 2)
     await checkUntouched(t, c, p => p.startsWith('/src/') || p.startsWith('/s_c/'))
   })
 
@@ -196,18 +197,18 @@ t.test('subtree queries do not match siblings', async t => {
 
 t.test('changes: the feed', async t => {
   const c = await setup(t)
-  const r1 = (await c.op({ type: 'create', path: '/a.txt', content: 'a' })).json<OpBody>()
-  const r2 = (await c.op({ type: 'update', path: '/a.txt', content: 'ab' })).json<OpBody>()
-  const r3 = (await c.op({ type: 'mkdir', path: '/d' })).json<OpBody>()
-  const r4 = (await c.op({ type: 'move', path: '/a.txt', newPath: '/d/a.txt' })).json<OpBody>()
-  const r5 = (await c.op({ type: 'copy', path: '/d', newPath: '/e' })).json<OpBody>()
-  const r6 = (await c.op({ type: 'delete', path: '/e' })).json<OpBody>()
+  const r1 = (await c.op({ type: 'create', path: '/a.txt', content: 'a' })).json<OperationResult>()
+  const r2 = (await c.op({ type: 'update', path: '/a.txt', content: 'ab' })).json<OperationResult>()
+  const r3 = (await c.op({ type: 'mkdir', path: '/d' })).json<OperationResult>()
+  const r4 = (await c.op({ type: 'move', path: '/a.txt', newPath: '/d/a.txt' })).json<OperationResult>()
+  const r5 = (await c.op({ type: 'copy', path: '/d', newPath: '/e' })).json<OperationResult>()
+  const r6 = (await c.op({ type: 'delete', path: '/e' })).json<OperationResult>()
   t.same([r1, r2, r3, r4, r5, r6].map(r => r.revision), [1, 2, 3, 4, 5, 6])
-  const etag = (r: OpBody): string | undefined => 'etag' in r.data ? r.data.etag : undefined
+  const etag = (r: OperationResult): string | undefined => 'etag' in r.data ? r.data.etag : undefined
 
   const res = await c.changesRes({ since: 0 })
   t.equal(res.statusCode, 200, res.body)
-  const feed = res.json<ChangesBody>()
+  const feed = res.json<ChangesResult>()
   t.equal(feed.head, 6)
   t.equal(feed.head, await c.revision(), 'head is the workspace revision')
   t.notOk(feed.reset, 'no reset')
@@ -254,7 +255,7 @@ t.test('changes: the feed', async t => {
     for (const since of [7, 1000]) {
       const res = await c.changesRes({ since })
       t.equal(res.statusCode, 200, res.body)
-      const body = res.json<ChangesBody>()
+      const body = res.json<ChangesResult>()
       t.equal(body.reset, true, `since=${since}`)
       t.same(body.changes, [])
       t.equal(body.head, 6)
@@ -278,7 +279,7 @@ t.test('changes: a PUT and a DELETE are changes too, and the tree revision match
   t.same(feed.changes.map(ch => [ch.revision, ch.path]), [[1, '/x/y.txt'], [2, '/x/y.txt']])
   t.match(feed.changes[1], { op: 'delete', kind: 'file', etag: null })
   t.equal((await c.tree('/', 0)).revision, feed.head)
-  t.same((await c.tree('/', 0)).entries.map((e: Meta) => e.path), ['/x'], 'the implicit parent stays')
+  t.same((await c.tree('/', 0)).entries.map((e: FileMeta) => e.path), ['/x'], 'the implicit parent stays')
 })
 
 t.test('changes: opId is the Idempotency-Key', async t => {

@@ -1,7 +1,8 @@
 import t from 'tap'
-import { build, createTestDatabase, createWorkspace, registerUser } from '../helpers/app.js'
-import { Ctx, isError, sha256, type DirBody, type FileBody } from '../helpers/files.js'
-import { allHistory, binary, dbClient, sleep, type HistoryPage } from '../helpers/history.js'
+import { build, createTestDatabase, createWorkspace, dbClient, registerUser, sleep } from '../helpers/app.js'
+import { isError, type DirBody, type FileBody, type HistoryResult } from '../helpers/http.js'
+import { Ctx, sha256 } from '../helpers/files.js'
+import { allHistory, binary } from '../helpers/history.js'
 
 /**
  * Issue 5, history: "a file updated 5 times, moved, and deleted can be read at each of its
@@ -100,7 +101,7 @@ t.test('a file written 5 times, moved and deleted, read at every revision; its h
     const paged = await allHistory(ctx, '/e/a.txt', 3)
     t.equal(paged.pages, 3, 'pages of 3, 3 and 1')
     t.same(paged.items, whole)
-    const first = (await ctx.getUrl(`/v1/workspaces/${ctx.ws}/history/e/a.txt?limit=7`)).json<HistoryPage>()
+    const first = (await ctx.getUrl(`/v1/workspaces/${ctx.ws}/history/e/a.txt?limit=7`)).json<HistoryResult>()
     t.equal(first.nextCursor, null, 'exactly one full page: no next cursor')
     isError(t, await ctx.getUrl(`/v1/workspaces/${ctx.ws}/history/e/a.txt?cursor=x`), 400, 'VALIDATION_FAILED', 'a bad cursor')
   })

@@ -1,8 +1,8 @@
 import t from 'tap'
-import { build, createTestDatabase, createWorkspace, registerUser } from '../helpers/app.js'
-import { Ctx, isError, type Res } from '../helpers/files.js'
-import { dbClient, type RevertBody } from '../helpers/history.js'
-import { connect, listen } from '../helpers/ws.js'
+import { build, createTestDatabase, createWorkspace, dbClient, listen, registerUser } from '../helpers/app.js'
+import { isError, type Res, type RevertResult } from '../helpers/http.js'
+import { Ctx } from '../helpers/files.js'
+import { connect } from '../helpers/ws.js'
 
 /**
  * Issue 5, Idempotency-Key: a retry with the same key, user and body within 24 h returns the first
@@ -160,7 +160,7 @@ t.test('sequential retries replay the first response and apply nothing', async t
     const revert = await app.inject({ method: 'POST', url: revertUrl, headers: { ...user.auth, ...keyed('k-revert') }, payload: { toRevision: target } })
     t.equal(revert.statusCode, 200, revert.body)
     // The move back, then the directory created for the batch's file, with the file in it.
-    t.same(revert.json<RevertBody>().changes.map(c => [c.op, c.path, c.newPath]), [['move', '/bt/2', '/bt/1'], ['delete', '/bt', null]])
+    t.same(revert.json<RevertResult>().changes.map(c => [c.op, c.path, c.newPath]), [['move', '/bt/2', '/bt/1'], ['delete', '/bt', null]])
     rev = await ctx.revision()
     const revertOther = await app.inject({ method: 'POST', url: revertUrl, headers: { ...user.auth, ...keyed('k-revert') }, payload: { toRevision: target - 1 } })
     isError(t, revertOther, 422, 'IDEMPOTENCY_KEY_REUSED', 'a revert to another revision with that key')

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { build, createWorkspace, registerUser } from '../helpers/app.js'
+import { type Workspace } from '../helpers/http.js'
 
 t.test('prototype poisoning in a JSON body is 400 and changes nothing', async t => {
   const app = await build(t)
@@ -21,6 +22,6 @@ t.test('prototype poisoning in a JSON body is 400 and changes nothing', async t 
     t.equal(res.json<{ code: string }>().code, 'VALIDATION_FAILED')
   }
   const after = await app.inject({ url: `/v1/workspaces/${ws}`, headers: user.auth })
-  t.equal(after.json<{ revision: number }>().revision, 0, 'nothing was written')
+  t.equal(after.json<Workspace>().revision, 0, 'nothing was written')
   t.equal(({} as Record<string, unknown>).isAdmin, undefined, 'Object.prototype untouched')
 })

@@ -1,10 +1,11 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, createWorkspace, registerUser, type TestUser } from '../helpers/app.js'
 import type { Test } from 'tap'
-import { Ctx, isError, type Change, type Res } from '../helpers/files.js'
-import { asReplica, binary, newSession, replicate, snapshot, type ReplicaEntry, type RevertBody, type Snapshot } from '../helpers/history.js'
-import { connect, isEvent, listen } from '../helpers/ws.js'
+import { build, createWorkspace, listen, registerUser, type TestUser } from '../helpers/app.js'
+import { isError, type Change, type Res, type RevertResult } from '../helpers/http.js'
+import { Ctx } from '../helpers/files.js'
+import { asReplica, binary, newSession, replicate, snapshot, type ReplicaEntry, type Snapshot } from '../helpers/history.js'
+import { connect, isEvent } from '../helpers/ws.js'
 
 /**
  * Issue 5, revert: undoing a session that edited 50 files (with a directory move and a recursive
@@ -97,12 +98,12 @@ t.test('reverting a session of 50+ file edits restores the workspace exactly, as
   t.equal((await ctx.put('/bystander.txt', { content: 'not mine' }, { 'x-session-id': bystander })).statusCode, 201)
   const expected: Snapshot = { ...before, '/bystander.txt': (await snapshot(ctx))['/bystander.txt'] as Snapshot[string] }
   const headBefore = await ctx.revision()
-  let dryChanges: RevertBody['changes'] = []
+  let dryChanges: RevertResult['changes'] = []
 
   await t.test('dryRun answers the changes and changes nothing', async t => {
     const res = await revert(app, user, ctx.ws, { sessionId: session, dryRun: true }, { 'x-session-id': reverter })
     t.equal(res.statusCode, 200, res.body.slice(0, 300))
-    const body = res.json<RevertBody>()
+    const body = res.json<RevertResult>()
     dryChanges = body.changes
     t.ok(body.changes.length > 0)
     t.equal(body.revision, headBefore + body.changes.length, 'it says which revision it would reach')
@@ -117,7 +118,7 @@ t.test('reverting a session of 50+ file edits restores the workspace exactly, as
 
   const res = await revert(app, user, ctx.ws, { sessionId: session }, { 'x-session-id': reverter })
   t.equal(res.statusCode, 200, res.body.slice(0, 300))
-  const body = res.json<RevertBody>()
+  const body = res.json<RevertResult>()
   t.same(body.conflicts, [], 'no conflicts')
 
   await t.test('every file byte for byte and every path, as before the session', async t => {
@@ -146,7 +147,7 @@ t.test('reverting a session of 50+ file edits restores the workspace exactly, as
   })
 
   await t.test('the dry run announced what the revert did', async t => {
-    const strip = (c: RevertBody['changes'][number]): unknown[] => [c.revision, c.op, c.kind, c.path, c.newPath, c.version, c.sha256, c.size, c.sessionId]
+    const strip = (c: RevertResult['changes'][number]): unknown[] => [c.revision, c.op, c.kind, c.path, c.newPath, c.version, c.sha256, c.size, c.sessionId]
     t.same(body.changes.map(strip), dryChanges.map(strip), 'the same changes, at the same revisions')
   })
 
@@ -186,7 +187,7 @@ t.test('a later edit by another session: 409 REVERT_CONFLICT listing exactly tha
 
   const forced = await revert(app, user, ctx.ws, { sessionId: session, force: true })
   t.equal(forced.statusCode, 200, forced.body.slice(0, 300))
-  t.same(forced.json<RevertBody>().conflicts, ['/src/f03.ts'], 'the path left alone is listed in conflicts')
+  t.same(forced.json<RevertResult>().conflicts, ['/src/f03.ts'], 'the path left alone is listed in conflicts')
   const after = await snapshot(ctx)
   t.same(after, { ...before, '/src/f03.ts': otherVersion }, 'everything reverted but that path, which stays as the other session left it')
   await converges(t, ctx, 'force over a session of 50+ edits')
@@ -208,13 +209,13 @@ t.test('toRevision undoes every change after it, whoever made it', async t => {
   t.equal(res.statusCode, 200, res.body.slice(0, 300))
   t.same(await snapshot(ctx), before, 'the workspace as it was at that revision')
   await converges(t, ctx, 'toRevision over a session of 50+ edits')
-  t.ok(res.json<RevertBody>().revision > head, 'as new changes')
+  t.ok(res.json<RevertResult>().revision > head, 'as new changes')
   t.equal((await ctx.get('/', `?revision=${at}`)).statusCode, 200)
   isError(t, await revert(app, user, ctx.ws, { toRevision: (await ctx.revision()) + 1 }), 400, 'VALIDATION_FAILED', 'toRevision ahead of head')
   isError(t, await revert(app, user, ctx.ws, { toRevision: 1, sessionId: newSession() }), 400, 'VALIDATION_FAILED', 'both sessionId and toRevision')
   isError(t, await revert(app, user, ctx.ws, {}), 400, 'VALIDATION_FAILED', 'neither')
   const nothing = await revert(app, user, ctx.ws, { sessionId: newSession() })
-  t.same([nothing.statusCode, nothing.json<RevertBody>().changes], [200, []], 'a session with no changes: nothing to revert')
+  t.same([nothing.statusCode, nothing.json<RevertResult>().changes], [200, []], 'a session with no changes: nothing to revert')
 })
 
 t.test('a viewer cannot revert; a stranger gets 404', async t => {
@@ -299,7 +300,7 @@ t.test('after any revert, a client that applies the change feed has exactly what
     await ok(ctx.op({ type: 'move', path: '/src/a.ts', newPath: '/lib/a.ts' }, as(s1)))
     await ok(ctx.put('/lib/a.ts', { content: 'theirs' }, as(s2)))
     const res = await revert(app, user, ctx.ws, { sessionId: s1, force: true })
-    t.same(res.json<RevertBody>().conflicts, ['/lib/a.ts'])
+    t.same(res.json<RevertResult>().conflicts, ['/lib/a.ts'])
     t.equal((await ctx.read('/lib/a.ts')).content, 'theirs')
     await converges(t, ctx, 'force')
   })
@@ -319,7 +320,7 @@ t.test('after any revert, a client that applies the change feed has exactly what
     await ok(ctx.batch(Array.from({ length: 20 }, (_, i) => ({ type: 'create', path: `/lib/sub/f${i}.ts`, content: String(i) })), as(s2)))
     await ok(ctx.op({ type: 'copy', path: '/lib', newPath: '/vendor/lib' }, as(s1)))
     const res = await revert(app, user, ctx.ws, { sessionId: s1 })
-    t.same(res.json<RevertBody>().changes.map(c => [c.op, c.kind, c.path]), [['delete', 'directory', '/vendor']], 'with the directory made for it')
+    t.same(res.json<RevertResult>().changes.map(c => [c.op, c.kind, c.path]), [['delete', 'directory', '/vendor']], 'with the directory made for it')
     await converges(t, ctx, 'directory copy')
   })
 
@@ -328,7 +329,7 @@ t.test('after any revert, a client that applies the change feed has exactly what
     await ok(ctx.batch(Array.from({ length: 20 }, (_, i) => ({ type: 'create', path: `/lib/f${i}.ts`, content: String(i) })), as(s2)))
     await ok(ctx.op({ type: 'move', path: '/lib', newPath: '/pkg' }, as(s1)))
     const res = await revert(app, user, ctx.ws, { sessionId: s1 })
-    t.same(res.json<RevertBody>().changes.map(c => [c.op, c.kind, c.path, c.newPath]), [['move', 'directory', '/pkg', '/lib']])
+    t.same(res.json<RevertResult>().changes.map(c => [c.op, c.kind, c.path, c.newPath]), [['move', 'directory', '/pkg', '/lib']])
     await converges(t, ctx, 'directory move')
   })
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, registerUser, createWorkspace } from '../helpers/app.js'
+import { build, createWorkspace, registerUser } from '../helpers/app.js'
 
 t.test('smoke', async t => {
   const app = await build(t)

@@ -1,56 +1,42 @@
 import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { build, createWorkspace, registerUser, type TestUser } from '../helpers/app.js'
-import { errorShape } from '../helpers/auth.js'
-
-interface WorkspaceBody { id: string, name: string, ownerId: string, role: string, revision: number, createdAt: string }
-interface MemberBody { userId: string, email: string, role: string }
-interface ErrBody { statusCode: number, code: string, error: string, message: string, details?: Record<string, unknown> }
+import { isError, JSON_TYPE, request, type Member, type Res, type Workspace } from '../helpers/http.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-const JSON_TYPE = 'application/json; charset=utf-8'
-
-function assertError (t: Test, res: LightMyRequestResponse, status: number, code: string): ErrBody {
-  t.equal(res.statusCode, status, `status ${status}: ${res.body}`)
-  t.equal(res.headers['content-type'], JSON_TYPE)
-  const body = res.json<ErrBody>()
-  t.match(body, errorShape(status, code))
-  t.equal(body.code, code)
-  return body
-}
 
 interface Api {
-  list: (u: TestUser) => Promise<WorkspaceBody[]>
-  get: (u: TestUser, id: string) => Promise<LightMyRequestResponse>
-  del: (u: TestUser, id: string) => Promise<LightMyRequestResponse>
-  members: (u: TestUser, id: string) => Promise<LightMyRequestResponse>
-  memberList: (owner: TestUser, id: string) => Promise<MemberBody[]>
-  put: (u: TestUser, id: string, payload: unknown) => Promise<LightMyRequestResponse>
-  remove: (u: TestUser, id: string, userId: string) => Promise<LightMyRequestResponse>
+  list: (u: TestUser) => Promise<Workspace[]>
+  get: (u: TestUser, id: string) => Promise<Res>
+  del: (u: TestUser, id: string) => Promise<Res>
+  members: (u: TestUser, id: string) => Promise<Res>
+  memberList: (owner: TestUser, id: string) => Promise<Member[]>
+  put: (u: TestUser, id: string, payload: unknown) => Promise<Res>
+  remove: (u: TestUser, id: string, userId: string) => Promise<Res>
 }
 
 function api (t: Test, app: FastifyInstance): Api {
   return {
     async list (u) {
-      const res = await app.inject({ url: '/v1/workspaces', headers: u.auth })
+      const res = await request(app, 'GET', '/v1/workspaces', { token: u.token })
       t.equal(res.statusCode, 200, res.body)
-      return res.json<{ items: WorkspaceBody[] }>().items
+      return res.json<{ items: Workspace[] }>().items
     },
-    get: async (u, id) => await app.inject({ url: `/v1/workspaces/${id}`, headers: u.auth }),
-    del: async (u, id) => await app.inject({ method: 'DELETE', url: `/v1/workspaces/${id}`, headers: u.auth }),
-    members: async (u, id) => await app.inject({ url: `/v1/workspaces/${id}/members`, headers: u.auth }),
+    get: async (u, id) => await request(app, 'GET', `/v1/workspaces/${id}`, { token: u.token }),
+    del: async (u, id) => await request(app, 'DELETE', `/v1/workspaces/${id}`, { token: u.token }),
+    members: async (u, id) => await request(app, 'GET', `/v1/workspaces/${id}/members`, { token: u.token }),
     async memberList (owner, id) {
-      const res = await app.inject({ url: `/v1/workspaces/${id}/members`, headers: owner.auth })
+      const res = await request(app, 'GET', `/v1/workspaces/${id}/members`, { token: owner.token })
       t.equal(res.statusCode, 200, res.body)
-      return res.json<{ items: MemberBody[] }>().items
+      return res.json<{ items: Member[] }>().items
     },
-    put: async (u, id, payload) => await app.inject({ method: 'PUT', url: `/v1/workspaces/${id}/members`, headers: u.auth, payload: payload as Record<string, unknown> }),
-    remove: async (u, id, userId) => await app.inject({ method: 'DELETE', url: `/v1/workspaces/${id}/members/${userId}`, headers: u.auth })
+    put: async (u, id, payload) => await request(app, 'PUT', `/v1/workspaces/${id}/members`, { token: u.token, payload }),
+    remove: async (u, id, userId) => await request(app, 'DELETE', `/v1/workspaces/${id}/members/${userId}`, { token: u.token })
   }
 }
 
-const roleOf = (list: MemberBody[], userId: string): string | undefined => list.find(m => m.userId === userId)?.role
+const roleOf = (list: Member[], userId: string): string | undefined => list.find(m => m.userId === userId)?.role
 
 t.test('workspaces', async t => {
   const app = await build(t)
@@ -63,7 +49,7 @@ t.test('workspaces', async t => {
     const res = await app.inject({ method: 'POST', url: '/v1/workspaces', headers: alice.auth, payload: { name: 'My project' } })
     t.equal(res.statusCode, 201, res.body)
     t.equal(res.headers['content-type'], JSON_TYPE)
-    const ws = res.json<WorkspaceBody>()
+    const ws = res.json<Workspace>()
     t.strictSame(Object.keys(ws).sort(), ['createdAt', 'id', 'name', 'ownerId', 'revision', 'role'])
     t.match(ws.id, UUID)
     t.equal(ws.name, 'My project')
@@ -82,9 +68,9 @@ t.test('workspaces', async t => {
     const before = await a.list(alice)
     for (const payload of [{}, { name: '' }, { name: 'x'.repeat(201) }, { name: 5 }, { name: 'ok', extra: true }]) {
       const res = await app.inject({ method: 'POST', url: '/v1/workspaces', headers: alice.auth, payload })
-      assertError(t, res, 400, 'VALIDATION_FAILED')
+      isError(t, res, 400, 'VALIDATION_FAILED')
     }
-    assertError(t, await app.inject({ method: 'POST', url: '/v1/workspaces', payload: { name: 'anon' } }), 401, 'UNAUTHENTICATED')
+    isError(t, await app.inject({ method: 'POST', url: '/v1/workspaces', payload: { name: 'anon' } }), 401, 'UNAUTHENTICATED')
     t.strictSame(await a.list(alice), before)
     const max = await app.inject({ method: 'POST', url: '/v1/workspaces', headers: bob.auth, payload: { name: 'y'.repeat(200) } })
     t.equal(max.statusCode, 201, '200 chars is allowed')
@@ -101,18 +87,18 @@ t.test('workspaces', async t => {
     t.strictSame(carols.map(w => w.id), [c1, c2], 'oldest first')
     t.ok(carols.every(w => w.role === 'owner' && w.ownerId === carol.id && w.revision === 0))
     t.strictSame((await a.list(dave)).map(w => w.id), [d1])
-    assertError(t, await app.inject({ url: '/v1/workspaces' }), 401, 'UNAUTHENTICATED')
+    isError(t, await app.inject({ url: '/v1/workspaces' }), 401, 'UNAUTHENTICATED')
   })
 
   t.test('get: others\' and unknown workspaces are 404; a bad id is 400', async t => {
     const ws = await createWorkspace(app, alice, 'private')
-    const others = assertError(t, await a.get(bob, ws), 404, 'WORKSPACE_NOT_FOUND')
-    const random = assertError(t, await a.get(bob, randomUUID()), 404, 'WORKSPACE_NOT_FOUND')
+    const others = isError(t, await a.get(bob, ws), 404, 'WORKSPACE_NOT_FOUND')
+    const random = isError(t, await a.get(bob, randomUUID()), 404, 'WORKSPACE_NOT_FOUND')
     t.equal(others.error, random.error)
     t.notMatch(others.message, /owner|member|forbidden/i, 'no hint that it exists')
-    const bad = assertError(t, await a.get(alice, 'not-a-uuid'), 400, 'VALIDATION_FAILED')
+    const bad = isError(t, await a.get(alice, 'not-a-uuid'), 400, 'VALIDATION_FAILED')
     t.match(bad.details, { errors: [{ keyword: 'format' }] })
-    assertError(t, await app.inject({ url: `/v1/workspaces/${ws}` }), 401, 'UNAUTHENTICATED')
+    isError(t, await app.inject({ url: `/v1/workspaces/${ws}` }), 401, 'UNAUTHENTICATED')
   })
 
   t.test('delete: owner 204 then 404; editor 403; non-member 404', async t => {
@@ -122,22 +108,22 @@ t.test('workspaces', async t => {
     t.equal((await a.put(alice, ws, { email: editor.email, role: 'editor' })).statusCode, 200)
     t.equal((await a.put(alice, ws, { email: viewer.email, role: 'viewer' })).statusCode, 200)
 
-    assertError(t, await a.del(editor, ws), 403, 'FORBIDDEN')
-    assertError(t, await a.del(viewer, ws), 403, 'FORBIDDEN')
-    assertError(t, await a.del(bob, ws), 404, 'WORKSPACE_NOT_FOUND')
-    assertError(t, await a.del(alice, 'not-a-uuid'), 400, 'VALIDATION_FAILED')
-    assertError(t, await a.del(alice, randomUUID()), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.del(editor, ws), 403, 'FORBIDDEN')
+    isError(t, await a.del(viewer, ws), 403, 'FORBIDDEN')
+    isError(t, await a.del(bob, ws), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.del(alice, 'not-a-uuid'), 400, 'VALIDATION_FAILED')
+    isError(t, await a.del(alice, randomUUID()), 404, 'WORKSPACE_NOT_FOUND')
     const still = await a.get(alice, ws)
     t.equal(still.statusCode, 200, 'rejected deletes changed nothing')
-    t.equal((await a.get(editor, ws)).json<WorkspaceBody>().role, 'editor')
+    t.equal((await a.get(editor, ws)).json<Workspace>().role, 'editor')
     t.equal((await a.memberList(alice, ws)).length, 3)
 
     const res = await a.del(alice, ws)
     t.equal(res.statusCode, 204)
     t.equal(res.body, '')
-    assertError(t, await a.get(alice, ws), 404, 'WORKSPACE_NOT_FOUND')
-    assertError(t, await a.get(editor, ws), 404, 'WORKSPACE_NOT_FOUND')
-    assertError(t, await a.del(alice, ws), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.get(alice, ws), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.get(editor, ws), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.del(alice, ws), 404, 'WORKSPACE_NOT_FOUND')
     t.notOk((await a.list(alice)).some(w => w.id === ws))
     t.notOk((await a.list(editor)).some(w => w.id === ws), 'gone for members too')
   })
@@ -170,9 +156,9 @@ t.test('workspaces', async t => {
     // any member may read the member list
     const asViewer = await a.members(frank, ws)
     t.equal(asViewer.statusCode, 200)
-    t.strictSame(asViewer.json<{ items: MemberBody[] }>().items, members)
-    assertError(t, await a.members(bob, ws), 404, 'WORKSPACE_NOT_FOUND')
-    assertError(t, await a.members(alice, 'nope'), 400, 'VALIDATION_FAILED')
+    t.strictSame(asViewer.json<{ items: Member[] }>().items, members)
+    isError(t, await a.members(bob, ws), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.members(alice, 'nope'), 400, 'VALIDATION_FAILED')
 
     // role change, both ways; repeating is idempotent
     const demoted = await a.put(alice, ws, { email: erin.email, role: 'viewer' })
@@ -182,7 +168,7 @@ t.test('workspaces', async t => {
     t.equal(roleOf(await a.memberList(alice, ws), erin.id), 'viewer')
     t.equal((await a.put(alice, ws, { email: erin.email, role: 'viewer' })).statusCode, 200)
     t.equal((await a.put(alice, ws, { email: erin.email, role: 'editor' })).statusCode, 200)
-    t.equal((await a.get(erin, ws)).json<WorkspaceBody>().role, 'editor')
+    t.equal((await a.get(erin, ws)).json<Workspace>().role, 'editor')
     t.equal((await a.memberList(alice, ws)).length, 3, 'no duplicate membership')
   })
 
@@ -193,30 +179,30 @@ t.test('workspaces', async t => {
     t.equal((await a.put(alice, ws, { email: gina.email, role: 'editor' })).statusCode, 200)
     const before = await a.memberList(alice, ws)
 
-    const unknown = assertError(t, await a.put(alice, ws, { email: 'nobody-here@example.com', role: 'viewer' }), 404, 'NOT_FOUND')
+    const unknown = isError(t, await a.put(alice, ws, { email: 'nobody-here@example.com', role: 'viewer' }), 404, 'NOT_FOUND')
     t.match(unknown.message, /nobody-here@example\.com/)
-    assertError(t, await a.put(alice, ws, { email: gina.email, role: 'owner' }), 400, 'VALIDATION_FAILED')
-    assertError(t, await a.put(alice, ws, { email: hank.email, role: 'admin' }), 400, 'VALIDATION_FAILED')
-    assertError(t, await a.put(alice, ws, { email: 'not-an-email', role: 'viewer' }), 400, 'VALIDATION_FAILED')
-    assertError(t, await a.put(alice, ws, { email: hank.email }), 400, 'VALIDATION_FAILED')
-    assertError(t, await a.put(alice, ws, { email: hank.email, role: 'viewer', extra: 1 }), 400, 'VALIDATION_FAILED')
+    isError(t, await a.put(alice, ws, { email: gina.email, role: 'owner' }), 400, 'VALIDATION_FAILED')
+    isError(t, await a.put(alice, ws, { email: hank.email, role: 'admin' }), 400, 'VALIDATION_FAILED')
+    isError(t, await a.put(alice, ws, { email: 'not-an-email', role: 'viewer' }), 400, 'VALIDATION_FAILED')
+    isError(t, await a.put(alice, ws, { email: hank.email }), 400, 'VALIDATION_FAILED')
+    isError(t, await a.put(alice, ws, { email: hank.email, role: 'viewer', extra: 1 }), 400, 'VALIDATION_FAILED')
     // the owner cannot demote themself
-    assertError(t, await a.put(alice, ws, { email: alice.email, role: 'viewer' }), 400, 'VALIDATION_FAILED')
+    isError(t, await a.put(alice, ws, { email: alice.email, role: 'viewer' }), 400, 'VALIDATION_FAILED')
     // non-owners: an editor is 403, a stranger 404
-    assertError(t, await a.put(gina, ws, { email: hank.email, role: 'viewer' }), 403, 'FORBIDDEN')
-    assertError(t, await a.put(gina, ws, { email: gina.email, role: 'viewer' }), 403, 'FORBIDDEN')
-    assertError(t, await a.put(hank, ws, { email: hank.email, role: 'editor' }), 404, 'WORKSPACE_NOT_FOUND')
-    assertError(t, await a.put(alice, randomUUID(), { email: hank.email, role: 'editor' }), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.put(gina, ws, { email: hank.email, role: 'viewer' }), 403, 'FORBIDDEN')
+    isError(t, await a.put(gina, ws, { email: gina.email, role: 'viewer' }), 403, 'FORBIDDEN')
+    isError(t, await a.put(hank, ws, { email: hank.email, role: 'editor' }), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.put(alice, randomUUID(), { email: hank.email, role: 'editor' }), 404, 'WORKSPACE_NOT_FOUND')
 
     t.strictSame(await a.memberList(alice, ws), before, 'members unchanged')
-    t.equal((await a.get(alice, ws)).json<WorkspaceBody>().role, 'owner')
-    t.equal((await a.get(gina, ws)).json<WorkspaceBody>().role, 'editor')
-    assertError(t, await a.get(hank, ws), 404, 'WORKSPACE_NOT_FOUND')
+    t.equal((await a.get(alice, ws)).json<Workspace>().role, 'owner')
+    t.equal((await a.get(gina, ws)).json<Workspace>().role, 'editor')
+    isError(t, await a.get(hank, ws), 404, 'WORKSPACE_NOT_FOUND')
     t.strictSame(await a.list(hank), [])
 
     // a viewer is 403 as well
     t.equal((await a.put(alice, ws, { email: gina.email, role: 'viewer' })).statusCode, 200)
-    assertError(t, await a.put(gina, ws, { email: hank.email, role: 'viewer' }), 403, 'FORBIDDEN')
+    isError(t, await a.put(gina, ws, { email: hank.email, role: 'viewer' }), 403, 'FORBIDDEN')
     t.strictSame(await a.list(hank), [])
   })
 
@@ -229,27 +215,27 @@ t.test('workspaces', async t => {
     const before = await a.memberList(alice, ws)
 
     // rejected: nothing changes
-    assertError(t, await a.remove(alice, ws, bob.id), 404, 'NOT_FOUND')
-    assertError(t, await a.remove(alice, ws, randomUUID()), 404, 'NOT_FOUND')
-    assertError(t, await a.remove(alice, ws, alice.id), 400, 'VALIDATION_FAILED')
-    assertError(t, await a.remove(alice, ws, 'not-a-uuid'), 400, 'VALIDATION_FAILED')
-    assertError(t, await a.remove(ivy, ws, jack.id), 403, 'FORBIDDEN')
-    assertError(t, await a.remove(ivy, ws, alice.id), 403, 'FORBIDDEN')
-    assertError(t, await a.remove(jack, ws, ivy.id), 403, 'FORBIDDEN')
-    assertError(t, await a.remove(bob, ws, ivy.id), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.remove(alice, ws, bob.id), 404, 'NOT_FOUND')
+    isError(t, await a.remove(alice, ws, randomUUID()), 404, 'NOT_FOUND')
+    isError(t, await a.remove(alice, ws, alice.id), 400, 'VALIDATION_FAILED')
+    isError(t, await a.remove(alice, ws, 'not-a-uuid'), 400, 'VALIDATION_FAILED')
+    isError(t, await a.remove(ivy, ws, jack.id), 403, 'FORBIDDEN')
+    isError(t, await a.remove(ivy, ws, alice.id), 403, 'FORBIDDEN')
+    isError(t, await a.remove(jack, ws, ivy.id), 403, 'FORBIDDEN')
+    isError(t, await a.remove(bob, ws, ivy.id), 404, 'WORKSPACE_NOT_FOUND')
     t.strictSame(await a.memberList(alice, ws), before, 'members unchanged')
     t.equal((await a.get(ivy, ws)).statusCode, 200)
 
     const res = await a.remove(alice, ws, ivy.id)
     t.equal(res.statusCode, 204)
     t.equal(res.body, '')
-    assertError(t, await a.get(ivy, ws), 404, 'WORKSPACE_NOT_FOUND')
-    assertError(t, await a.members(ivy, ws), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.get(ivy, ws), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.members(ivy, ws), 404, 'WORKSPACE_NOT_FOUND')
     t.strictSame(await a.list(ivy), [])
     t.strictSame((await a.memberList(alice, ws)).map(m => m.userId).sort(), [alice.id, jack.id].sort())
-    assertError(t, await a.remove(alice, ws, ivy.id), 404, 'NOT_FOUND')
+    isError(t, await a.remove(alice, ws, ivy.id), 404, 'NOT_FOUND')
     t.equal((await a.get(jack, ws)).statusCode, 200, 'the other member stays')
-    t.equal((await a.get(alice, ws)).json<WorkspaceBody>().role, 'owner')
+    t.equal((await a.get(alice, ws)).json<Workspace>().role, 'owner')
   })
 
   t.test('membership is per workspace', async t => {
@@ -258,12 +244,12 @@ t.test('workspaces', async t => {
     const kim = await registerUser(app)
     t.equal((await a.put(alice, ws1, { email: kim.email, role: 'editor' })).statusCode, 200)
     t.strictSame((await a.list(kim)).map(w => w.id), [ws1])
-    assertError(t, await a.get(kim, ws2), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.get(kim, ws2), 404, 'WORKSPACE_NOT_FOUND')
     // an owner of one workspace is not an owner of another's
     const kims = await createWorkspace(app, kim, 'kims')
-    assertError(t, await a.del(kim, ws1), 403, 'FORBIDDEN')
-    assertError(t, await a.put(kim, ws1, { email: bob.email, role: 'viewer' }), 403, 'FORBIDDEN')
-    assertError(t, await a.del(alice, kims), 404, 'WORKSPACE_NOT_FOUND')
+    isError(t, await a.del(kim, ws1), 403, 'FORBIDDEN')
+    isError(t, await a.put(kim, ws1, { email: bob.email, role: 'viewer' }), 403, 'FORBIDDEN')
+    isError(t, await a.del(alice, kims), 404, 'WORKSPACE_NOT_FOUND')
     t.equal((await a.get(alice, ws1)).statusCode, 200)
     t.equal((await a.get(kim, kims)).statusCode, 200)
   })

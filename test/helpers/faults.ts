@@ -3,14 +3,12 @@ import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { freePort, sleep } from './ws.js'
+import { freePort, sleep, type Teardown } from './app.js'
 
 /**
  * Private PostgreSQL and Redis servers for fault tests: stopping them disturbs no other test
  * file running at the same time. Both are stopped and removed when the test ends.
  */
-
-interface Teardown { teardown: (fn: () => unknown) => void }
 
 const exec = promisify(execFile)
 

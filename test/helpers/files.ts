@@ -1,67 +1,12 @@
 import { createHash } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
-import { build, createWorkspace, registerUser, type TestUser } from './app.js'
+import { build, createWorkspace, registerUser, type Teardown, type TestUser } from './app.js'
+import { expectStatus, request, type Change, type ChangesResult, type FileBody, type Operation, type OperationResult, type Res, type TreeResult, type Workspace, type WriteResult } from './http.js'
 
-/** Shared helpers for the files API tests (files-*.test.ts). */
-
-export type Res = LightMyRequestResponse
-
-export interface Meta {
-  path: string
-  name: string
-  kind: 'file' | 'directory'
-  size: number | null
-  mimeType: string | null
-  etag: string
-  version: number
-  sha256: string | null
-  metadata: Record<string, unknown>
-  createdAt: string
-  updatedAt: string
-  createdBy: string
-  updatedBy: string
-}
-
-export interface FileBody extends Meta { content: string, encoding: 'utf8' | 'base64' }
-export interface DirBody extends Meta { children: Meta[] }
-export interface WriteBody { file: Meta, revision: number }
-export interface DeleteBody { revision: number, deleted: number }
-export interface OpBody { success: true, data: Meta | { deleted: number }, revision: number, timestamp: string }
-export interface BatchBody { results: Array<{ data: Meta | { deleted: number }, revision: number }>, revision: number }
-export interface TreeBody { revision: number, entries: Meta[], nextCursor: string | null }
-export interface Change {
-  revision: number
-  op: string
-  kind: 'file' | 'directory'
-  path: string
-  newPath: string | null
-  etag: string | null
-  version: number | null
-  sha256: string | null
-  size: number | null
-  userId: string
-  sessionId: string
-  opId: string | null
-  at: string
-}
-export interface ChangesBody { head: number, changes: Change[], reset?: boolean }
-export interface ErrBody { statusCode: number, code: string, error: string, message: string, details?: Record<string, unknown> }
-
-export interface Op {
-  type: string
-  path?: string
-  newPath?: string
-  content?: string
-  encoding?: string
-  mimeType?: string
-  metadata?: Record<string, unknown>
-  ifMatch?: string
-  overwrite?: boolean
-  sessionId?: string
-}
+/** The files API as the files-*.test.ts and session tests use it: one user's workspace. */
 
 export const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/
 export const DIGITS = /^\d+$/
@@ -73,10 +18,11 @@ export function encodePath (path: string): string {
   return path.split('/').slice(1).map(s => encodeURIComponent(s)).join('/')
 }
 
-interface Teardown { teardown: (fn: () => unknown) => void }
-
-/** A node-tap test, so helpers can assert. */
-export type Asserts = Test
+/** `?a=1&b=2` from a query object, or '' when it is empty. */
+function queryString (query: Record<string, string | number>): string {
+  const qs = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString()
+  return qs === '' ? '' : '?' + qs
+}
 
 /** A user and a workspace of theirs, with a request method for each route under test. */
 export class Ctx {
@@ -86,22 +32,22 @@ export class Ctx {
     return `/v1/workspaces/${ws}/files/${encodePath(path)}`
   }
 
+  /** Any request as this user (extra headers override theirs). */
+  async send (method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, payload?: unknown, headers: Record<string, string> = {}): Promise<Res> {
+    return await request(this.app, method, url, { payload, headers: { ...this.user.auth, ...headers } })
+  }
+
   /** PUT with a JSON body (object) or a raw string body with the given content type. */
   async put (path: string, body: unknown, headers: Record<string, string> = {}): Promise<Res> {
     return await this.putUrl(this.filesUrl(path), body, headers)
   }
 
   async putUrl (url: string, body: unknown, headers: Record<string, string> = {}): Promise<Res> {
-    const payload = typeof body === 'string' ? body : JSON.stringify(body)
-    return await this.app.inject({
-      method: 'PUT', url, payload, headers: { 'content-type': 'application/json', ...this.user.auth, ...headers }
-    })
+    return await this.send('PUT', url, body, headers)
   }
 
-  async write (path: string, content: string, extra: Record<string, unknown> = {}): Promise<WriteBody> {
-    const res = await this.put(path, { content, ...extra })
-    if (res.statusCode !== 200 && res.statusCode !== 201) throw new Error(`write ${path}: ${res.statusCode} ${res.body}`)
-    return res.json<WriteBody>()
+  async write (path: string, content: string, extra: Record<string, unknown> = {}): Promise<WriteResult> {
+    return expectStatus<WriteResult>(await this.put(path, { content, ...extra }), [200, 201], `write ${path}`)
   }
 
   async get (path: string, query = '', headers: Record<string, string> = {}): Promise<Res> {
@@ -109,13 +55,11 @@ export class Ctx {
   }
 
   async getUrl (url: string, headers: Record<string, string> = {}): Promise<Res> {
-    return await this.app.inject({ method: 'GET', url, headers: { ...this.user.auth, ...headers } })
+    return await this.send('GET', url, undefined, headers)
   }
 
   async read (path: string): Promise<FileBody> {
-    const res = await this.get(path)
-    if (res.statusCode !== 200) throw new Error(`read ${path}: ${res.statusCode} ${res.body}`)
-    return res.json<FileBody>()
+    return expectStatus<FileBody>(await this.get(path), 200, `read ${path}`)
   }
 
   /** The bytes of a file (via ?format=raw), or null when the GET is not 200. */
@@ -125,32 +69,27 @@ export class Ctx {
   }
 
   async del (path: string, headers: Record<string, string> = {}): Promise<Res> {
-    return await this.app.inject({ method: 'DELETE', url: this.filesUrl(path), headers: { ...this.user.auth, ...headers } })
+    return await this.send('DELETE', this.filesUrl(path), undefined, headers)
   }
 
-  async op (op: Op | Record<string, unknown>, headers: Record<string, string> = {}): Promise<Res> {
-    return await this.app.inject({ method: 'POST', url: `/v1/workspaces/${this.ws}/operations`, payload: op, headers: { ...this.user.auth, ...headers } })
+  async op (op: Operation | Record<string, unknown>, headers: Record<string, string> = {}): Promise<Res> {
+    return await this.send('POST', `/v1/workspaces/${this.ws}/operations`, op, headers)
   }
 
-  async batch (operations: Array<Op | Record<string, unknown>>, headers: Record<string, string> = {}): Promise<Res> {
-    return await this.app.inject({ method: 'POST', url: `/v1/workspaces/${this.ws}/operations/batch`, payload: { operations }, headers: { ...this.user.auth, ...headers } })
+  async batch (operations: Array<Operation | Record<string, unknown>>, headers: Record<string, string> = {}): Promise<Res> {
+    return await this.send('POST', `/v1/workspaces/${this.ws}/operations/batch`, { operations }, headers)
   }
 
-  async mkdir (path: string): Promise<OpBody> {
-    const res = await this.op({ type: 'mkdir', path })
-    if (res.statusCode !== 200) throw new Error(`mkdir ${path}: ${res.statusCode} ${res.body}`)
-    return res.json<OpBody>()
+  async mkdir (path: string): Promise<OperationResult> {
+    return expectStatus<OperationResult>(await this.op({ type: 'mkdir', path }), 200, `mkdir ${path}`)
   }
 
   async treeRes (query: Record<string, string | number>): Promise<Res> {
-    const qs = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString()
-    return await this.app.inject({ method: 'GET', url: `/v1/workspaces/${this.ws}/tree${qs === '' ? '' : '?' + qs}`, headers: this.user.auth })
+    return await this.getUrl(`/v1/workspaces/${this.ws}/tree${queryString(query)}`)
   }
 
-  async tree (path = '/', depth = 0, limit = 5000): Promise<TreeBody> {
-    const res = await this.treeRes({ path, depth, limit })
-    if (res.statusCode !== 200) throw new Error(`tree ${path}: ${res.statusCode} ${res.body}`)
-    return res.json<TreeBody>()
+  async tree (path = '/', depth = 0, limit = 5000): Promise<TreeResult> {
+    return expectStatus<TreeResult>(await this.treeRes({ path, depth, limit }), 200, `tree ${path}`)
   }
 
   /** Every path in the workspace (depth 0, all pages). */
@@ -159,29 +98,43 @@ export class Ctx {
   }
 
   async changesRes (query: Record<string, string | number>): Promise<Res> {
-    const qs = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString()
-    return await this.app.inject({ method: 'GET', url: `/v1/workspaces/${this.ws}/changes${qs === '' ? '' : '?' + qs}`, headers: this.user.auth })
+    return await this.getUrl(`/v1/workspaces/${this.ws}/changes${queryString(query)}`)
   }
 
-  async changes (since = 0, limit = 1000): Promise<ChangesBody> {
-    const res = await this.changesRes({ since, limit })
-    if (res.statusCode !== 200) throw new Error(`changes: ${res.statusCode} ${res.body}`)
-    return res.json<ChangesBody>()
+  async changes (since = 0, limit = 1000): Promise<ChangesResult> {
+    return expectStatus<ChangesResult>(await this.changesRes({ since, limit }), 200, 'changes')
+  }
+
+  /** Every change after `since`, following pages of `limit`; throws on a non-200 or a reset. */
+  async allChanges (since = 0, limit = 1000): Promise<{ head: number, changes: Change[] }> {
+    const changes: Change[] = []
+    let cursor = since
+    let head = -1
+    for (let page = 0; page < 10_000; page++) {
+      const body = expectStatus<ChangesResult>(await this.changesRes({ since: cursor, limit }), 200, `changes since=${cursor}`)
+      if (body.reset === true) throw new Error(`changes since=${cursor}: reset`)
+      head = body.head
+      if (body.changes.length === 0) break
+      changes.push(...body.changes)
+      const last = body.changes[body.changes.length - 1]
+      if (last === undefined || last.revision <= cursor) throw new Error(`changes do not advance past ${cursor}`)
+      cursor = last.revision
+      if (cursor >= head) break
+    }
+    return { head, changes }
   }
 
   /** The workspace's revision from GET /v1/workspaces/{id} (a route that predates the files API). */
   async revision (): Promise<number> {
-    const res = await this.app.inject({ method: 'GET', url: `/v1/workspaces/${this.ws}`, headers: this.user.auth })
-    if (res.statusCode !== 200) throw new Error(`workspace: ${res.statusCode} ${res.body}`)
-    return res.json<{ revision: number }>().revision
+    return expectStatus<Workspace>(await this.getUrl(`/v1/workspaces/${this.ws}`), 200, 'workspace').revision
   }
 
   /** Asserts the workspace revision is still `before` (nothing was committed). */
-  async unchanged (t: Asserts, before: number, what = 'nothing changed'): Promise<void> {
+  async unchanged (t: Test, before: number, what = 'nothing changed'): Promise<void> {
     t.equal(await this.revision(), before, `${what}: workspace revision still ${before}`)
   }
 
-  /** A request sent over a real socket with the path exactly as given (app.inject would resolve `..`). */
+  /** A request sent over a real socket with the path exactly as given (app.inject and fetch would resolve `..`). */
   async raw (method: string, rawPath: string, body?: string, headers: Record<string, string> = {}): Promise<{ statusCode: number, body: string }> {
     if (!this.app.server.listening) await this.app.listen({ port: 0, host: '127.0.0.1' })
     const port = (this.app.server.address() as AddressInfo).port
@@ -219,25 +172,23 @@ export async function another (app: FastifyInstance, user?: TestUser): Promise<C
   return new Ctx(app, u, await createWorkspace(app, u))
 }
 
-/** Asserts a response is the contract's error shape with this status and code. */
-export function isError (t: Asserts, res: Res, statusCode: number, code: string, message = ''): boolean {
-  const label = `${message}${message === '' ? '' : ': '}${statusCode} ${code}`
-  const okStatus = t.equal(res.statusCode, statusCode, `${label} (status; body ${res.body.slice(0, 300)})`)
-  let body: unknown
-  try {
-    body = res.json()
-  } catch {
-    body = res.body
-  }
-  const okBody = t.match(body, { statusCode, code, error: String, message: String }, `${label} (error body)`)
-  return okStatus && okBody
-}
-
 /** The meta of a directory per the decisions: size, sha256 and mimeType present and null. */
 export function dirMeta (path: string): Record<string, unknown> {
   return { path, name: path === '/' ? '' : path.slice(path.lastIndexOf('/') + 1), kind: 'directory', size: null, sha256: null, mimeType: null, etag: DIGITS, version: Number, metadata: {}, createdAt: ISO, updatedAt: ISO }
 }
 
-export function errBody (res: Res): ErrBody {
-  return res.json<ErrBody>()
+/** Byte-wise (UTF-8) comparison, the order of COLLATE "C". */
+export function compareBytes (a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
+}
+
+export function statusCounts (replies: Res[]): Record<number, number> {
+  const out: Record<number, number> = {}
+  for (const r of replies) out[r.statusCode] = (out[r.statusCode] ?? 0) + 1
+  return out
+}
+
+/** A compact summary of unexpected replies for assertion messages. */
+export function describeOthers (replies: Res[], expected: number[]): string {
+  return replies.filter(r => !expected.includes(r.statusCode)).slice(0, 3).map(r => `${r.statusCode} ${r.body.slice(0, 300)}`).join(' | ')
 }

@@ -1,54 +1,18 @@
 import { randomUUID } from 'node:crypto'
-import pg from 'pg'
-import type { Change, Ctx, Meta, Res } from './files.js'
+import type { Ctx } from './files.js'
+import { expectStatus, type ActivityEntry, type ActivityPage, type Change, type FileMeta, type HistoryResult, type TreeResult } from './http.js'
 
 /** Shared helpers for the session-continuity tests: activity, idempotency, history, revert. */
 
-interface Teardown { teardown: (fn: () => unknown) => void }
-
-export const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
 export const newSession = (): string => randomUUID()
 
-export interface Activity {
-  id: number
-  at: string
-  sessionId: string
-  userId: string
-  workspaceId: string | null
-  type: string
-  op: string | null
-  path: string | null
-  newPath: string | null
-  status: number
-  code: string | null
-  revision: number | null
-  durationMs: number
-  details: Record<string, unknown> | null
-}
-export interface ActivityPage { items: Activity[], nextCursor: string | null }
-export interface SessionItem { id: string, startedAt: string, lastActivityAt: string, operations: number, errors: number }
-
-export type HistoryChange = Change
-export interface HistoryPage { items: HistoryChange[], nextCursor: string | null }
-export interface RevertBody { revision: number, changes: HistoryChange[], conflicts: string[] }
-
-/** A plain pg client on a test database, ended when the test ends. */
-export async function dbClient (t: Teardown, url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  t.teardown(async () => { await client.end() })
-  return client
-}
-
 /** Every activity entry of a session (all pages). */
-export async function allActivity (ctx: Ctx, sid: string, headers: Record<string, string> = ctx.user.auth): Promise<Activity[]> {
-  const items: Activity[] = []
+export async function allActivity (ctx: Ctx, sid: string, headers: Record<string, string> = ctx.user.auth): Promise<ActivityEntry[]> {
+  const items: ActivityEntry[] = []
   let cursor: string | null = null
   for (let i = 0; i < 100; i++) {
-    const res: Res = await ctx.app.inject({ url: `/v1/sessions/${sid}/activity?limit=1000${cursor === null ? '' : `&cursor=${cursor}`}`, headers })
-    if (res.statusCode !== 200) throw new Error(`activity ${sid}: ${res.statusCode} ${res.body}`)
-    const page: ActivityPage = res.json<ActivityPage>()
+    const res = await ctx.getUrl(`/v1/sessions/${sid}/activity?limit=1000${cursor === null ? '' : `&cursor=${cursor}`}`, headers)
+    const page: ActivityPage = expectStatus<ActivityPage>(res, 200, `activity ${sid}`)
     items.push(...page.items)
     cursor = page.nextCursor
     if (cursor === null) return items
@@ -57,13 +21,12 @@ export async function allActivity (ctx: Ctx, sid: string, headers: Record<string
 }
 
 /** Every change that touched a path, following moves (all pages). */
-export async function allHistory (ctx: Ctx, path: string, limit = 100): Promise<{ items: HistoryChange[], pages: number }> {
-  const items: HistoryChange[] = []
+export async function allHistory (ctx: Ctx, path: string, limit = 100): Promise<{ items: Change[], pages: number }> {
+  const items: Change[] = []
   let cursor: string | null = null
   for (let pages = 1; pages < 100; pages++) {
     const res = await ctx.getUrl(`/v1/workspaces/${ctx.ws}/history${path}?limit=${limit}${cursor === null ? '' : `&cursor=${cursor}`}`)
-    if (res.statusCode !== 200) throw new Error(`history ${path}: ${res.statusCode} ${res.body}`)
-    const page = res.json<HistoryPage>()
+    const page = expectStatus<HistoryResult>(res, 200, `history ${path}`)
     items.push(...page.items)
     cursor = page.nextCursor
     if (cursor === null) return { items, pages }
@@ -84,12 +47,11 @@ export interface SnapshotEntry {
 export type Snapshot = Record<string, SnapshotEntry>
 
 export async function snapshot (ctx: Ctx): Promise<Snapshot> {
-  const entries: Meta[] = []
+  const entries: FileMeta[] = []
   let cursor: string | null = null
   do {
     const res = await ctx.treeRes({ path: '/', depth: 0, limit: 1000, ...(cursor === null ? {} : { cursor }) })
-    if (res.statusCode !== 200) throw new Error(`tree: ${res.statusCode} ${res.body}`)
-    const page = res.json<{ entries: Meta[], nextCursor: string | null }>()
+    const page = expectStatus<TreeResult>(res, 200, 'tree')
     entries.push(...page.entries)
     cursor = page.nextCursor
   } while (cursor !== null)

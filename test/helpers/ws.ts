@@ -1,15 +1,10 @@
-import { spawn } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
-import { createServer, type AddressInfo, type Socket } from 'node:net'
-import type { FastifyInstance } from 'fastify'
+import type { Socket } from 'node:net'
 import WebSocket, { type ClientOptions } from 'ws'
+import type { Teardown } from './app.js'
+import { ISO } from './files.js'
 
-/** Shared helpers for the WebSocket tests (ws-*.test.ts): real sockets, real processes. */
-
-interface Teardown { teardown: (fn: () => unknown) => void }
-
-export const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+/** The one WebSocket helper: real `ws` clients against a listening app or a spawned server. */
 
 /** A message from the server. */
 export type Msg = Record<string, unknown> & { type: string }
@@ -173,123 +168,12 @@ export async function connect (t: Teardown, base: string, opts: ConnectOptions =
   return client
 }
 
-/** The base URL of an app listening on a random local port. */
-export async function listen (app: FastifyInstance): Promise<string> {
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-}
-
-/** Plain HTTP against a real server. */
-export interface HttpResult<T = Record<string, unknown>> { status: number, body: T }
-
-export async function http<T = Record<string, unknown>> (base: string, method: string, path: string, token?: string, body?: unknown): Promise<HttpResult<T>> {
-  const headers: Record<string, string> = {}
-  if (token !== undefined) headers.authorization = `Bearer ${token}`
-  if (body !== undefined) headers['content-type'] = 'application/json'
-  const res = await fetch(`${base}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
-  const text = await res.text()
-  return { status: res.status, body: (text === '' ? {} : JSON.parse(text)) as T }
-}
-
-/** Fails loudly unless the status is the expected one. */
-export async function httpOk<T = Record<string, unknown>> (base: string, method: string, path: string, token: string | undefined, body: unknown, status: number): Promise<T> {
-  const res = await http<T>(base, method, path, token, body)
-  if (res.status !== status) throw new Error(`${method} ${path}: expected ${status}, got ${res.status} ${JSON.stringify(res.body)}`)
-  return res.body
-}
-
-export interface HttpUser { id: string, email: string, token: string, sessionId: string }
-
-let users = 0
-export async function registerHttp (base: string): Promise<HttpUser> {
-  const email = `ws${++users}-${process.pid}-${Date.now()}@example.com`
-  const body = await httpOk<{ user: { id: string }, accessToken: string, sessionId: string }>(base, 'POST', '/v1/auth/register', undefined, { email, password: 'correct horse battery' }, 201)
-  return { id: body.user.id, email, token: body.accessToken, sessionId: body.sessionId }
-}
-
-export async function createWorkspaceHttp (base: string, user: HttpUser, name = 'ws'): Promise<string> {
-  return (await httpOk<{ id: string }>(base, 'POST', '/v1/workspaces', user.token, { name }, 201)).id
-}
-
-/** A free local port (released again, so a spawned server can take it). */
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  return port
-}
-
-export interface ServerProcess {
-  base: string
-  pid: number
-  /** everything it wrote to stdout and stderr so far */
-  output: () => string
-  exited: Promise<number | null>
-  /** resident set size in bytes, from /proc */
-  rss: () => Promise<number>
-  stop: () => Promise<void>
-}
-
-/**
- * Starts `node --import tsx src/server.ts` with `env` on a free port and waits until /health
- * answers. Killed when the test ends.
- */
-export async function spawnServer (t: Teardown, env: Record<string, string>): Promise<ServerProcess> {
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: new URL('../..', import.meta.url).pathname,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'test', LOG_LEVEL: 'warn', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
-  const pid = child.pid
-  if (pid === undefined) throw new Error('spawn failed')
-  let running = true
-  void exited.then(() => { running = false })
-  const stop = async (): Promise<void> => {
-    if (!running) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 10_000)
-    await exited
-    clearTimeout(timer)
-  }
-  t.teardown(stop)
-  const base = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 60_000
-  for (;;) {
-    if (!running) throw new Error(`server exited before it was ready:\n${output}`)
-    try {
-      const res = await fetch(`${base}/health`)
-      if (res.status === 200) break
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`server not ready in time:\n${output}`)
-    await sleep(100)
-  }
-  return {
-    base,
-    pid,
-    output: () => output,
-    exited,
-    rss: async () => {
-      const status = await readFile(`/proc/${pid}/status`, 'utf8')
-      const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]
-      if (kb === undefined) throw new Error('no VmRSS')
-      return Number(kb) * 1024
-    },
-    stop
-  }
-}
-
 /** `[1, 2, …, n]` */
 export const range = (from: number, to: number): number[] => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
 
 /** Replaces ISO timestamps, so results of the same work done at different times compare equal. */
 export function withoutTimes (value: unknown): unknown {
-  if (typeof value === 'string') return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(value) ? '<time>' : value
+  if (typeof value === 'string') return ISO.test(value) ? '<time>' : value
   if (Array.isArray(value)) return value.map(withoutTimes)
   if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutTimes(v)]))
   return value

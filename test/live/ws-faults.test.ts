@@ -1,28 +1,26 @@
 import t from 'tap'
-import { createTestDatabase, TEST_SECRET } from '../helpers/app.js'
 import { privateRedis } from '../helpers/faults.js'
-import {
-  connect, createWorkspaceHttp, http, httpOk, range, registerHttp, sleep, spawnServer, type HttpUser
-} from '../helpers/ws.js'
+import { createTestDatabase, createWorkspace, registerUser, sleep, spawnServer, TEST_SECRET, type TestUser } from '../helpers/app.js'
+import { expectStatus, request, type BatchResult, type Workspace, type WriteResult } from '../helpers/http.js'
+import { connect, range } from '../helpers/ws.js'
 
 /**
  * Real faults against real server processes: Redis restarted under a stream of writes, and a
  * client that stops reading.
  */
 
-async function put (base: string, user: HttpUser, workspaceId: string, path: string): Promise<number> {
-  const res = await http<{ revision: number }>(base, 'PUT', `/v1/workspaces/${workspaceId}/files${path}`, user.token, { content: path })
-  if (res.status !== 201) throw new Error(`write ${path}: ${res.status} ${JSON.stringify(res.body)}`)
-  return res.body.revision
+async function put (base: string, user: TestUser, workspaceId: string, path: string): Promise<number> {
+  const res = await request(base, 'PUT', `/v1/workspaces/${workspaceId}/files${path}`, { token: user.token, payload: { content: path } })
+  return expectStatus<WriteResult>(res, 201, `write ${path}`).revision
 }
 
 t.test('Redis restarted during a stream of writes: subscribers still get every revision, in order', async t => {
   // A Redis of this test's own: restarting it disturbs no other test file.
   const redis = await privateRedis(t)
   const env = { DATABASE_URL: await createTestDatabase(t), REDIS_URL: redis.url, JWT_SECRET: TEST_SECRET }
-  const [a, b] = await Promise.all([spawnServer(t, env), spawnServer(t, env)])
-  const user = await registerHttp(a.base)
-  const workspaceId = await createWorkspaceHttp(a.base, user)
+  const [a, b] = await Promise.all([spawnServer(t, { env }), spawnServer(t, { env })])
+  const user = await registerUser(a.base)
+  const workspaceId = await createWorkspace(a.base, user)
   const onA = await connect(t, a.base, { token: user.token })
   const onB = await connect(t, b.base, { token: user.token })
   await onA.subscribe(workspaceId)
@@ -45,9 +43,9 @@ t.test('Redis restarted during a stream of writes: subscribers still get every r
   await redis.stop()
   const downAt = onB.revisions(workspaceId).at(-1) ?? 0
   t.notOk(await redis.answers(), 'Redis is down')
-  const headWhenDown = (await httpOk<{ revision: number }>(a.base, 'GET', `/v1/workspaces/${workspaceId}`, user.token, undefined, 200)).revision
+  const headWhenDown = (expectStatus<Workspace>(await request(a.base, 'GET', `/v1/workspaces/${workspaceId}`, { token: user.token }), 200, `GET /v1/workspaces/${workspaceId}`)).revision
   await sleep(1_500)
-  const headBeforeRestart = (await httpOk<{ revision: number }>(a.base, 'GET', `/v1/workspaces/${workspaceId}`, user.token, undefined, 200)).revision
+  const headBeforeRestart = (expectStatus<Workspace>(await request(a.base, 'GET', `/v1/workspaces/${workspaceId}`, { token: user.token }), 200, `GET /v1/workspaces/${workspaceId}`)).revision
   t.ok(headBeforeRestart > headWhenDown + 10, `writes went on while Redis was down (${headWhenDown} → ${headBeforeRestart})`)
   await redis.start()
   await sleep(1_500)
@@ -81,24 +79,26 @@ const longPath = (tag: string): string => `/${'a'.repeat(240)}/${'b'.repeat(240)
 t.test('a client that stops reading is cut off at WS_MAX_BUFFERED_BYTES; the others get everything; memory stays bounded', async t => {
   const BOUND = 64 * 1024
   const server = await spawnServer(t, {
-    DATABASE_URL: await createTestDatabase(t),
-    JWT_SECRET: TEST_SECRET,
-    WS_MAX_BUFFERED_BYTES: String(BOUND),
-    // The heartbeat would drop a client that stops reading too; keep it out of the way.
-    WS_HEARTBEAT_MS: '600000'
+    env: {
+      DATABASE_URL: await createTestDatabase(t),
+      JWT_SECRET: TEST_SECRET,
+      WS_MAX_BUFFERED_BYTES: String(BOUND),
+      // The heartbeat would drop a client that stops reading too; keep it out of the way.
+      WS_HEARTBEAT_MS: '600000'
+    }
   })
-  const user = await registerHttp(server.base)
-  const workspaceId = await createWorkspaceHttp(server.base, user)
+  const user = await registerUser(server.base)
+  const workspaceId = await createWorkspace(server.base, user)
   const slow = await connect(t, server.base, { token: user.token })
   const reader = await connect(t, server.base, { token: user.token })
   await slow.subscribe(workspaceId)
   await reader.subscribe(workspaceId)
-  await httpOk(server.base, 'PUT', `/v1/workspaces/${workspaceId}/files${longPath('source')}`, user.token, { content: 'x' }, 201)
+  expectStatus(await request(server.base, 'PUT', `/v1/workspaces/${workspaceId}/files${longPath('source')}`, { token: user.token, payload: { content: 'x' } }), 201, `PUT /v1/workspaces/${workspaceId}/files${longPath('source')}`)
 
   // Each batch is 1,000 copies: 1,000 change events of about 2.4 KB.
   const batch = async (n: number): Promise<number> => {
     const operations = range(1, 1000).map(i => ({ type: 'copy', path: longPath('source'), newPath: longPath(`${n}-${i}`) }))
-    return (await httpOk<{ revision: number }>(server.base, 'POST', `/v1/workspaces/${workspaceId}/operations/batch`, user.token, { operations }, 200)).revision
+    return (expectStatus<BatchResult>(await request(server.base, 'POST', `/v1/workspaces/${workspaceId}/operations/batch`, { token: user.token, payload: { operations } }), 200, `POST /v1/workspaces/${workspaceId}/operations/batch`)).revision
   }
   slow.socket.pause()
   const BATCHES = 8
@@ -138,7 +138,7 @@ t.test('a client that stops reading is cut off at WS_MAX_BUFFERED_BYTES; the oth
     // 4 MiB per answer, 60 questions: 240 MiB would pile up in the server if nothing bounded it.
     const SIZE = 4 * 2 ** 20
     const QUESTIONS = 60
-    await httpOk(server.base, 'PUT', `/v1/workspaces/${workspaceId}/files/big.txt`, user.token, { content: 'y'.repeat(SIZE) }, 201)
+    expectStatus(await request(server.base, 'PUT', `/v1/workspaces/${workspaceId}/files/big.txt`, { token: user.token, payload: { content: 'y'.repeat(SIZE) } }), 201, `PUT /v1/workspaces/${workspaceId}/files/big.txt`)
     // Warm up: the same reads, answered to a client that reads them.
     for (let i = 0; i < 3; i++) t.equal(((await reader.rpc('files.read', { workspaceId, path: '/big.txt' })).result as { size: number }).size, SIZE)
     const baseline = await server.rss()

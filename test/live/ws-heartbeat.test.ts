@@ -1,6 +1,6 @@
 import t from 'tap'
-import { build, registerUser } from '../helpers/app.js'
-import { connect, listen, sleep } from '../helpers/ws.js'
+import { build, listen, registerUser, sleep } from '../helpers/app.js'
+import { connect } from '../helpers/ws.js'
 
 t.test('a client that misses a pong is dropped; one that answers stays', async t => {
   const app = await build(t, { WS_HEARTBEAT_MS: '200' })

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { createTestDatabase, REDIS_URL, TEST_SECRET } from '../helpers/app.js'
-import { connect, createWorkspaceHttp, httpOk, range, registerHttp, sleep, spawnServer } from '../helpers/ws.js'
+import { createTestDatabase, createWorkspace, REDIS_URL, registerUser, sleep, spawnServer, TEST_SECRET } from '../helpers/app.js'
+import { expectStatus, request, type WriteResult } from '../helpers/http.js'
+import { connect, range } from '../helpers/ws.js'
 
 /**
  * Two server processes on two ports, one PostgreSQL database and one Redis: what is written
@@ -11,9 +12,9 @@ import { connect, createWorkspaceHttp, httpOk, range, registerHttp, sleep, spawn
 t.test('two instances share one event stream', async t => {
   const DATABASE_URL = await createTestDatabase(t)
   const env = { DATABASE_URL, REDIS_URL, JWT_SECRET: TEST_SECRET, WS_MESSAGES_PER_SECOND: '1000' }
-  const [a, b] = await Promise.all([spawnServer(t, env), spawnServer(t, env)])
-  const owner = await registerHttp(a.base)
-  const workspaceId = await createWorkspaceHttp(a.base, owner)
+  const [a, b] = await Promise.all([spawnServer(t, { env }), spawnServer(t, { env })])
+  const owner = await registerUser(a.base)
+  const workspaceId = await createWorkspace(a.base, owner)
 
   t.test('a subscriber on B gets all 1,000 writes made through A by 10 writers, in order', async t => {
     const onB = await connect(t, b.base, { token: owner.token })
@@ -26,7 +27,7 @@ t.test('two instances share one event stream', async t => {
     const written: number[] = []
     await Promise.all(range(1, 10).map(async writer => {
       for (let i = 1; i <= 100; i++) {
-        const body = await httpOk<{ revision: number }>(a.base, 'PUT', `/v1/workspaces/${workspaceId}/files/w${writer}/f${i}.txt`, owner.token, { content: `${writer}:${i}` }, 201)
+        const body = expectStatus<WriteResult>(await request(a.base, 'PUT', `/v1/workspaces/${workspaceId}/files/w${writer}/f${i}.txt`, { token: owner.token, payload: { content: `${writer}:${i}` } }), 201, `PUT /v1/workspaces/${workspaceId}/files/w${writer}/f${i}.txt`)
         written.push(body.revision)
       }
     }))
@@ -56,7 +57,7 @@ t.test('two instances share one event stream', async t => {
     // The database head check runs every 2 s; through Redis an event takes milliseconds.
     for (let i = 0; i < 3; i++) {
       const start = Date.now()
-      const body = await httpOk<{ revision: number }>(a.base, 'PUT', `/v1/workspaces/${workspaceId}/files/latency${i}.txt`, owner.token, { content: 'x' }, 201)
+      const body = expectStatus<WriteResult>(await request(a.base, 'PUT', `/v1/workspaces/${workspaceId}/files/latency${i}.txt`, { token: owner.token, payload: { content: 'x' } }), 201, `PUT /v1/workspaces/${workspaceId}/files/latency${i}.txt`)
       t.equal(body.revision, revision + i + 1)
       await onB.untilRevision(workspaceId, body.revision, 10_000)
       const took = Date.now() - start
@@ -66,13 +67,13 @@ t.test('two instances share one event stream', async t => {
   })
 
   t.test('a broadcast on A reaches subscribers on B (and A), not the sender', async t => {
-    const other = await registerHttp(b.base)
-    await httpOk(a.base, 'PUT', `/v1/workspaces/${workspaceId}/members`, owner.token, { email: other.email, role: 'viewer' }, 200)
+    const other = await registerUser(b.base)
+    expectStatus(await request(a.base, 'PUT', `/v1/workspaces/${workspaceId}/members`, { token: owner.token, payload: { email: other.email, role: 'viewer' } }), 200, `PUT /v1/workspaces/${workspaceId}/members`)
     const sender = await connect(t, a.base, { token: owner.token })
     const sameInstance = await connect(t, a.base, { token: other.token })
     const onB = await connect(t, b.base, { token: other.token })
-    const elsewhere = await registerHttp(b.base)
-    const otherWorkspace = await createWorkspaceHttp(b.base, elsewhere)
+    const elsewhere = await registerUser(b.base)
+    const otherWorkspace = await createWorkspace(b.base, elsewhere)
     const otherChannel = await connect(t, b.base, { token: elsewhere.token })
     for (const c of [sender, sameInstance, onB]) t.match(await c.subscribe(workspaceId), { type: 'subscribed' })
     t.match(await otherChannel.subscribe(otherWorkspace), { type: 'subscribed' })
@@ -97,9 +98,9 @@ t.test('two instances share one event stream', async t => {
 
 t.test('whatever else is published on a workspace\'s bus channel is dropped, never forwarded', async t => {
   const env = { DATABASE_URL: await createTestDatabase(t), REDIS_URL, JWT_SECRET: TEST_SECRET }
-  const server = await spawnServer(t, env)
-  const owner = await registerHttp(server.base)
-  const workspaceId = await createWorkspaceHttp(server.base, owner)
+  const server = await spawnServer(t, { env })
+  const owner = await registerUser(server.base)
+  const workspaceId = await createWorkspace(server.base, owner)
   const client = await connect(t, server.base, { token: owner.token })
   await client.subscribe(workspaceId)
   const before = client.messages.length
@@ -118,10 +119,10 @@ t.test('whatever else is published on a workspace\'s bus channel is dropped, nev
   ]
   for (const message of garbage) t.equal(await redis.publish(`wb:workspace:${workspaceId}`, message), 1, 'the server receives it')
 
-  const { revision } = await httpOk<{ revision: number }>(server.base, 'PUT', `/v1/workspaces/${workspaceId}/files/after.txt`, owner.token, { content: 'x' }, 201)
+  const { revision } = expectStatus<WriteResult>(await request(server.base, 'PUT', `/v1/workspaces/${workspaceId}/files/after.txt`, { token: owner.token, payload: { content: 'x' } }), 201, `PUT /v1/workspaces/${workspaceId}/files/after.txt`)
   await client.untilRevision(workspaceId, revision)
   await sleep(200)
   t.same(client.messages.slice(before).map(m => [m.type, m.revision]), [['event', 1]], 'only the real change reached the client')
-  t.equal((await httpOk<{ status: string }>(server.base, 'GET', '/health', undefined, undefined, 200)).status, 'ok', 'the server is still up')
+  t.equal((expectStatus<{ status: string }>(await request(server.base, 'GET', '/health'), 200, 'GET /health')).status, 'ok', 'the server is still up')
   t.equal(server.output().match(/malformed bus message dropped/g)?.length, garbage.length, 'each one was logged')
 })

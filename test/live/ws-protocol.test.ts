@@ -1,9 +1,10 @@
 import t from 'tap'
 import { deflateRawSync } from 'node:zlib'
-import { accessClaims, nowSeconds, signJwt } from '../helpers/auth.js'
+import { build, createTestDatabase, createWorkspace, listen, registerUser, sleep, spawnServer, TEST_SECRET } from '../helpers/app.js'
 import { encodePath } from '../helpers/files.js'
-import { build, createTestDatabase, createWorkspace, registerUser, TEST_SECRET, type TestUser } from '../helpers/app.js'
-import { connect, createWorkspaceHttp, httpOk, listen, registerHttp, sleep, spawnServer, withoutTimes, type Client, type Msg } from '../helpers/ws.js'
+import { expectStatus, request } from '../helpers/http.js'
+import { connect, withoutTimes, type Client, type Msg } from '../helpers/ws.js'
+import { accessClaims, nowSeconds, signJwt } from '../helpers/jwt.js'
 
 /** The WebSocket protocol of docs/api.md ("WebSocket: GET /v1/ws"), over real sockets. */
 
@@ -270,9 +271,9 @@ t.test('server shutdown closes sockets with 1001', async t => {
 })
 
 t.test('tokens never appear in the server logs', async t => {
-  const server = await spawnServer(t, { DATABASE_URL: await createTestDatabase(t), JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'trace', WS_AUTH_TIMEOUT_MS: '300' })
-  const u: TestUser & { token: string } = { ...(await registerHttp(server.base)), refreshToken: '', auth: { authorization: '' } }
-  const workspaceId = await createWorkspaceHttp(server.base, u)
+  const server = await spawnServer(t, { env: { DATABASE_URL: await createTestDatabase(t), JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'trace', WS_AUTH_TIMEOUT_MS: '300' } })
+  const u = await registerUser(server.base)
+  const workspaceId = await createWorkspace(server.base, u)
   const expired = signJwt(accessClaims(u.id, u.sessionId, { iat: nowSeconds() - 1000, exp: nowSeconds() - 10 }), key)
   const forged = signJwt(accessClaims(u.id, u.sessionId), { alg: 'HS256', secret: 'another-secret-of-at-least-thirty-two-chars' })
   const byHeader = await connect(t, server.base, { token: u.token })
@@ -291,7 +292,7 @@ t.test('tokens never appear in the server logs', async t => {
   }
   byHeader.close()
   byMessage.close()
-  await httpOk(server.base, 'GET', `/v1/workspaces/${workspaceId}`, u.token, undefined, 200)
+  expectStatus(await request(server.base, 'GET', `/v1/workspaces/${workspaceId}`, { token: u.token }), 200, `GET /v1/workspaces/${workspaceId}`)
   await sleep(300)
   const logs = server.output()
   t.match(logs, /\/v1\/ws/, 'the WebSocket requests were logged')
@@ -303,7 +304,7 @@ t.test('tokens never appear in the server logs', async t => {
 
   // A client that puts its token in the query string is refused, and the logged request line has
   // it redacted (the logger's req serializer in src/app.ts).
-  const leaked = await registerHttp(server.base)
+  const leaked = await registerUser(server.base)
   const query = await connect(t, server.base, { query: `?token=${leaked.token}` })
   t.equal((await query.closed).code, 4401)
   await sleep(200)

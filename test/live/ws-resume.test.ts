@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../../src/app.js'
-import { loadConfig } from '../../src/core/config.js'
-import { build, createWorkspace, REDIS_URL, registerUser, TEST_SECRET, type TestUser } from '../helpers/app.js'
-import { connect, isEvent, listen, range, sleep, type Client } from '../helpers/ws.js'
+import { build, buildWith, createWorkspace, listen, REDIS_URL, registerUser, sleep, testConfig, type TestUser } from '../helpers/app.js'
+import { expectStatus, type WriteResult } from '../helpers/http.js'
+import { connect, isEvent, range, type Client } from '../helpers/ws.js'
 
 /**
  * Resuming after a disconnect: `since` replays exactly what was missed, then live events follow
@@ -18,8 +17,7 @@ interface Setup { app: FastifyInstance, base: string, user: TestUser, workspaceI
 
 async function write (app: FastifyInstance, user: TestUser, workspaceId: string, path: string): Promise<number> {
   const res = await app.inject({ method: 'PUT', url: `/v1/workspaces/${workspaceId}/files${path}`, headers: user.auth, payload: { content: path } })
-  if (res.statusCode !== 201 && res.statusCode !== 200) throw new Error(`write failed: ${res.statusCode} ${res.body}`)
-  return res.json<{ revision: number }>().revision
+  return expectStatus<WriteResult>(res, [200, 201], 'write').revision
 }
 
 async function writeMany (s: Setup, prefix: string, n: number): Promise<number> {
@@ -152,12 +150,10 @@ t.test('embedded default: PGlite and the in-process bus, no REDIS_URL', async t 
   resumeSuite(t, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wb-ws-resume-'))
     t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-    const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', DATA_DIR: dir, OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' })
+    const config = testConfig({ DATA_DIR: dir })
     t.equal(config.DATABASE_URL, undefined)
     t.equal(config.REDIS_URL, undefined)
-    const app = await buildApp(config)
-    t.teardown(() => app.close())
-    await app.ready()
+    const app = await buildWith(t, config)
     t.equal(app.redis, undefined, 'no Redis client in the embedded mode')
     const base = await listen(app)
     const user = await registerUser(app)

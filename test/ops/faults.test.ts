@@ -1,8 +1,9 @@
 import t from 'tap'
 import pg from 'pg'
 import { privatePostgres, privateRedis } from '../helpers/faults.js'
-import { connect, createWorkspaceHttp, http, range, registerHttp, sleep, spawnServer } from '../helpers/ws.js'
-import { TEST_SECRET } from '../helpers/app.js'
+import { createWorkspace, registerUser, sleep, spawnServer, TEST_SECRET } from '../helpers/app.js'
+import { request } from '../helpers/http.js'
+import { connect, range } from '../helpers/ws.js'
 
 /**
  * Faults injected for real, on private PostgreSQL and Redis servers: terminated connections, a
@@ -15,11 +16,11 @@ const env = (databaseUrl: string, extra: Record<string, string> = {}): Record<st
 
 t.test('PostgreSQL faults: terminated connections, a stopped server, recovery', async t => {
   const db = await privatePostgres(t)
-  const server = await spawnServer(t, env(db.url))
-  const user = await registerHttp(server.base)
-  const ws = await createWorkspaceHttp(server.base, user)
+  const server = await spawnServer(t, { env: env(db.url) })
+  const user = await registerUser(server.base)
+  const ws = await createWorkspace(server.base, user)
   const file = `/v1/workspaces/${ws}/files/a.txt`
-  t.equal((await http(server.base, 'PUT', file, user.token, { content: 'one' })).status, 201)
+  t.equal((await request(server.base, 'PUT', file, { token: user.token, payload: { content: 'one' } })).statusCode, 201)
 
   // Every connection of the server's pool, killed by the database.
   const admin = new pg.Client({ connectionString: db.url })
@@ -29,12 +30,12 @@ t.test('PostgreSQL faults: terminated connections, a stopped server, recovery', 
   t.ok((killed.rowCount ?? 0) > 0, `terminated ${killed.rowCount ?? 0} connections`)
   await sleep(100)
   for (const i of range(1, 10)) {
-    const read = await http(server.base, 'GET', file, user.token)
-    t.equal(read.status, 200, `read ${i} after the terminations succeeds`)
-    const write = await http(server.base, 'PUT', file, user.token, { content: `v${i}` })
-    t.equal(write.status, 200, `write ${i} after the terminations succeeds`)
+    const read = await request(server.base, 'GET', file, { token: user.token })
+    t.equal(read.statusCode, 200, `read ${i} after the terminations succeeds`)
+    const write = await request(server.base, 'PUT', file, { token: user.token, payload: { content: `v${i}` } })
+    t.equal(write.statusCode, 200, `write ${i} after the terminations succeeds`)
   }
-  t.equal((await http(server.base, 'GET', '/health')).status, 200)
+  t.equal((await request(server.base, 'GET', '/health')).statusCode, 200)
 
   // The database stops: 503 UNAVAILABLE with Retry-After, within the connect timeout.
   await db.stop('fast')
@@ -46,29 +47,29 @@ t.test('PostgreSQL faults: terminated connections, a stopped server, recovery', 
   t.equal(body.code, 'UNAVAILABLE')
   t.ok(res.headers.get('retry-after') !== null, 'with Retry-After')
   t.ok(elapsed < 8_000, `answered in ${elapsed} ms (connect timeout 5 s)`)
-  t.equal((await http(server.base, 'GET', '/ready')).status, 503, '/ready is 503')
-  t.equal((await http(server.base, 'GET', '/health')).status, 200, '/health stays 200: the process serves')
+  t.equal((await request(server.base, 'GET', '/ready')).statusCode, 503, '/ready is 503')
+  t.equal((await request(server.base, 'GET', '/health')).statusCode, 200, '/health stays 200: the process serves')
 
   // It comes back: the server recovers without a restart.
   await db.start()
   const deadline = Date.now() + 20_000
   let status = 0
   while (Date.now() < deadline) {
-    status = (await http(server.base, 'GET', file, user.token)).status
+    status = (await request(server.base, 'GET', file, { token: user.token })).statusCode
     if (status === 200) break
     await sleep(200)
   }
   t.equal(status, 200, 'reads work again once the database is back')
-  t.equal((await http(server.base, 'GET', '/ready')).status, 200)
-  t.equal((await http(server.base, 'PUT', file, user.token, { content: 'after' })).status, 200)
+  t.equal((await request(server.base, 'GET', '/ready')).statusCode, 200)
+  t.equal((await request(server.base, 'PUT', file, { token: user.token, payload: { content: 'after' } })).statusCode, 200)
   t.equal(server.output().includes('Unhandled'), false, 'no unhandled errors')
 })
 
 t.test('SIGTERM during a batch write: all of it or none, and exit 0 within the grace period', async t => {
   const db = await privatePostgres(t)
-  const server = await spawnServer(t, env(db.url))
-  const user = await registerHttp(server.base)
-  const ws = await createWorkspaceHttp(server.base, user)
+  const server = await spawnServer(t, { env: env(db.url) })
+  const user = await registerUser(server.base)
+  const ws = await createWorkspace(server.base, user)
   const operations = range(1, 1000).map(i => ({ type: 'create', path: `/batch/f${i}.txt`, content: `file ${i}`.repeat(20) }))
   const batch = fetch(`${server.base}/v1/workspaces/${ws}/operations/batch`, {
     method: 'POST',
@@ -99,9 +100,9 @@ t.test('SIGTERM during a batch write: all of it or none, and exit 0 within the g
 t.test('Redis stopped and restarted during a stream of writes: requests keep working, no event is lost', async t => {
   const db = await privatePostgres(t)
   const redis = await privateRedis(t)
-  const server = await spawnServer(t, env(db.url, { REDIS_URL: redis.url, RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_MAX: '100000' }))
-  const user = await registerHttp(server.base)
-  const ws = await createWorkspaceHttp(server.base, user)
+  const server = await spawnServer(t, { env: env(db.url, { REDIS_URL: redis.url, RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_MAX: '100000' }) })
+  const user = await registerUser(server.base)
+  const ws = await createWorkspace(server.base, user)
   const client = await connect(t, server.base, { token: user.token })
   await client.subscribe(ws, 0)
 
@@ -109,10 +110,10 @@ t.test('Redis stopped and restarted during a stream of writes: requests keep wor
   let written = 0
   const write = async (): Promise<void> => {
     written++
-    const res = await http(server.base, 'PUT', `/v1/workspaces/${ws}/files/f${written % 7}.txt`, user.token, { content: `write ${written}` })
-    if (res.status >= 300) failures.push(`PUT ${res.status} ${JSON.stringify(res.body)}`)
-    const read = await http(server.base, 'GET', `/v1/workspaces/${ws}/files/f${written % 7}.txt`, user.token)
-    if (read.status !== 200) failures.push(`GET ${read.status}`)
+    const res = await request(server.base, 'PUT', `/v1/workspaces/${ws}/files/f${written % 7}.txt`, { token: user.token, payload: { content: `write ${written}` } })
+    if (res.statusCode >= 300) failures.push(`PUT ${res.statusCode} ${res.body}`)
+    const read = await request(server.base, 'GET', `/v1/workspaces/${ws}/files/f${written % 7}.txt`, { token: user.token })
+    if (read.statusCode !== 200) failures.push(`GET ${read.statusCode}`)
   }
   for (let i = 0; i < 20; i++) await write()
   await redis.stop()
@@ -131,16 +132,16 @@ t.test('boot while PostgreSQL and Redis are down: the server waits for them inst
   const redis = await privateRedis(t)
   await db.stop('fast')
   await redis.stop()
-  const starting = spawnServer(t, env(db.url, { REDIS_URL: redis.url, STARTUP_TIMEOUT_MS: '60000' }))
+  const starting = spawnServer(t, { env: env(db.url, { REDIS_URL: redis.url, STARTUP_TIMEOUT_MS: '60000' }) })
   await sleep(3_000)
   await db.start()
   await sleep(1_000)
   await redis.start()
   const server = await starting
-  t.equal((await http(server.base, 'GET', '/ready')).status, 200, 'ready once both answer')
-  const user = await registerHttp(server.base)
-  const ws = await createWorkspaceHttp(server.base, user)
-  t.equal((await http(server.base, 'PUT', `/v1/workspaces/${ws}/files/a.txt`, user.token, { content: 'up' })).status, 201)
+  t.equal((await request(server.base, 'GET', '/ready')).statusCode, 200, 'ready once both answer')
+  const user = await registerUser(server.base)
+  const ws = await createWorkspace(server.base, user)
+  t.equal((await request(server.base, 'PUT', `/v1/workspaces/${ws}/files/a.txt`, { token: user.token, payload: { content: 'up' } })).statusCode, 201)
   t.match(server.output(), /database not reachable yet; retrying/, 'it said what it was waiting for')
 })
 
@@ -148,7 +149,7 @@ t.test('a dependency that never comes up stops the start after STARTUP_TIMEOUT_M
   const db = await privatePostgres(t)
   await db.stop('fast')
   const started = Date.now()
-  const failed = await spawnServer(t, env(db.url, { STARTUP_TIMEOUT_MS: '2000' })).then(() => 'started', (err: Error) => err.message)
+  const failed = await spawnServer(t, { env: env(db.url, { STARTUP_TIMEOUT_MS: '2000' }) }).then(() => 'started', (err: Error) => err.message)
   t.match(failed, /server exited before it was ready/, 'the process exits')
   t.ok(Date.now() - started < 20_000, 'soon after the timeout')
 })

@@ -1,7 +1,7 @@
 import t from 'tap'
-import WebSocket from 'ws'
 import type { FastifyInstance } from 'fastify'
-import { build, createWorkspace, registerUser } from '../helpers/app.js'
+import { build, createWorkspace, listen, registerUser, sleep } from '../helpers/app.js'
+import { connect } from '../helpers/ws.js'
 
 interface Sample { name: string, labels: Record<string, string>, value: number }
 interface Family { type: string, help: string, samples: Sample[] }
@@ -81,8 +81,6 @@ function value (families: Map<string, Family>, name: string, labels: Record<stri
   return total
 }
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-
 t.test('the parser refuses what is not Prometheus text', async t => {
   t.throws(() => parsePrometheus('# TYPE x counter\nx{a=b} 1\n'))
   t.throws(() => parsePrometheus('y 1\n'))
@@ -139,35 +137,25 @@ t.test('/metrics: request histograms move with the traffic, labelled by route pa
 
 t.test('/metrics: WebSocket connections, messages and event delivery lag', async t => {
   const app = await build(t)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const address = app.server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : 0
+  const url = await listen(app)
   const user = await registerUser(app)
   const ws = await createWorkspace(app, user)
   const base = await scrape(app)
   t.equal(value(base, 'workbench_ws_connections'), 0)
 
-  const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, { headers: { authorization: `Bearer ${user.token}` } })
-  const received: Array<{ type: string }> = []
-  socket.on('message', data => { received.push(JSON.parse(data.toString()) as { type: string }) })
-  await new Promise((resolve, reject) => { socket.once('open', resolve).once('error', reject) })
-  const until = async (type: string): Promise<void> => {
-    for (let i = 0; i < 100 && !received.some(m => m.type === type); i++) await sleep(20)
-  }
-  await until('connected')
-  socket.send(JSON.stringify({ type: 'subscribe', channel: `workspace:${ws}` }))
-  await until('subscribed')
-  socket.send(JSON.stringify({ type: 'ping' }))
-  await until('pong')
+  // resolves once `connected` arrived
+  const socket = await connect(t, url, { token: user.token })
+  await socket.request({ type: 'subscribe', channel: `workspace:${ws}` }, ['subscribed'])
+  await socket.request({ type: 'ping' }, ['pong'])
 
   const put = await app.inject({ method: 'PUT', url: `/v1/workspaces/${ws}/files/a.txt`, headers: user.auth, payload: { content: 'a' } })
   t.equal(put.statusCode, 201, put.body)
-  await until('event')
+  await socket.next(m => m.type === 'event', 'event')
 
   const open = await scrape(app)
   t.equal(value(open, 'workbench_ws_connections'), 1, 'one socket open')
   t.equal(value(open, 'workbench_ws_messages_total', { direction: 'in' }) - value(base, 'workbench_ws_messages_total', { direction: 'in' }), 2, 'subscribe and ping received')
-  t.equal(value(open, 'workbench_ws_messages_total', { direction: 'out' }) - value(base, 'workbench_ws_messages_total', { direction: 'out' }), received.length, 'every frame sent counted')
+  t.equal(value(open, 'workbench_ws_messages_total', { direction: 'out' }) - value(base, 'workbench_ws_messages_total', { direction: 'out' }), socket.messages.length, 'every frame sent counted')
   t.equal(value(open, 'workbench_event_delivery_lag_seconds_count'), 1, 'one live delivery')
   t.ok(value(open, 'workbench_event_delivery_lag_seconds_sum') < 5, 'lag in seconds, small')
 

@@ -1,7 +1,5 @@
 import t from 'tap'
-import { build, registerUser } from '../helpers/app.js'
-
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+import { build, registerUser, sleep } from '../helpers/app.js'
 
 t.test('past the heap bound: 503 UNAVAILABLE with Retry-After, /health and /metrics still answer', async t => {
   const app = await build(t, { OVERLOAD_MAX_HEAP_USED_BYTES: '1', OVERLOAD_SAMPLE_INTERVAL_MS: '20', OVERLOAD_RETRY_AFTER_S: '7' })

@@ -2,13 +2,11 @@ import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { build, createTestDatabase, registerUser, REDIS_URL } from '../helpers/app.js'
-import { connect, listen } from '../helpers/ws.js'
+import { build, createTestDatabase, listen, REDIS_URL, registerUser, sleep } from '../helpers/app.js'
+import { connect } from '../helpers/ws.js'
 
 /** A unique Redis key prefix per run, so parallel runs (and files) never share counters. */
 const prefix = (): string => `wb:test:${randomBytes(6).toString('hex')}:`
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-
 function assertLimited (t: Test, res: LightMyRequestResponse, limit: number): void {
   t.equal(res.statusCode, 429, res.body)
   t.match(res.json(), { statusCode: 429, code: 'RATE_LIMITED', error: 'Too Many Requests', message: String, details: { limit } })

@@ -1,59 +1,20 @@
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import net from 'node:net'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { createTestDatabase, REDIS_URL, TEST_SECRET } from '../helpers/app.js'
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-
-async function freePort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  return typeof address === 'object' && address !== null ? address.port : 0
-}
+import { createTestDatabase, PASSWORD, REDIS_URL, sleep, spawnServer, TEST_SECRET } from '../helpers/app.js'
+import { request, type AuthResult } from '../helpers/http.js'
 
 t.test('WORKERS=2: two processes answer on one port, SIGTERM stops them all with exit 0', async t => {
-  const port = await freePort()
   const adminEmail = `ops-${randomBytes(4).toString('hex')}@example.com`
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      NODE_ENV: 'test',
-      WORKERS: '2',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: await createTestDatabase(t),
-      REDIS_URL,
-      JWT_SECRET: TEST_SECRET,
-      ADMIN_EMAILS: adminEmail,
-      LOG_LEVEL: 'warn'
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
+  const server = await spawnServer(t, {
+    env: { WORKERS: '2', DATABASE_URL: await createTestDatabase(t), REDIS_URL, JWT_SECRET: TEST_SECRET, ADMIN_EMAILS: adminEmail },
+    wait: false
   })
-  let output = ''
-  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const base = server.base
+  t.ok(await server.ready(30_000), `the cluster answers /health\n${server.output()}`)
 
-  const base = `http://127.0.0.1:${port}`
-  let up = false
-  for (let i = 0; i < 150 && !up; i++) {
-    up = await fetch(`${base}/health`).then(r => r.ok, () => false)
-    if (!up) await sleep(200)
-  }
-  t.ok(up, `the cluster answers /health\n${output}`)
-
-  const register = await fetch(`${base}/v1/auth/register`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: adminEmail, password: 'correct horse battery' })
-  })
-  t.equal(register.status, 201)
-  const { accessToken } = await register.json() as { accessToken: string }
+  const register = await request(base, 'POST', '/v1/auth/register', { payload: { email: adminEmail, password: PASSWORD } })
+  t.equal(register.statusCode, 201)
+  const { accessToken } = register.json<AuthResult>()
 
   // Each new connection goes to the next listening worker (node:cluster hands them out
   // round-robin); /health answered once the first one listened, so the second may still start.
@@ -74,7 +35,7 @@ t.test('WORKERS=2: two processes answer on one port, SIGTERM stops them all with
     if (pids.size < 2) await sleep(100)
   }
   t.equal(pids.size, 2, `two worker pids answered: ${[...pids].join(', ')}`)
-  t.notOk(pids.has(child.pid ?? -1), 'the primary serves nothing itself')
+  t.notOk(pids.has(server.pid), 'the primary serves nothing itself')
 
   // A worker that dies is replaced: the port keeps answering, from a new process.
   const [victim] = [...pids]
@@ -87,7 +48,7 @@ t.test('WORKERS=2: two processes answer on one port, SIGTERM stops them all with
   }
   t.equal(after.size, 2, `two workers answer again: ${[...after].join(', ')}`)
   t.ok([...after].some(pid => !pids.has(pid)), 'a new process took the killed worker\'s place')
-  t.match(output, /worker exited; starting another/)
+  t.match(server.output(), /worker exited; starting another/)
 
   // /metrics on any worker sums the registries of the workers alive now.
   const metrics = await (await fetch(`${base}/metrics`, { headers: { connection: 'close' } })).text()
@@ -96,11 +57,11 @@ t.test('WORKERS=2: two processes answer on one port, SIGTERM stops them all with
   t.equal(Number(statsCount), expected, 'the /v1/stats calls of both live workers are summed')
 
   const started = Date.now()
-  child.kill('SIGTERM')
+  server.kill('SIGTERM')
   let timer: NodeJS.Timeout | undefined
-  const code = await Promise.race([exited, new Promise<string>(resolve => { timer = setTimeout(resolve, 20_000, 'timeout') })])
+  const code = await Promise.race([server.exited, new Promise<string>(resolve => { timer = setTimeout(resolve, 20_000, 'timeout') })])
   clearTimeout(timer)
-  t.equal(code, 0, `exit code after SIGTERM\n${output}`)
+  t.equal(code, 0, `exit code after SIGTERM\n${server.output()}`)
   t.ok(Date.now() - started < 15_000, `exited in ${Date.now() - started} ms`)
   for (const pid of [...pids, ...after]) {
     let alive = true

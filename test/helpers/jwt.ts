@@ -61,8 +61,3 @@ export function ecKeyPair (): KeyPair {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   return { publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), privateKey }
 }
-
-/** The contract's error shape, for `t.match`. */
-export function errorShape (statusCode: number, code: string): Record<string, unknown> {
-  return { statusCode, code, error: String, message: String }
-}
