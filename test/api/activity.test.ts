@@ -4,7 +4,7 @@ import { join, relative } from 'node:path'
 import t from 'tap'
 import { ChatLogMirror } from '../../src/mutations/chat-log.js'
 import { build, createWorkspace, listen, registerUser, sleep } from '../helpers/app.js'
-import { isError, type ActivityEntry, type ActivityPage, type Res, type SessionSummary } from '../helpers/http.js'
+import { isError, type ActivityRecord, type ActivityPage, type Res, type SessionSummary } from '../helpers/http.js'
 import { Ctx } from '../helpers/files.js'
 import { allActivity, newSession } from '../helpers/history.js'
 import { connect } from '../helpers/ws.js'
@@ -118,7 +118,7 @@ t.test('a session of 20 mutations: ordered activity, log.md, the failure, privac
 
   await t.test('activity is paginated: limit, cursor, oldest first', async t => {
     const all = await allActivity(ctx, sid)
-    const pages: ActivityEntry[][] = []
+    const pages: ActivityRecord[][] = []
     let cursor: string | null = null
     do {
       const res = await app.inject({ url: `/v1/sessions/${sid}/activity?limit=6${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`, headers: user.auth })
@@ -328,7 +328,7 @@ t.test('mutations refused before they run (schema, path, content type, RPC param
   const rpc = await client.rpc('files.write', { workspaceId: ctx.ws, path: '/r.ts', content: 7 })
   t.match(rpc, { type: 'rpc.error', error: { code: 'VALIDATION_FAILED', details: { errors: [{ path: '/content', keyword: 'type' }] } } }, 'RPC errors in the REST shape')
 
-  let entries: ActivityEntry[] = []
+  let entries: ActivityRecord[] = []
   for (let i = 0; i < 100 && entries.length < 6; i++) {
     entries = (await allActivity(ctx, sid)).filter(e => e.type !== 'ws.connect' && e.type !== 'ws.disconnect')
     if (entries.length < 6) await sleep(20)

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import type { Ctx } from './files.js'
-import { expectStatus, type ActivityEntry, type ActivityPage, type Change, type FileMeta, type HistoryResult, type TreeResult } from './http.js'
+import { expectStatus, type ActivityRecord, type ActivityPage, type Change, type FileMeta, type HistoryResult, type TreeResult } from './http.js'
 
 /** Shared helpers for the session-continuity tests: activity, idempotency, history, revert. */
 
 export const newSession = (): string => randomUUID()
 
 /** Every activity entry of a session (all pages). */
-export async function allActivity (ctx: Ctx, sid: string, headers: Record<string, string> = ctx.user.auth): Promise<ActivityEntry[]> {
-  const items: ActivityEntry[] = []
+export async function allActivity (ctx: Ctx, sid: string, headers: Record<string, string> = ctx.user.auth): Promise<ActivityRecord[]> {
+  const items: ActivityRecord[] = []
   let cursor: string | null = null
   for (let i = 0; i < 100; i++) {
     const res = await ctx.getUrl(`/v1/sessions/${sid}/activity?limit=1000${cursor === null ? '' : `&cursor=${cursor}`}`, headers)

@@ -47,7 +47,7 @@ export type ChangesResult = Wire<Static<typeof files.ChangesResult>>
 export type HistoryResult = Wire<Static<typeof files.HistoryResult>>
 export type RevertResult = Wire<Static<typeof files.RevertResult>>
 export type SessionSummary = Wire<Static<typeof sessions.SessionSummary>>
-export type ActivityEntry = Wire<Static<typeof sessions.ActivityEntry>>
+export type ActivityRecord = Wire<Static<typeof sessions.ActivityRecord>>
 export type ActivityPage = Wire<Static<typeof sessions.ActivityPage>>
 
 /** An operation's data: the entry it left, or (for a delete) how many entries went. */
