@@ -24,6 +24,15 @@ function log (level: 'info' | 'warn' | 'error', msg: string, extra: Record<strin
   process.stdout.write(`${JSON.stringify({ level: levels[level], time: Date.now(), pid: process.pid, role: 'primary', msg, ...extra })}\n`)
 }
 
+/** The workers that have not exited (node:cluster forgets a worker once it has). */
+function liveWorkers (): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
+}
+
+function signalWorkers (signal: NodeJS.Signals): void {
+  for (const w of liveWorkers()) w.process.kill(signal)
+}
+
 export interface PrimaryOptions {
   workers: number
   /** how long a worker may take to close after SIGTERM before it is killed */
@@ -45,7 +54,7 @@ export function runPrimary ({ workers, graceMs }: PrimaryOptions): void {
     if (stopping) {
       // Workers close gracefully on SIGTERM and exit 0; anything else is a failed shutdown.
       if (code !== 0) failed = true
-      if (Object.keys(cluster.workers ?? {}).length === 0) {
+      if (liveWorkers().length === 0) {
         log('info', 'all workers exited', { failed })
         process.exit(failed ? 1 : 0)
       }
@@ -58,8 +67,8 @@ export function runPrimary ({ workers, graceMs }: PrimaryOptions): void {
       log('error', 'workers keep exiting; giving up', { pid: worker.process.pid, code, signal })
       stopping = true
       failed = true
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM')
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(1)
+      signalWorkers('SIGTERM')
+      if (liveWorkers().length === 0) process.exit(1)
       return
     }
     log('warn', 'worker exited; starting another', { workerPid: worker.process.pid, code, signal })
@@ -71,12 +80,11 @@ export function runPrimary ({ workers, graceMs }: PrimaryOptions): void {
     if (stopping) return
     stopping = true
     log('info', 'stopping workers', { signal })
-    const live = Object.values(cluster.workers ?? {})
-    if (live.length === 0) process.exit(0)
-    for (const w of live) w?.process.kill('SIGTERM')
+    if (liveWorkers().length === 0) process.exit(0)
+    signalWorkers('SIGTERM')
     setTimeout(() => {
       log('error', 'workers did not exit within the grace period; killing them', { graceMs })
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL')
+      signalWorkers('SIGKILL')
       process.exit(1)
     }, graceMs + 5_000).unref()
   }
