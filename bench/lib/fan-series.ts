@@ -74,7 +74,9 @@ export interface FanoutShared {
   target: WriteTarget
 }
 
-export const wsUrl = (base: string): string => `${base.replace(/^http/, 'ws')}/v1/ws`
+/** ws:// for an http:// base URL */
+const wsOrigin = (base: string): string => base.replace(/^http/, 'ws')
+export const wsUrl = (base: string): string => `${wsOrigin(base)}/v1/ws`
 
 /**
  * A fresh instance (memory then measures sockets and fan-out, not the heap that the HTTP
@@ -98,7 +100,7 @@ export async function measureFanout (context: BenchContext): Promise<FanoutShare
 
   log('fan-out through a bare ws server')
   const W = await context.start('ws baseline', ['--import', 'tsx', join(ROOT, 'bench/baseline-ws.ts')], {}, '/health')
-  const control = new WebSocket(`${W.base.replace(/^http/, 'ws')}/control`, { perMessageDeflate: false })
+  const control = new WebSocket(`${wsOrigin(W.base)}/control`, { perMessageDeflate: false })
   await new Promise<void>((resolve, reject) => { control.once('open', resolve); control.once('error', reject) })
   let revision = 1_000_000
   const base = await fanSeries(settings, {
@@ -106,7 +108,7 @@ export async function measureFanout (context: BenchContext): Promise<FanoutShare
     rssPid: W.pid,
     serverPids: [W.pid],
     subs,
-    connect: async n => { await subs.connect(W.base.replace(/^http/, 'ws') + '/', n, {}) },
+    connect: async n => { await subs.connect(`${wsOrigin(W.base)}/`, n, {}) },
     fire: async paths => {
       for (const path of paths) control.send(frameLike(template, path, ++revision))
       return 200
