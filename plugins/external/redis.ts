@@ -17,7 +17,7 @@ export default fp(async function redis (fastify) {
   const common: RedisOptions = { connectTimeout: 5_000, maxRetriesPerRequest: 2, retryStrategy: (times: number) => Math.min(times * 200, 2_000) }
   const clients = {
     // While Redis is down, commands fail at once rather than queue: the cache skips Redis, and
-    // events are caught up from the database by subscribers (src/fanout.ts).
+    // events are caught up from the database by subscribers (src/live/hub.ts).
     cmd: new Redis(url, { ...common, connectionName: 'workbench-cmd', enableOfflineQueue: false }),
     sub: new Redis(url, { ...common, connectionName: 'workbench-sub' })
   }
