@@ -2,22 +2,27 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './core/config.js'
 import { errors, toAppError } from './core/errors.js'
+// App plugins the external ones build on.
 import configPlugin from '../plugins/app/config.js'
 import errorHandler from '../plugins/app/error-handler.js'
+import metrics from '../plugins/app/metrics.js'
 import database from '../plugins/app/database.js'
 import auth from '../plugins/app/auth.js'
+// External plugins, thinly wrapped.
 import docs from '../plugins/external/docs.js'
 import security from '../plugins/external/security.js'
 import redis from '../plugins/external/redis.js'
+import overload from '../plugins/external/overload.js'
+import rateLimit from '../plugins/external/rate-limit.js'
+import websocket from '../plugins/external/websocket.js'
+// App plugins on top of Redis and the database.
 import events from '../plugins/app/events.js'
 import activity from '../plugins/app/activity.js'
 import cache from '../plugins/app/cache.js'
 import retention from '../plugins/app/retention.js'
 import service from '../plugins/app/service.js'
-import websocket from '../plugins/external/websocket.js'
-import metrics from '../plugins/app/metrics.js'
-import overload from '../plugins/external/overload.js'
-import rateLimit from '../plugins/external/rate-limit.js'
+// Routes.
+import metricsRoutes from '../routes/metrics/index.js'
 import healthRoutes from '../routes/health/index.js'
 import authRoutes from '../routes/auth/index.js'
 import workspaceRoutes from '../routes/workspaces/index.js'
@@ -27,8 +32,9 @@ import statsRoutes from '../routes/stats/index.js'
 import sessionRoutes from '../routes/sessions/index.js'
 
 /**
- * Builds the application: shared plugins first (not encapsulated), then the encapsulated route
- * plugins. server.ts listens on it; tests use it through test/helper.ts.
+ * The composition root: builds the application from its plugins (shared, not encapsulated) and
+ * then its route plugins (encapsulated), every one registered here by hand. server.ts listens on
+ * it; tests use it through test/helpers/app.ts.
  */
 export async function buildApp (config: Config, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
@@ -70,23 +76,34 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
     if (closing) void reply.header('connection', 'close')
     done(null, payload)
   })
+  // The app's foundations, which the external plugins below need: configuration, the error
+  // contract and validators, metrics (the rate limiter counts into them), the database and auth
+  // (the rate limiter keys on the verified user).
   await app.register(configPlugin, { config })
   await app.register(errorHandler)
-  await app.register(docs)
   await app.register(metrics)
-  await app.register(security)
   await app.register(database)
   await app.register(auth)
+
+  // External plugins, thinly wrapped. Before any route: docs and the rate limiter see routes as
+  // they are added. Order matters: security headers are set before load shedding may answer.
+  await app.register(docs)
+  await app.register(security)
   await app.register(redis)
   await app.register(overload)
   await app.register(rateLimit)
+  await app.register(websocket)
+
+  // App plugins on top of Redis and the database: live events, activity, the read cache,
+  // retention, and the file service the routes call.
   await app.register(events)
   await app.register(activity)
   await app.register(cache)
   await app.register(retention)
   await app.register(service)
-  await app.register(websocket)
 
+  // Routes, each plugin encapsulated. /metrics, /health and /ready sit outside /v1: no rate limit.
+  await app.register(metricsRoutes)
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/v1' })
   await app.register(workspaceRoutes, { prefix: '/v1' })

@@ -1,6 +1,5 @@
 import cluster, { type Worker } from 'node:cluster'
-import { randomUUID } from 'node:crypto'
-import { AggregatorRegistry } from 'prom-client'
+import { serveClusterMetrics } from './ops/cluster-metrics.js'
 
 /**
  * WORKERS=n: a primary process that forks n workers (node:cluster), each a full instance of the
@@ -14,24 +13,24 @@ import { AggregatorRegistry } from 'prom-client'
  *   (server.ts); the primary exits 0 once all have exited 0, or 1 otherwise. Workers ignore
  *   SIGINT, so a terminal's Ctrl-C (sent to the whole process group) is one graceful shutdown.
  * - /metrics on any worker answers for all of them: the worker asks the primary, which gathers
- *   every worker's registry over IPC and sums them (prom-client's AggregatorRegistry).
+ *   every worker's registry over IPC and sums them (src/ops/cluster-metrics.ts).
  */
 
-const METRICS_REQUEST = 'workbench:metrics-request'
-const METRICS_REPLY = 'workbench:metrics-reply'
 const MAX_RESTARTS = 10
-
-interface MetricsRequest { type: typeof METRICS_REQUEST, id: string }
-interface MetricsReply { type: typeof METRICS_REPLY, id: string, text?: string, error?: string }
-
-function isMessage<T extends { type: string }> (message: unknown, type: T['type']): message is T {
-  return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type
-}
 
 /** JSON lines like pino's, so the primary's few messages sit well beside the workers' logs. */
 function log (level: 'info' | 'warn' | 'error', msg: string, extra: Record<string, unknown> = {}): void {
   const levels = { info: 30, warn: 40, error: 50 }
   process.stdout.write(`${JSON.stringify({ level: levels[level], time: Date.now(), pid: process.pid, role: 'primary', msg, ...extra })}\n`)
+}
+
+/** The workers that have not exited (node:cluster forgets a worker once it has). */
+function liveWorkers (): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
+}
+
+function signalWorkers (signal: NodeJS.Signals): void {
+  for (const w of liveWorkers()) w.process.kill(signal)
 }
 
 export interface PrimaryOptions {
@@ -42,7 +41,7 @@ export interface PrimaryOptions {
 
 /** Runs the primary: forks, supervises, aggregates metrics, and shuts the workers down on a signal. */
 export function runPrimary ({ workers, graceMs }: PrimaryOptions): void {
-  const aggregator = new AggregatorRegistry()
+  serveClusterMetrics()
   let stopping = false
   let failed = false
   const restarts: number[] = []
@@ -51,19 +50,11 @@ export function runPrimary ({ workers, graceMs }: PrimaryOptions): void {
   for (let i = 0; i < workers; i++) fork()
   log('info', 'started workers', { workers })
 
-  cluster.on('message', (worker, message: unknown) => {
-    if (!isMessage<MetricsRequest>(message, METRICS_REQUEST)) return
-    aggregator.clusterMetrics().then(
-      text => { worker.send({ type: METRICS_REPLY, id: message.id, text } satisfies MetricsReply) },
-      (err: Error) => { worker.send({ type: METRICS_REPLY, id: message.id, error: err.message } satisfies MetricsReply) }
-    )
-  })
-
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
       // Workers close gracefully on SIGTERM and exit 0; anything else is a failed shutdown.
       if (code !== 0) failed = true
-      if (Object.keys(cluster.workers ?? {}).length === 0) {
+      if (liveWorkers().length === 0) {
         log('info', 'all workers exited', { failed })
         process.exit(failed ? 1 : 0)
       }
@@ -76,8 +67,8 @@ export function runPrimary ({ workers, graceMs }: PrimaryOptions): void {
       log('error', 'workers keep exiting; giving up', { pid: worker.process.pid, code, signal })
       stopping = true
       failed = true
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM')
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(1)
+      signalWorkers('SIGTERM')
+      if (liveWorkers().length === 0) process.exit(1)
       return
     }
     log('warn', 'worker exited; starting another', { workerPid: worker.process.pid, code, signal })
@@ -89,37 +80,14 @@ export function runPrimary ({ workers, graceMs }: PrimaryOptions): void {
     if (stopping) return
     stopping = true
     log('info', 'stopping workers', { signal })
-    const live = Object.values(cluster.workers ?? {})
-    if (live.length === 0) process.exit(0)
-    for (const w of live) w?.process.kill('SIGTERM')
+    if (liveWorkers().length === 0) process.exit(0)
+    signalWorkers('SIGTERM')
     setTimeout(() => {
       log('error', 'workers did not exit within the grace period; killing them', { graceMs })
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL')
+      signalWorkers('SIGKILL')
       process.exit(1)
     }, graceMs + 5_000).unref()
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
-}
-
-/** In a worker: the summed metrics of every worker, from the primary. */
-export async function requestClusterMetrics (timeoutMs = 5_000): Promise<string> {
-  const send = process.send?.bind(process)
-  if (send === undefined) throw new Error('not a cluster worker')
-  const id = randomUUID()
-  return await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { done(new Error('the primary did not answer in time')) }, timeoutMs)
-    function onMessage (message: unknown): void {
-      if (!isMessage<MetricsReply>(message, METRICS_REPLY) || message.id !== id) return
-      done(message.error === undefined ? null : new Error(message.error), message.text)
-    }
-    function done (err: Error | null, text?: string): void {
-      clearTimeout(timer)
-      process.off('message', onMessage)
-      if (err !== null) reject(err)
-      else resolve(text ?? '')
-    }
-    process.on('message', onMessage)
-    send({ type: METRICS_REQUEST, id } satisfies MetricsRequest)
-  })
 }

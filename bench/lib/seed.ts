@@ -60,3 +60,55 @@ export function treeOps (): Op[] {
   }
   return ops
 }
+
+/** Everything the scenarios read or write, as seeded by `seedBench`. */
+export interface Seed {
+  user: User
+  /** a workspace id by name: read, write, writeBase, batch, batchBase, tree, fan (the …Base ones are the baselines') */
+  workspace: (name: string) => string
+  /** the API path of the 1 KiB file the read scenarios read */
+  readPath: string
+  /** that file as the API answers it (the HTTP baseline's /s1 answers the same) */
+  entry: Record<string, unknown>
+  /** the 100 paths of the write scenario, and their current etags in the project's and the baseline's workspace */
+  writePaths: string[]
+  etags: Map<string, string>
+  baseEtags: Map<string, string>
+  /** the first page of the 10,000-entry tree, and the cursors of its 10 pages ('' for the first) */
+  treeBase: string
+  cursors: string[]
+}
+
+/** Seeds, through the API: one user, a workspace per scenario (and one per writing baseline), the read file, 2 × 100 write files and a 10,000-entry tree. */
+export async function seedBench (base: string): Promise<Seed> {
+  const user = await register(base)
+  const token = user.token
+  const ws: Record<string, string> = {}
+  for (const name of ['read', 'write', 'writeBase', 'batch', 'batchBase', 'tree', 'fan']) ws[name] = await createWorkspace(base, token, `bench-${name}`)
+  const workspace = (name: string): string => ws[name] ?? ''
+  const readPath = `/v1/workspaces/${workspace('read')}/files/bench/read.txt`
+  await api(base, 'PUT', readPath, token, { content: kib('read') }, 201)
+  const entry = await api<Record<string, unknown>>(base, 'GET', readPath, token, undefined, 200)
+  const writePaths = Array.from({ length: 100 }, (_, i) => `/w/p${String(i).padStart(3, '0')}.txt`)
+  const writeOps = writePaths.map(path => ({ type: 'create' as const, path, content: kib(path) }))
+  const etags = await batch(base, token, workspace('write'), writeOps)
+  const baseEtags = await batch(base, token, workspace('writeBase'), writeOps)
+  await batch(base, token, workspace('tree'), treeOps())
+  const treeBase = `/v1/workspaces/${workspace('tree')}/tree?path=%2F&depth=0&limit=1000`
+  const cursors = await treeCursors(base, token, treeBase)
+  return { user, workspace, readPath, entry, writePaths, etags, baseEtags, treeBase, cursors }
+}
+
+/** The cursors of the tree's pages, checking that it has 10 pages of 1,000. */
+async function treeCursors (base: string, token: string, treeBase: string): Promise<string[]> {
+  const cursors: string[] = ['']
+  for (;;) {
+    const last = cursors.at(-1) ?? ''
+    const page = await api<{ entries: unknown[], nextCursor: string | null }>(base, 'GET', treeBase + (last === '' ? '' : `&cursor=${last}`), token, undefined, 200)
+    if (page.entries.length !== 1000) throw new Error(`tree page of ${page.entries.length} entries, expected 1000`)
+    if (page.nextCursor === null) break
+    cursors.push(page.nextCursor)
+  }
+  if (cursors.length !== 10) throw new Error(`tree has ${cursors.length} pages, expected 10`)
+  return cursors
+}

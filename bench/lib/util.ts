@@ -10,6 +10,11 @@ export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, ''
 
 export const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
+/** Progress on stderr, so that stdout carries only the results table. */
+export function log (message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`)
+}
+
 export interface Latency {
   p50: number
   p95: number

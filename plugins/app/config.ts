@@ -7,7 +7,7 @@ declare module 'fastify' {
   }
 }
 
-/** Makes the checked configuration (src/config.ts) available as `fastify.config`. */
+/** Makes the checked configuration (src/core/config.ts) available as `fastify.config`. */
 export default fp<{ config: Config }>(async function config (fastify, opts) {
   fastify.decorate('config', opts.config)
 }, { name: 'config' })

@@ -1,9 +1,10 @@
 import fp from 'fastify-plugin'
-import rateLimit, { normalizeIP, type FastifyRateLimitStore, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
+import rateLimit, { normalizeIP, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import type { FastifyRequest } from 'fastify'
-import type { Redis } from 'ioredis'
 import type { Actor } from '../../src/accounts/auth.js'
 import { errors } from '../../src/core/errors.js'
+import { redisWindowStore } from '../../src/ops/rate-limit-store.js'
+import { closeConnection, whenReady } from '../../src/ops/redis-connection.js'
 
 /** Password guessing targets: a stricter limit, per client address. */
 const AUTH_ROUTES = new Set(['/v1/auth/login', '/v1/auth/register'])
@@ -18,43 +19,6 @@ function scopeOf (url: string | undefined): Scope {
   // address would cap how many tabs behind one NAT can connect.
   if (url === '/v1/ws') return 'exempt'
   return url.startsWith('/v1/') ? 'api' : 'exempt'
-}
-
-/**
- * Fixed-window counter in Redis, shared by every instance: INCR, and PEXPIRE when the window
- * opens (or the key somehow lost its expiry). Returns the count and the window's remaining ms.
- */
-const WINDOW_SCRIPT = `
-local current = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if current == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return { current, ttl }`
-
-type WindowCommand = (key: string, windowMs: number) => Promise<[number, number]>
-
-/**
- * A store on a Redis connection of its own with no offline queue and a short command timeout, so
- * that while Redis is down each check fails at once instead of waiting: the request is then let
- * through (RATE_LIMIT_FAIL_OPEN, the default) or answered 503 UNAVAILABLE.
- */
-function redisStore (client: Redis, prefix: string, failOpen: boolean, onError: (err: Error) => void): FastifyRateLimitStoreCtor {
-  client.defineCommand('workbenchRateWindow', { numberOfKeys: 1, lua: WINDOW_SCRIPT })
-  const command = (client as unknown as { workbenchRateWindow: WindowCommand }).workbenchRateWindow.bind(client)
-  return class RedisWindowStore implements FastifyRateLimitStore {
-    incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number): void {
-      command(prefix + key, timeWindow).then(
-        ([current, ttl]) => { callback(null, { current, ttl }) },
-        (err: Error) => {
-          onError(err)
-          callback(failOpen ? err : errors.unavailable('rate limiting is unavailable (its store does not answer)'))
-        })
-    }
-
-    child (): FastifyRateLimitStore { return this }
-  }
 }
 
 /**
@@ -78,15 +42,16 @@ export default fp(async function rateLimiting (fastify) {
   if (cmd !== undefined) {
     const client = cmd.duplicate({ enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1_000, connectionName: 'workbench-ratelimit' })
     client.on('error', (err: Error) => { fastify.log.debug({ err: err.message }, 'rate-limit redis connection error') })
-    fastify.addHook('onClose', async () => { await client.quit().catch(() => { client.disconnect() }) })
+    fastify.addHook('onClose', async () => { await closeConnection(client) })
     // Commands before the connection is up would fail open; Redis just answered @fastify/redis, so wait a little.
-    await new Promise<void>(resolve => {
-      const timer = setTimeout(resolve, 2_000)
-      client.once('ready', () => { clearTimeout(timer); resolve() })
-    })
-    store = redisStore(client, config.RATE_LIMIT_KEY_PREFIX, config.RATE_LIMIT_FAIL_OPEN, err => {
-      metrics.rateLimitStoreErrors.inc()
-      fastify.log.warn({ err: err.message }, config.RATE_LIMIT_FAIL_OPEN ? 'rate limit store failed; request let through' : 'rate limit store failed; request refused')
+    await whenReady(client, 2_000)
+    store = redisWindowStore(client, {
+      prefix: config.RATE_LIMIT_KEY_PREFIX,
+      failOpen: config.RATE_LIMIT_FAIL_OPEN,
+      onError: err => {
+        metrics.rateLimitStoreErrors.inc()
+        fastify.log.warn({ err: err.message }, config.RATE_LIMIT_FAIL_OPEN ? 'rate limit store failed; request let through' : 'rate limit store failed; request refused')
+      }
     })
   }
 

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import fastifyRedis from '@fastify/redis'
 import { Redis, type RedisOptions } from 'ioredis'
+import { closeConnection, whenReady } from '../../src/ops/redis-connection.js'
 
 /**
  * Two Redis connections when REDIS_URL is set: `redis.cmd` for commands and publishing, and
@@ -16,22 +17,17 @@ export default fp(async function redis (fastify) {
   const common: RedisOptions = { connectTimeout: 5_000, maxRetriesPerRequest: 2, retryStrategy: (times: number) => Math.min(times * 200, 2_000) }
   const clients = {
     // While Redis is down, commands fail at once rather than queue: the cache skips Redis, and
-    // events are caught up from the database by subscribers (src/fanout.ts).
+    // events are caught up from the database by subscribers (src/live/hub.ts).
     cmd: new Redis(url, { ...common, connectionName: 'workbench-cmd', enableOfflineQueue: false }),
     sub: new Redis(url, { ...common, connectionName: 'workbench-sub' })
   }
   fastify.addHook('onClose', async () => {
-    await Promise.all(Object.values(clients).map(async c => { await c.quit().catch(() => { c.disconnect() }) }))
+    await Promise.all(Object.values(clients).map(closeConnection))
   })
   for (const [name, client] of Object.entries(clients)) {
     client.on('error', (err: Error) => fastify.log.warn({ err: err.message, connection: name }, 'redis connection error'))
     // The start waits for Redis (it reconnects on its own) up to STARTUP_TIMEOUT_MS.
-    if (client.status !== 'ready') {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => { reject(new Error(`redis (${name}) did not answer within STARTUP_TIMEOUT_MS`)) }, fastify.config.STARTUP_TIMEOUT_MS)
-        client.once('ready', () => { clearTimeout(timer); resolve() })
-      })
-    }
+    if (!await whenReady(client, fastify.config.STARTUP_TIMEOUT_MS)) throw new Error(`redis (${name}) did not answer within STARTUP_TIMEOUT_MS`)
     await fastify.register(fastifyRedis, { client, namespace: name, closeClient: false })
   }
 }, { name: 'redis', dependencies: ['config'] })

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { ping } from '../../plugins/app/database.js'
+import { pingDatabase } from '../../src/ops/readiness.js'
 import { errors } from '../../src/core/errors.js'
 import { responses } from '../../schemas/common.js'
 
@@ -18,7 +18,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['operations'], summary: 'Readiness: 200 when the database (and Redis, when configured) answer', security: [], response: responses({ 200: Status }) }
   }, async function readiness () {
     try {
-      await ping(fastify.db)
+      await pingDatabase(fastify.db)
     } catch {
       throw errors.unavailable('the database does not answer')
     }
