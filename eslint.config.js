@@ -31,10 +31,11 @@ export default [
 
 /**
  * The layers (docs/architecture.md), as import rules: src/core imports nothing else of the
- * project (schemas/ for types); src/db only src/core; the features import downwards only
- * (accounts ← mutations ← files ← live); schemas/ only each other; nothing in src/ reaches
- * plugins/ or routes/ except the composition root, src/app.ts. ESLint keeps the last matching
- * setting of a rule per file, so each block lists everything its files may not import.
+ * project (schemas/ for types); src/db only src/core; src/ops (running the service) only those
+ * two; the features import downwards only (accounts ← mutations ← files ← live); schemas/ only
+ * each other; nothing in src/ reaches plugins/ or routes/ except the composition root, src/app.ts.
+ * ESLint keeps the last matching setting of a rule per file, so each block lists everything its
+ * files may not import.
  */
 function layers () {
   const wiring = { regex: '^(\\.\\./)+(plugins|routes)/', message: 'src/ never imports plugins/ or routes/: only src/app.ts wires them.' }
@@ -54,6 +55,7 @@ function layers () {
     { name: 'workbench/layers-src', files: ['src/**/*.ts'], ignores: ['src/app.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [wiring] }] } },
     below('core', []),
     below('db', ['core']),
+    below('ops', ['core', 'db']),
     below('accounts', ['core', 'db']),
     below('mutations', ['core', 'db', 'accounts']),
     below('files', ['core', 'db', 'accounts', 'mutations']),

@@ -46,7 +46,7 @@ const SQL = {
   blob: 'select "content" from "blobs" where "sha256" = $1',
   insertBlob: 'insert into "blobs" ("sha256", "size", "content") values ($1, $2, $3) on conflict ("sha256") do nothing returning "sha256"',
   keepBlob: 'select "sha256" from "blobs" where "sha256" = $1 for key share',
-  lockWorkspace: 'select "revision" from "workspaces" where "id" = $1 for update',
+  lockWorkspace: 'select "revision", "pruned_through" from "workspaces" where "id" = $1 for update',
   headRevision: 'select "revision" from "workspaces" where "id" = $1',
   updateFile: 'update "files" set "blob_sha256" = $1, "size" = $2, "version" = $3, "etag" = $4, "updated_at" = $5, "updated_by" = $6 where "workspace_id" = $7 and "path" = $8 returning *',
   bump: 'update "workspaces" set "revision" = $1 where "id" = $2',

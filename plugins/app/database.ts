@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import fp from 'fastify-plugin'
 import fastifyPostgres from '@fastify/postgres'
 import pg from 'pg'
-import { Kysely, PostgresDialect, sql } from 'kysely'
+import { Kysely, PostgresDialect } from 'kysely'
 import type { Database, Db } from '../../src/db/schema.js'
 import { migrate } from '../../src/db/migrate.js'
 
@@ -89,9 +89,4 @@ export async function untilUp<T> (connect: () => Promise<T>, timeoutMs: number, 
       await new Promise(resolve => setTimeout(resolve, Math.min(200 * 2 ** attempt, 2_000, Math.max(0, deadline - Date.now()))))
     }
   }
-}
-
-/** A cheap round trip, for /ready. */
-export async function ping (db: Db): Promise<void> {
-  await sql`SELECT 1`.execute(db)
 }
