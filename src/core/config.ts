@@ -25,6 +25,9 @@ export const EnvSchema = Type.Object({
   DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 30_000 }),
   STARTUP_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 110_000, default: 60_000, description: 'how long the start waits for PostgreSQL and Redis to answer' }),
   CHANGE_RETENTION: Type.String({ pattern: '^(0|[1-9]\\d*(s|m|h|d))$', default: '0', description: 'how long changes are kept: 0 (forever) or e.g. 30d, 12h' }),
+  ACTIVITY_RETENTION: Type.String({ pattern: '^(0|[1-9]\\d*(s|m|h|d))$', default: '30d', description: 'how long activity entries are kept: 0 (forever) or e.g. 30d, 12h' }),
+  MAX_ENTRIES_PER_REQUEST: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 10_000, description: 'entries one request may create, move, copy, delete or revert' }),
+  MAX_NEW_SESSIONS_PER_WINDOW: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100, description: 'new session ids one user may start per RATE_LIMIT_WINDOW_MS' }),
   CHAT_LOG_DIR: Type.Optional(Type.String({ minLength: 1 })),
   CACHE_MAX_BYTES: Type.Integer({ minimum: 0, maximum: 64 * 1024 * 1024 * 1024, default: 64 * 1024 * 1024, description: 'in-process read cache; 0 disables it' }),
   CACHE_REDIS: Type.Boolean({ default: true, description: 'use Redis as the second cache layer when REDIS_URL is set' }),
@@ -34,6 +37,11 @@ export const EnvSchema = Type.Object({
   WS_MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
   WS_MESSAGES_PER_SECOND: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
   WS_AUTH_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5_000 }),
+  WS_MAX_QUEUED_MESSAGES: Type.Integer({ minimum: 1, maximum: 100_000, default: 100, description: 'messages a socket may have waiting to be handled' }),
+  WS_MAX_QUEUED_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024, description: 'bytes of messages a socket may have waiting to be handled' }),
+  WS_REPLAY_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000, description: 'how long a replay may wait for a client that does not read' }),
+  WS_MAX_SOCKETS_PER_USER: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 20 }),
+  WS_MAX_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 10_000, description: 'open sockets per instance' }),
   // Which X-Forwarded-* senders to believe: 'false', 'true', a hop count, or a comma list of
   // addresses/CIDRs/proxy-addr names (e.g. 'loopback,10.0.0.0/8').
   TRUST_PROXY: Type.String({ pattern: '^\\s*(true|false|\\d+|[\\w:.\\/-]+(\\s*,\\s*[\\w:.\\/-]+)*)\\s*$', default: 'false' }),
@@ -62,6 +70,8 @@ export interface Config extends Omit<Env, 'JWT_SECRET' | 'CORS_ORIGINS'> {
   CORS_ORIGINS: string[]
   /** CHANGE_RETENTION in milliseconds; 0 keeps changes forever */
   changeRetentionMs: number
+  /** ACTIVITY_RETENTION in milliseconds; 0 keeps activity forever */
+  activityRetentionMs: number
   isProduction: boolean
 }
 
@@ -101,6 +111,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     JWT_SECRET: secret,
     CORS_ORIGINS: checked.CORS_ORIGINS.split(',').map(o => o.trim()).filter(o => o !== ''),
     changeRetentionMs: durationMs(checked.CHANGE_RETENTION),
+    activityRetentionMs: durationMs(checked.ACTIVITY_RETENTION),
     isProduction
   }
 }

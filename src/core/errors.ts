@@ -63,6 +63,7 @@ export const errors = {
   preconditionFailed: (path: string, etag: string, current: Record<string, unknown> | null) =>
     new AppError(412, 'PRECONDITION_FAILED', `${path} changed since etag ${quote(etag)}`, { current }),
   fileTooLarge: (size: number, max: number) => new AppError(413, 'FILE_TOO_LARGE', `file is ${size} bytes; the limit is ${max}`),
+  tooManyEntries: (max: number) => new AppError(413, 'TOO_MANY_ENTRIES', `the request would touch more than ${max} entries (MAX_ENTRIES_PER_REQUEST)`, { max }),
   payloadTooLarge: (message = 'request body is too large') => new AppError(413, 'PAYLOAD_TOO_LARGE', message),
   unsupportedMediaType: () => new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'unsupported content type: send application/json'),
   rateLimited: (limit: number, windowMs: number, retryAfterSeconds: number) =>
