@@ -1,11 +1,11 @@
 import { sql } from 'kysely'
-import type { Db, EntryState, Trx } from '../db/schema.js'
+import type { Db, EntryState, Executor, Trx } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { requireRead } from '../accounts/workspaces.js'
 import { errors } from '../core/errors.js'
 import { encodeContent } from './content.js'
 import { canonicalPath, ROOT } from './paths.js'
-import { CHANGE_COLUMNS, descendantsPattern, touches } from '../db/queries.js'
+import { CHANGE_COLUMNS, descendantsPattern } from '../db/queries.js'
 import { toChange } from './changes.js'
 import type { Entry, FileMeta, HistoryResult } from '../../schemas/files.js'
 import { findEntry, loadBlob, metaOf, rootMeta, type ReadResult } from './reads.js'
@@ -18,22 +18,41 @@ import { stateOf } from './entries.js'
 
 /** The state of the entry at `path` right after `revision`, or undefined when there was none. */
 async function stateAt (trx: Trx, workspaceId: string, path: string, revision: number): Promise<EntryState | undefined> {
-  const row = await trx.selectFrom('change_entries').select(['path_after', 'after'])
-    .where('workspace_id', '=', workspaceId).where('revision', '<=', revision)
-    .where(eb => touches(eb, path))
-    .orderBy('revision', 'desc').orderBy('seq', 'desc').limit(1).executeTakeFirst()
+  const row = await touchNextTo(trx, workspaceId, path, revision, 'desc')
   if (row !== undefined) return row.path_after === path && row.after !== null ? row.after : undefined
   // No retained change up to `revision` touched the path (its earlier history was pruned): the
   // first retained change after it that touched the path kept what was there (`before`).
-  const next = await trx.selectFrom('change_entries').select(['path_before', 'before'])
-    .where('workspace_id', '=', workspaceId).where('revision', '>', revision)
-    .where(eb => touches(eb, path))
-    .orderBy('revision', 'asc').orderBy('seq', 'asc').limit(1).executeTakeFirst()
+  const next = await touchNextTo(trx, workspaceId, path, revision, 'asc')
   if (next !== undefined) return next.path_before === path && next.before !== null ? next.before : undefined
   // No retained change touched it at all: if the entry exists, it has been as it is since before
   // the oldest retained revision.
   const current = await findEntry(trx, workspaceId, path)
   return current !== undefined && current.etag <= revision ? stateOf(current) : undefined
+}
+
+/**
+ * The last history entry up to `revision` that touched `path` ('desc'), or the first after it
+ * ('asc'). One LIMIT 1 probe per index (path before, path after) rather than one query with OR,
+ * which PostgreSQL answers by reading and sorting every entry of the path.
+ */
+async function touchNextTo (trx: Trx, workspaceId: string, path: string, revision: number, order: 'asc' | 'desc'): Promise<StoredTouch | undefined> {
+  const probe = async (column: 'path_before' | 'path_after'): Promise<StoredTouch | undefined> => await trx.selectFrom('change_entries')
+    .select(['revision', 'seq', 'path_before', 'path_after', 'before', 'after'])
+    .where('workspace_id', '=', workspaceId).where(column, '=', path).where('revision', order === 'desc' ? '<=' : '>', revision)
+    .orderBy('revision', order).orderBy('seq', order).limit(1).executeTakeFirst()
+  const [a, b] = [await probe('path_before'), await probe('path_after')]
+  if (a === undefined || b === undefined) return a ?? b
+  const aFirst = a.revision < b.revision || (a.revision === b.revision && a.seq < b.seq)
+  return aFirst === (order === 'asc') ? a : b
+}
+
+interface StoredTouch {
+  revision: number
+  seq: number
+  path_before: string | null
+  path_after: string | null
+  before: EntryState | null
+  after: EntryState | null
 }
 
 /** The children of a directory right after `revision`: the latest state of each path below it. */
@@ -109,7 +128,79 @@ export async function readAtRevision (db: Db, actor: Actor, workspaceId: string,
   })
 }
 
+/** Paths (segments of the entry's life) one history page follows across moves, at most. */
 const MAX_FOLLOWED = 100
+
+/** One path the history follows, over the revisions (after, upTo] when the entry had it. */
+export interface Segment { path: string, after: number, upTo: number }
+
+/**
+ * The history entries of a segment where `column` is its path, newest first, before `before`, at
+ * most `rows` of them: a backward scan of one index that stops after `rows` (the bound is in SQL,
+ * so a path with a long history costs no more than a page).
+ */
+export function segmentEntries (db: Executor, workspaceId: string, s: Segment, column: 'path_before' | 'path_after', before: number, rows: number) {
+  return db.selectFrom('change_entries').select(['revision', 'path_before', 'path_after'])
+    .where('workspace_id', '=', workspaceId).where(column, '=', s.path)
+    .where('revision', '>', s.after).where('revision', '<=', Math.min(s.upTo, before - 1))
+    .orderBy('revision', 'desc').limit(rows)
+}
+
+/**
+ * The paths the entry had before it moved to the segment's path at or after `before` (up to
+ * MAX_FOLLOWED of them). Reads the segment's entries from `before` on, and keeps distinct paths only.
+ */
+async function movedInSince (trx: Trx, workspaceId: string, s: Segment, before: number): Promise<string[]> {
+  const rows = await trx.selectFrom('change_entries').select('path_before').distinct()
+    .where('workspace_id', '=', workspaceId).where('path_after', '=', s.path)
+    .where('revision', '>', Math.max(s.after, before - 1)).where('revision', '<=', s.upTo)
+    .where('path_before', 'is not', null).where('path_before', '!=', s.path)
+    .limit(MAX_FOLLOWED).execute()
+  return rows.flatMap(r => r.path_before === null ? [] : [r.path_before])
+}
+
+/**
+ * The revisions of up to `limit + 1` changes before `before` that touched a path, following the
+ * entry across moves. Each followed path reads at most `limit + 1 + MAX_FOLLOWED` entries per
+ * index: a move into it older than that many changes is older than the whole page (so nothing is
+ * lost); a move out of it is followed when it is among them. Moves to or from the same path are
+ * followed once, over the union of their revisions (the oldest move out, the newest move in), and
+ * a segment inside one already read is skipped: back-and-forth moves cost a few segments, not one
+ * per move.
+ */
+async function followedRevisions (trx: Trx, workspaceId: string, path: string, before: number, limit: number): Promise<Set<number>> {
+  const rows = limit + 1 + MAX_FOLLOWED
+  const revisions = new Set<number>()
+  const queue: Segment[] = [{ path, after: 0, upTo: Number.MAX_SAFE_INTEGER }]
+  const read: Segment[] = []
+  const covered = (s: Segment): boolean => read.some(r => r.path === s.path && r.after <= s.after && r.upTo >= s.upTo)
+  for (let segment = queue.shift(); segment !== undefined && read.length < MAX_FOLLOWED; segment = queue.shift()) {
+    if (covered(segment) || segment.after >= Math.min(segment.upTo, before - 1)) continue
+    read.push(segment)
+    const found = [
+      ...await segmentEntries(trx, workspaceId, segment, 'path_after', before, rows).execute(),
+      ...await segmentEntries(trx, workspaceId, segment, 'path_before', before, rows).execute()
+    ]
+    const movedIn = new Map<string, number>()
+    const movedOut = new Map<string, number>()
+    for (const r of found) {
+      revisions.add(r.revision)
+      if (r.path_after === segment.path && r.path_before !== null && r.path_before !== segment.path) {
+        movedIn.set(r.path_before, Math.max(movedIn.get(r.path_before) ?? 0, r.revision))
+      }
+      if (r.path_before === segment.path && r.path_after !== null && r.path_after !== segment.path) {
+        movedOut.set(r.path_after, Math.min(movedOut.get(r.path_after) ?? Number.MAX_SAFE_INTEGER, r.revision))
+      }
+    }
+    // Moves in at or after the cursor (a later page): their earlier paths hold older changes.
+    if (segment.upTo >= before) {
+      for (const from of await movedInSince(trx, workspaceId, segment, before)) movedIn.set(from, Math.max(movedIn.get(from) ?? 0, before))
+    }
+    for (const [from, revision] of movedIn) queue.push({ path: from, after: segment.after, upTo: revision - 1 })
+    for (const [to, revision] of movedOut) queue.push({ path: to, after: revision, upTo: segment.upTo })
+  }
+  return revisions
+}
 
 /**
  * The changes that touched `path`, newest first. Moves are followed both ways: into the path
@@ -121,30 +212,8 @@ export async function listHistory (db: Db, actor: Actor, workspaceId: string, ra
   if (!Number.isSafeInteger(before) || before < 0) throw errors.validation('cursor is not valid')
   await requireRead(db, actor, workspaceId)
   return await db.transaction().setIsolationLevel('repeatable read').execute(async trx => {
-    const revisions = new Set<number>()
-    const queue = [{ path, after: 0, upTo: Number.MAX_SAFE_INTEGER }]
-    const seen = new Set<string>()
-    while (queue.length > 0 && seen.size < MAX_FOLLOWED) {
-      const segment = queue.shift()
-      if (segment === undefined) break
-      const key = `${segment.path}\u0000${segment.after}\u0000${segment.upTo}`
-      if (seen.has(key)) continue
-      seen.add(key)
-      const rows = await trx.selectFrom('change_entries').select(['revision', 'path_before', 'path_after'])
-        .where('workspace_id', '=', workspaceId).where('revision', '>', segment.after).where('revision', '<=', segment.upTo)
-        .where(eb => touches(eb, segment.path))
-        .execute()
-      for (const r of rows) {
-        revisions.add(r.revision)
-        if (r.path_after === segment.path && r.path_before !== null && r.path_before !== segment.path) {
-          queue.push({ path: r.path_before, after: segment.after, upTo: r.revision - 1 })
-        }
-        if (r.path_before === segment.path && r.path_after !== null && r.path_after !== segment.path) {
-          queue.push({ path: r.path_after, after: r.revision, upTo: segment.upTo })
-        }
-      }
-    }
-    const page = [...revisions].filter(r => r < before).sort((a, b) => b - a).slice(0, limit + 1)
+    const revisions = await followedRevisions(trx, workspaceId, path, before, limit)
+    const page = [...revisions].sort((a, b) => b - a).slice(0, limit + 1)
     const wanted = page.slice(0, limit)
     const rows = wanted.length === 0
       ? []
