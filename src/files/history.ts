@@ -1,14 +1,14 @@
-import { sql } from 'kysely'
+import { sql, type RawBuilder } from 'kysely'
 import type { Db, EntryState, Executor, Trx } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { requireRead } from '../accounts/workspaces.js'
 import { errors } from '../core/errors.js'
 import { encodeContent } from './content.js'
 import { canonicalPath, ROOT } from './paths.js'
-import { CHANGE_COLUMNS, descendantsPattern } from '../db/queries.js'
+import { CHANGE_COLUMNS } from '../db/queries.js'
 import { toChange } from './changes.js'
 import type { Entry, FileMeta, HistoryResult } from '../../schemas/files.js'
-import { findEntry, loadBlob, metaOf, rootMeta, type ReadResult } from './reads.js'
+import { findEntry, loadBlob, MAX_CHILDREN, metaOf, rootMeta, type ReadResult } from './reads.js'
 import { stateOf } from './entries.js'
 
 /**
@@ -55,48 +55,74 @@ interface StoredTouch {
   after: EntryState | null
 }
 
-/** The children of a directory right after `revision`: the latest state of each path below it. */
-async function childrenAt (trx: Trx, workspaceId: string, dir: string, revision: number): Promise<FileMeta[]> {
-  const pattern = descendantsPattern(dir)
-  const rows = await sql<{ path: string, after: EntryState | null }>`
-    SELECT DISTINCT ON (path) path, after FROM (
-      SELECT path_after AS path, revision, seq, after FROM change_entries
-       WHERE workspace_id = ${workspaceId} AND revision <= ${revision} AND path_after LIKE ${pattern}
+/**
+ * The names below `dir` that history ever gave a direct child, in path order, at most `cap`:
+ * a skip scan of one index (recursive, one probe per step) that jumps over each child's subtree,
+ * so it reads about two index entries per child whatever the length of their history.
+ */
+export function childPathsQuery (workspaceId: string, dir: string, column: 'path_before' | 'path_after', cap: number): RawBuilder<{ path: string }> {
+  const prefix = dir === ROOT ? ROOT : dir + '/'
+  // Below `dir` is exactly [prefix, prefix with its '/' as '0'): plain bounds of the index.
+  const upper = prefix.slice(0, -1) + '0'
+  const col = sql.ref(`e.${column}`)
+  const n = prefix.length + 1
+  // the direct child of `dir` that path `p` is or lies under
+  const child = (p: RawBuilder<string>): RawBuilder<string> =>
+    sql<string>`CASE WHEN strpos(substr(${p}, ${n}), '/') = 0 THEN ${p} ELSE substr(${p}, 1, ${n - 2} + strpos(substr(${p}, ${n}), '/')) END`
+  const p = sql<string>`w.p`
+  // After a child itself, the next path may be a sibling sorting before its subtree (`a-b` < `a/`);
+  // after a path under it, everything up to `<child>0` is its subtree ('0' follows '/').
+  return sql<{ path: string }>`
+    WITH RECURSIVE walk(p, i) AS (
+      (SELECT ${col}, 1 FROM change_entries e WHERE e.workspace_id = ${workspaceId} AND ${col} > ${prefix} AND ${col} < ${upper}
+        ORDER BY ${col} LIMIT 1)
       UNION ALL
-      SELECT path_before AS path, revision, seq, NULL::jsonb AS after FROM change_entries
-       WHERE workspace_id = ${workspaceId} AND revision <= ${revision} AND path_before LIKE ${pattern}
-         AND path_after IS DISTINCT FROM path_before
-    ) touched
-    ORDER BY path, revision DESC, seq DESC`.execute(trx)
-  const depth = dir === ROOT ? 1 : dir.split('/').length
-  const children = rows.rows
-    .filter(r => r.after !== null && r.path.split('/').length === depth + 1)
-    .map(r => metaOf(r.path, r.after as EntryState))
-  // Paths no retained change up to `revision` touched, but a later one did (their earlier history
-  // was pruned): the first later change kept what was there, unless it put the entry there.
-  const known = new Set(rows.rows.map(r => r.path))
-  const later = await sql<{ path: string, before: EntryState | null, was_there: boolean }>`
-    SELECT DISTINCT ON (path) path, before, was_there FROM (
-      SELECT path_before AS path, revision, seq, before, true AS was_there FROM change_entries
-       WHERE workspace_id = ${workspaceId} AND revision > ${revision} AND path_before LIKE ${pattern}
-      UNION ALL
-      SELECT path_after AS path, revision, seq, NULL::jsonb AS before, false AS was_there FROM change_entries
-       WHERE workspace_id = ${workspaceId} AND revision > ${revision} AND path_after LIKE ${pattern}
-         AND path_after IS DISTINCT FROM path_before
-    ) touched
-    ORDER BY path, revision ASC, seq ASC`.execute(trx)
-  for (const r of later.rows) {
-    if (known.has(r.path) || !r.was_there || r.before === null || r.path.split('/').length !== depth + 1) continue
-    children.push(metaOf(r.path, r.before))
+      SELECT (SELECT ${col} FROM change_entries e WHERE e.workspace_id = ${workspaceId} AND ${col} < ${upper}
+                 AND ${col} > CASE WHEN ${child(p)} = w.p THEN w.p ELSE ${child(p)} || '0' END
+               ORDER BY ${col} LIMIT 1), w.i + 1
+        FROM walk w WHERE w.p IS NOT NULL AND w.i < ${2 * cap + 1}
+    )
+    SELECT DISTINCT ${child(p)} AS path FROM walk w WHERE w.p IS NOT NULL ORDER BY path LIMIT ${cap}`
+}
+
+async function childPathsIn (trx: Trx, workspaceId: string, dir: string, column: 'path_before' | 'path_after', cap: number): Promise<string[]> {
+  return (await childPathsQuery(workspaceId, dir, column, cap).execute(trx)).rows.map(r => r.path)
+}
+
+/**
+ * The children of a directory right after `revision`: each path that ever was a direct child
+ * (in history, or now) as it was then. Bounded by the number of such names (at most
+ * MAX_CHILDREN + 1 of each source, then `truncated`), not by the length of their history.
+ */
+async function childrenAt (trx: Trx, workspaceId: string, dir: string, revision: number): Promise<{ children: FileMeta[], truncated: boolean }> {
+  const cap = MAX_CHILDREN + 1
+  const now = await trx.selectFrom('files').select('path').where('workspace_id', '=', workspaceId).where('parent', '=', dir)
+    .orderBy('path').limit(cap).execute()
+  const sources = [now.map(r => r.path), await childPathsIn(trx, workspaceId, dir, 'path_after', cap), await childPathsIn(trx, workspaceId, dir, 'path_before', cap)]
+  const candidates = [...new Set(sources.flat())].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+  const truncated = sources.some(list => list.length >= cap) || candidates.length > MAX_CHILDREN
+  // The last entry up to `revision` for every candidate, one LIMIT 1 probe per index each, in one query.
+  const latest = await sql<{ path: string, a_rev: number | null, a_seq: number | null, a_after: EntryState | null, b_rev: number | null, b_seq: number | null, b_path_after: string | null, b_after: EntryState | null }>`
+    SELECT c.path, a.revision AS a_rev, a.seq AS a_seq, a.after AS a_after, b.revision AS b_rev, b.seq AS b_seq, b.path_after AS b_path_after, b.after AS b_after
+      FROM unnest(${candidates.slice(0, MAX_CHILDREN)}::text[]) AS c(path)
+      LEFT JOIN LATERAL (SELECT revision, seq, after FROM change_entries WHERE workspace_id = ${workspaceId} AND path_after = c.path
+                          AND revision <= ${revision} ORDER BY revision DESC, seq DESC LIMIT 1) a ON true
+      LEFT JOIN LATERAL (SELECT revision, seq, path_after, after FROM change_entries WHERE workspace_id = ${workspaceId} AND path_before = c.path
+                          AND revision <= ${revision} ORDER BY revision DESC, seq DESC LIMIT 1) b ON true`.execute(trx)
+  const children: FileMeta[] = []
+  for (const r of latest.rows) {
+    let state: EntryState | null | undefined
+    if (r.a_rev !== null && (r.b_rev === null || r.a_rev > r.b_rev || (r.a_rev === r.b_rev && (r.a_seq ?? 0) > (r.b_seq ?? 0)))) state = r.a_after
+    else if (r.b_rev !== null) state = r.b_path_after === r.path ? r.b_after : null
+    // No retained entry up to `revision`: as stateAt answers it (pruned history, or untouched).
+    else state = await stateAt(trx, workspaceId, r.path, revision)
+    if (state !== null && state !== undefined) children.push(metaOf(r.path, state))
   }
-  // Children no retained change touched have been as they are since before the oldest revision.
-  const untouched = await trx.selectFrom('files').selectAll()
-    .where('workspace_id', '=', workspaceId).where('parent', '=', dir).where('etag', '<=', revision)
-    .where(eb => eb.not(eb.exists(eb.selectFrom('change_entries').select('seq')
-      .whereRef('change_entries.workspace_id', '=', 'files.workspace_id')
-      .where(e => e.or([e('change_entries.path_after', '=', e.ref('files.path')), e('change_entries.path_before', '=', e.ref('files.path'))])))))
-    .execute()
-  return [...children, ...untouched.map(r => metaOf(r.path, stateOf(r)))].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)))
+  return { children: children.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path))), truncated }
+}
+
+function listing (c: { children: FileMeta[], truncated: boolean }): Pick<Entry, 'children' | 'childrenTruncated'> {
+  return c.truncated ? { children: c.children, childrenTruncated: true } : { children: c.children }
 }
 
 /** GET /files/{path}?revision=: the entry as it was right after `revision`. */
@@ -113,13 +139,13 @@ export async function readAtRevision (db: Db, actor: Actor, workspaceId: string,
     const httpEtag = `W/"${revision}"`
     if (path === ROOT) {
       const root = rootMeta({ revision, ownerId: ws.owner_id, createdAt: ws.created_at })
-      return { entry: { ...root, children: await childrenAt(trx, workspaceId, ROOT, revision) }, revision, httpEtag }
+      return { entry: { ...root, ...listing(await childrenAt(trx, workspaceId, ROOT, revision)) }, revision, httpEtag }
     }
     const state = await stateAt(trx, workspaceId, path, revision)
     if (state === undefined) throw errors.fileNotFound(`${path} at revision ${revision}`)
     const meta = metaOf(path, state)
     if (state.kind === 'directory') {
-      return { entry: { ...meta, children: await childrenAt(trx, workspaceId, path, revision) }, revision, httpEtag }
+      return { entry: { ...meta, ...listing(await childrenAt(trx, workspaceId, path, revision)) }, revision, httpEtag }
     }
     const bytes = await loadBlob(trx, state.sha256 ?? '')
     if (bytes === undefined) throw errors.fileNotFound(`${path} at revision ${revision} (content no longer retained)`)

@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import { expectStatus, type HistoryResult } from '../helpers/http.js'
 import { setup } from '../helpers/files.js'
 import { allHistory } from '../helpers/history.js'
-import { segmentEntries } from '../../src/files/history.js'
+import { childPathsQuery, segmentEntries } from '../../src/files/history.js'
 
 /**
  * Hardening, finding 6: history reads are bounded by the page, not by the history. After 2,000
@@ -13,6 +13,15 @@ import { segmentEntries } from '../../src/files/history.js'
  */
 
 const MOVES = 2000
+
+/** The rows all scans of change_entries produced in an EXPLAIN ANALYZE plan (over all their loops). */
+function totalRead (plan: unknown): number {
+  if (typeof plan !== 'object' || plan === null) return 0
+  const node = plan as Record<string, unknown>
+  const own = node['Relation Name'] === 'change_entries' ? Number(node['Actual Rows']) * Number(node['Actual Loops']) : 0
+  const children = Array.isArray(node.Plans) ? node.Plans : []
+  return children.reduce<number>((sum, child) => sum + totalRead(child), own)
+}
 
 /** The largest number of rows any scan of change_entries produced in an EXPLAIN ANALYZE plan. */
 function rowsRead (plan: unknown): number {
@@ -66,4 +75,36 @@ t.test('history after 2,000 back-and-forth moves', async t => {
       t.ok(read > 0 && read <= 3, `${column}: ${read} rows read of the ~${MOVES / 2} entries of /a.txt`)
     }
   })
+})
+
+t.test('a directory at a revision lists its children as they were, whatever the history below them', async t => {
+  const c = await setup(t)
+  // Names that sort between a child and its subtree (`a-b`, `a.c` < `a/`), and LIKE's wildcards.
+  const files = ['/d/a/x.txt', '/d/a-b.txt', '/d/a.c/y.txt', '/d/a0.txt', '/d/a_%.txt', '/d/b/deep/z.txt', '/d/c.txt', '/top.txt']
+  expectStatus(await c.batch(files.map(path => ({ type: 'create', path, content: path }))), 200, 'files')
+  const first = await c.revision()
+  // A long history below one child: 1,000 writes of /d/a/x.txt.
+  expectStatus(await c.batch(Array.from({ length: 1000 }, (_, i) => ({ type: 'update', path: '/d/a/x.txt', content: `v${i}` }))), 200, 'writes')
+  expectStatus(await c.batch([{ type: 'delete', path: '/d/c.txt' }, { type: 'move', path: '/d/a0.txt', newPath: '/d/a1.txt' }]), 200, 'changes')
+  const last = await c.revision()
+  const names = async (path: string, revision: number): Promise<string[]> =>
+    expectStatus<{ children: Array<{ name: string }> }>(await c.get(path, `?revision=${revision}`), 200, `${path} at ${revision}`).children.map(ch => ch.name)
+
+  t.same(await names('/d', first), ['a', 'a-b.txt', 'a.c', 'a0.txt', 'a_%.txt', 'b', 'c.txt'])
+  t.same(await names('/d', first + 500), ['a', 'a-b.txt', 'a.c', 'a0.txt', 'a_%.txt', 'b', 'c.txt'])
+  t.same(await names('/d', last), ['a', 'a-b.txt', 'a.c', 'a1.txt', 'a_%.txt', 'b'])
+  t.same(await names('/', first), ['d', 'top.txt'])
+  t.same(await names('/d/a', last), ['x.txt'])
+  t.same(await names('/d/b', last), ['deep'])
+  const x = expectStatus<{ children: Array<{ name: string, version: number }> }>(await c.get('/d/a', `?revision=${first + 500}`), 200, '/d/a')
+  t.match(x.children, [{ name: 'x.txt', version: 501 }], 'each child as it was at that revision')
+
+  // The names are found by skipping over each child's subtree: a few index entries per child,
+  // not the 1,000 entries of /d/a/x.txt.
+  await sql`ANALYZE change_entries`.execute(c.app.db)
+  for (const column of ['path_after', 'path_before'] as const) {
+    const plan = await sql<{ 'QUERY PLAN': Array<{ Plan: unknown }> }>`EXPLAIN (ANALYZE, FORMAT JSON) ${childPathsQuery(c.ws, '/d', column, 10_001)}`.execute(c.app.db)
+    const read = totalRead(plan.rows[0]?.['QUERY PLAN'][0]?.Plan)
+    t.ok(read <= 30, `${column}: ${read} entries read to find the children of /d`)
+  }
 })
