@@ -45,3 +45,14 @@ export async function changesAfter (db: Executor, workspaceId: string, after: nu
   if (upTo !== undefined) q = q.where('revision', '<=', upTo)
   return await q.orderBy('revision').limit(limit).execute()
 }
+
+/**
+ * How many entries are at or below `path`, counting no further than `upTo` (a bound's check
+ * needs to know only whether it is passed, and must not pay for a subtree of any size).
+ */
+export async function countAtOrBelow (db: Executor, workspaceId: string, path: string, upTo: number): Promise<number> {
+  const capped = db.selectFrom('files').select('path').where('workspace_id', '=', workspaceId)
+    .where(eb => atOrBelow(eb, path)).limit(upTo).as('capped')
+  const row = await db.selectFrom(capped).select(eb => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()
+  return Number(row.n)
+}

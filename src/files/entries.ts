@@ -100,6 +100,36 @@ export async function ensureParents (ctx: ChangeContext, path: string): Promise<
   return missing.map(p => ({ pathBefore: null, pathAfter: p, before: null, after: state }))
 }
 
+/** config.MAX_ENTRIES_PER_REQUEST's default, for callers that do not pass the setting (tests). */
+export const DEFAULT_MAX_ENTRIES = 10_000
+
+/**
+ * The entries one request may touch (MAX_ENTRIES_PER_REQUEST): every entry its changes record in
+ * history, implicit parents included, summed over all its operations. Without it one request
+ * could copy a subtree onto itself over and over and write entries exponentially, holding the
+ * workspace lock and a connection throughout.
+ */
+export class EntryBudget {
+  #used = 0
+  constructor (readonly max: number) {}
+
+  /** How many more entries fit. */
+  get left (): number {
+    return this.max - this.#used
+  }
+
+  /** Counts `n` entries; 413 TOO_MANY_ENTRIES once past the bound. */
+  take (n: number): void {
+    this.#used += n
+    if (this.#used > this.max) throw errors.tooManyEntries(this.max)
+  }
+
+  /** Refuses `n` more entries before any of them is written (n may be a capped count: left + 1). */
+  check (n: number): void {
+    if (n > this.left) throw errors.tooManyEntries(this.max)
+  }
+}
+
 export interface RecordedChange {
   revision: number
   fields: ChangeFields & { session_id: string, user_id: string, op_id: string | null, at: Date }

@@ -1,9 +1,9 @@
 import type { FileRow } from '../db/schema.js'
 import { errors } from '../core/errors.js'
 import { guessMimeType, type Content } from './content.js'
-import { depthOf, isWithin, parentOf, ROOT } from './paths.js'
-import { atOrBelow } from '../db/queries.js'
-import { ensureParents, rowOf, stateOf, directoryState, type ChangeContext, type ChangeFields, type EntryRecord } from './entries.js'
+import { checkPlacedPath, depthOf, isWithin, parentOf, ROOT } from './paths.js'
+import { atOrBelow, countAtOrBelow } from '../db/queries.js'
+import { ensureParents, rowOf, stateOf, directoryState, type ChangeContext, type ChangeFields, type EntryBudget, type EntryRecord } from './entries.js'
 import { findEntry, toMeta } from './reads.js'
 import type { OpData, Operation } from '../../schemas/files.js'
 
@@ -27,7 +27,10 @@ export interface CheckedOp {
   sessionId: string | null
 }
 
-type OpContext = ChangeContext
+/** A change being made, and what is left of its request's entry bound (operations.ts counts them). */
+export interface OpContext extends ChangeContext {
+  budget: EntryBudget
+}
 
 /** What one operation did: its answer, and the change (if any) with every entry it touched. */
 export interface Outcome {
@@ -119,8 +122,12 @@ async function update (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
   }
 }
 
-/** The entry at `path` and everything below it, parents before children. */
+/**
+ * The entry at `path` and everything below it, parents before children. Counted first, cheaply:
+ * a subtree past what is left of the request's bound is refused before it is read or written.
+ */
 async function subtree (ctx: OpContext, path: string): Promise<FileRow[]> {
+  ctx.budget.check(await countAtOrBelow(ctx.trx, ctx.workspaceId, path, ctx.budget.left + 1))
   return await ctx.trx.selectFrom('files').selectAll().where('workspace_id', '=', ctx.workspaceId)
     .where(eb => atOrBelow(eb, path))
     .orderBy('depth').orderBy('path').execute()
@@ -172,7 +179,7 @@ async function moveOrCopy (ctx: OpContext, op: CheckedOp, kind: 'move' | 'copy')
   const rows = source.kind === 'file' ? [source] : await subtree(ctx, from)
   const at = ctx.now.toISOString()
   const placed = rows.map(r => {
-    const path = to + r.path.slice(from.length)
+    const path = checkPlacedPath(to + r.path.slice(from.length))
     const before = stateOf(r)
     const after = kind === 'move'
       ? { ...before, etag: ctx.revision, updatedAt: at, updatedBy: ctx.actor.userId }

@@ -6,8 +6,8 @@ import { opaqueTag } from '../core/http.js'
 import { checkMetadata, decodeContent, type Content } from './content.js'
 import { canonicalPath } from './paths.js'
 import { workspaceHead } from '../db/queries.js'
-import { saveChanges, type ChangeContext, type RecordedChange } from './entries.js'
-import { applyOne, type CheckedOp, type Outcome } from './op-kinds.js'
+import { DEFAULT_MAX_ENTRIES, EntryBudget, saveChanges, type RecordedChange } from './entries.js'
+import { applyOne, type CheckedOp, type OpContext, type Outcome } from './op-kinds.js'
 import { toChange } from './changes.js'
 import type { TransactionHooks } from '../mutations/pipeline.js'
 import type { Change, OpData, Operation } from '../../schemas/files.js'
@@ -20,6 +20,8 @@ import type { Change, OpData, Operation } from '../../schemas/files.js'
 
 export interface WriteOptions {
   maxFileBytes: number
+  /** MAX_ENTRIES_PER_REQUEST: the entries all the operations together may record */
+  maxEntries?: number
   /** the Idempotency-Key, recorded as the change's opId */
   opId?: string | null
 }
@@ -85,11 +87,15 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
     let head = ws.revision
     const results: OpResult[] = []
     const recorded: RecordedChange[] = []
+    const budget = new EntryBudget(options.maxEntries ?? DEFAULT_MAX_ENTRIES)
     for (const [i, op] of checked.entries()) {
-      const ctx: ChangeContext = { trx, workspaceId, actor, revision: head + 1, now: new Date() }
+      const ctx: OpContext = { trx, workspaceId, actor, revision: head + 1, now: new Date(), budget }
       let outcome: Outcome
       try {
         outcome = await applyOne(ctx, op)
+        // Subtrees were counted before they were read; this also counts the parents, the target
+        // replaced, and the small operations of a batch.
+        budget.take(outcome.entries.length)
       } catch (err) {
         throw single || !(err instanceof AppError) ? err : batchError(i, err)
       }

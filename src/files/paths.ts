@@ -28,6 +28,17 @@ export function canonicalPath (input: string): string {
 }
 
 /**
+ * Checks a path the server makes up rather than receives: where a move or copy puts a
+ * descendant (the target + the rest of its old path), or where a revert puts an entry back. Its
+ * segments are segments of paths already checked, so only the length can break the rules; a path
+ * past it could not be read or deleted again (and past ~2.7 kB it would not fit the index).
+ */
+export function checkPlacedPath (path: string): string {
+  if (Buffer.byteLength(path) > MAX_PATH_BYTES) throw errors.invalidPath(path, `longer than ${MAX_PATH_BYTES} bytes`)
+  return path
+}
+
+/**
  * The path of a `/files/{path}` URL: each segment percent-decoded on its own, so an encoded `/`
  * (`%2F`) cannot hide inside a segment. `rawTail` is the URL after `/files`, query removed.
  */

@@ -4,9 +4,9 @@ import { requireWrite } from '../accounts/workspaces.js'
 import { errors } from '../core/errors.js'
 import { findEntry } from './reads.js'
 import { toChange } from './changes.js'
-import { ancestorsOf, depthOf } from './paths.js'
+import { ancestorsOf, checkPlacedPath, depthOf } from './paths.js'
 import { atOrBelow, descendantsPattern, touches, workspaceHead } from '../db/queries.js'
-import { ensureParents, rowOf, saveChanges, stateOf, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
+import { DEFAULT_MAX_ENTRIES, ensureParents, rowOf, saveChanges, stateOf, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
 import type { TransactionHooks } from '../mutations/pipeline.js'
 import type { Change, RevertBody, RevertResult } from '../../schemas/files.js'
 
@@ -42,8 +42,14 @@ class DryRun extends Error {
   constructor (readonly result: RevertResult) { super('dry run') }
 }
 
-/** `options.opId`: the Idempotency-Key, recorded as the inverse changes' opId (like applyOperations). */
-export async function revert (db: Db, actor: Actor, workspaceId: string, params: RevertParams, hooks: TransactionHooks<RevertResult> = {}, options: { opId?: string | null } = {}): Promise<RevertResult> {
+export interface RevertOptions {
+  /** the Idempotency-Key, recorded as the inverse changes' opId (like applyOperations) */
+  opId?: string | null
+  /** MAX_ENTRIES_PER_REQUEST: the entries of the changes one revert may undo */
+  maxEntries?: number
+}
+
+export async function revert (db: Db, actor: Actor, workspaceId: string, params: RevertParams, hooks: TransactionHooks<RevertResult> = {}, options: RevertOptions = {}): Promise<RevertResult> {
   if ((params.sessionId === undefined) === (params.toRevision === undefined)) {
     throw errors.validation('give exactly one of sessionId and toRevision')
   }
@@ -51,7 +57,7 @@ export async function revert (db: Db, actor: Actor, workspaceId: string, params:
   try {
     return await db.transaction().execute(async trx => {
       await hooks.begin?.(trx)
-      const result = await revertIn(trx, actor, workspaceId, params, options.opId ?? null)
+      const result = await revertIn(trx, actor, workspaceId, params, options.opId ?? null, options.maxEntries ?? DEFAULT_MAX_ENTRIES)
       if (params.dryRun === true) throw new DryRun(result)
       await hooks.beforeCommit?.(trx, result)
       return result
@@ -62,22 +68,37 @@ export async function revert (db: Db, actor: Actor, workspaceId: string, params:
   }
 }
 
-async function revertIn (trx: Trx, actor: Actor, workspaceId: string, params: RevertParams, opId: string | null): Promise<RevertResult> {
+async function revertIn (trx: Trx, actor: Actor, workspaceId: string, params: RevertParams, opId: string | null, maxEntries: number): Promise<RevertResult> {
   const ws = await workspaceHead(trx, workspaceId, 'for update')
   if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
   if (params.toRevision !== undefined && (params.toRevision > ws.revision || params.toRevision < ws.pruned_through)) {
     throw errors.validation(`toRevision must be between ${ws.pruned_through} (oldest retained) and ${ws.revision} (head)`)
   }
-  let q = trx.selectFrom('changes').select(['revision', 'op', 'kind', 'path', 'new_path']).where('workspace_id', '=', workspaceId)
-  q = params.sessionId !== undefined ? q.where('session_id', '=', params.sessionId) : q.where('revision', '>', params.toRevision ?? 0)
-  const targets: TargetChange[] = await q.orderBy('revision', 'desc').execute()
+  const targetChanges = (): ReturnType<typeof trx.selectFrom<'changes'>> => {
+    const q = trx.selectFrom('changes').where('workspace_id', '=', workspaceId)
+    return params.sessionId !== undefined ? q.where('session_id', '=', params.sessionId) : q.where('revision', '>', params.toRevision ?? 0)
+  }
+  // The bound (MAX_ENTRIES_PER_REQUEST) is on the entries of the changes undone, counted (no
+  // further than one past it) before any of them is read: a revert can then undo whatever one
+  // request could do, and its own work is a small multiple of that.
+  const capped = trx.selectFrom('change_entries').select('seq').where('workspace_id', '=', workspaceId)
+    .where('revision', 'in', targetChanges().select('revision')).limit(maxEntries + 1).as('capped')
+  const counted = await trx.selectFrom(capped).select(eb => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()
+  if (Number(counted.n) > maxEntries) throw errors.tooManyEntries(maxEntries)
+  const targets: TargetChange[] = await targetChanges().select(['revision', 'op', 'kind', 'path', 'new_path'])
+    .orderBy('revision', 'desc').limit(maxEntries + 1).execute()
+  if (targets.length > maxEntries) throw errors.tooManyEntries(maxEntries)
   if (targets.length === 0) return { revision: ws.revision, changes: [], conflicts: [] }
 
   const entries = await trx.selectFrom('change_entries').select(['revision', 'seq', 'path_before', 'path_after', 'before', 'after'])
-    .where('workspace_id', '=', workspaceId).where('revision', 'in', targets.map(t => t.revision))
+    .where('workspace_id', '=', workspaceId).where('revision', 'in', targetChanges().select('revision'))
     .orderBy('revision', 'desc').orderBy('seq', 'desc').execute()
   const byRevision = new Map<number, StoredEntry[]>()
-  for (const e of entries) byRevision.set(e.revision, [...(byRevision.get(e.revision) ?? []), e])
+  for (const e of entries) {
+    const list = byRevision.get(e.revision)
+    if (list === undefined) byRevision.set(e.revision, [e])
+    else list.push(e)
+  }
 
   const conflicts = params.sessionId === undefined ? new Set<string>() : await findConflicts(trx, workspaceId, targets, entries)
   if (conflicts.size > 0 && params.force !== true) {
@@ -110,7 +131,9 @@ async function findConflicts (trx: Trx, workspaceId: string, targets: TargetChan
     }
   }
   const own = new Set(targets.map(t => t.revision))
-  const since = Math.min(...firstTouch.values())
+  // A loop, not Math.min(...values): spreading >~120k arguments overflows the call stack.
+  let since = Number.MAX_SAFE_INTEGER
+  for (const revision of firstTouch.values()) since = Math.min(since, revision)
   const paths = [...firstTouch.keys()]
   const conflicts = new Set<string>()
   for (let i = 0; i < paths.length; i += 1000) {
@@ -157,9 +180,13 @@ async function invert (base: Base, target: TargetChange, entries: StoredEntry[],
       const record = await removeEntry(base, e.path_after ?? '')
       if (record !== null) done.push(record)
     }
-    for (const e of shallowestFirst(pairs, e => e.path_before)) done.push(...(await restoreEntry(base, e.path_before ?? '', e.before as EntryState, () => revision))?.entries ?? [])
+    for (const e of shallowestFirst(pairs, e => e.path_before)) {
+      // (a spread of one entry's records: the entry and its missing parents, at most its depth)
+      done.push(...(await restoreEntry(base, e.path_before ?? '', e.before as EntryState, () => revision))?.entries ?? [])
+    }
     steps.push({ revision, fields: { op: 'move', kind: target.kind, path: target.new_path, new_path: target.path }, entries: done })
-    rest = entries.filter(e => !pairs.includes(e))
+    const moved = new Set(pairs)
+    rest = entries.filter(e => !moved.has(e))
   }
   const removals = rest.filter(e => e.path_after !== null && e.path_after !== e.path_before && !skip.has(e.path_after))
   const removed = new Map<string, EntryRecord>()
@@ -173,7 +200,9 @@ async function invert (base: Base, target: TargetChange, entries: StoredEntry[],
   const groups = new Map<string, EntryRecord[]>()
   for (const [path, record] of removed) {
     const root = ancestorsOf(path).find(a => removed.get(a)?.before?.kind === 'directory') ?? path
-    groups.set(root, [...(groups.get(root) ?? []), record])
+    const group = groups.get(root)
+    if (group === undefined) groups.set(root, [record])
+    else group.push(record)
   }
   for (const [path, entries] of groups) {
     steps.push({ revision: next(), fields: { op: 'delete', kind: removed.get(path)?.before?.kind ?? 'file', path, etag: null }, entries })
@@ -201,11 +230,12 @@ const deepestFirst = byDepth(-1)
  */
 async function movesBack (ctx: Base, from: string, to: string, pairs: StoredEntry[], skip: Set<string>): Promise<boolean> {
   if (pairs.length === 0 || pairs.some(e => skip.has(e.path_before ?? '') || skip.has(e.path_after ?? ''))) return false
-  const under = async (dir: string): Promise<string[]> => (await ctx.trx.selectFrom('files').select('path')
-    .where('workspace_id', '=', ctx.workspaceId).where(eb => atOrBelow(eb, dir)).execute()).map(r => r.path)
-  if ((await under(from)).length > 0) return false
+  // At most `limit` paths: what is there now may be far more than the move placed.
+  const under = async (dir: string, limit: number): Promise<string[]> => (await ctx.trx.selectFrom('files').select('path')
+    .where('workspace_id', '=', ctx.workspaceId).where(eb => atOrBelow(eb, dir)).limit(limit).execute()).map(r => r.path)
+  if ((await under(from, 1)).length > 0) return false
   const placed = new Set(pairs.map(e => e.path_after))
-  const present = await under(to)
+  const present = await under(to, placed.size + 1)
   return present.length === placed.size && present.every(p => placed.has(p))
 }
 
@@ -223,6 +253,7 @@ async function removeEntry (base: Base, path: string): Promise<EntryRecord | nul
  * unless an entry of another kind, or a directory, is there (then nothing, and no revision).
  */
 async function restoreEntry (base: Base, path: string, before: EntryState, revision: () => number): Promise<{ revision: number, state: EntryState, replaced: boolean, entries: EntryRecord[] } | null> {
+  checkPlacedPath(path)
   const current = await findEntry(base.trx, base.workspaceId, path)
   if (current !== undefined && (current.kind !== before.kind || current.kind === 'directory')) return null
   const ctx: ChangeContext = { ...base, revision: revision() }

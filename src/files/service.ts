@@ -54,7 +54,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Chang
   const { db, config, activity, cache } = deps
   const pipeline = createMutationPipeline({ db, activity, publisher: deps.fanout })
   const mutation = pipeline.run
-  const writeOptions = (meta: MutationMeta) => ({ maxFileBytes: config.MAX_FILE_BYTES, opId: meta.opId ?? null })
+  const writeOptions = (meta: MutationMeta) => ({ maxFileBytes: config.MAX_FILE_BYTES, maxEntries: config.MAX_ENTRIES_PER_REQUEST, opId: meta.opId ?? null })
 
   return {
     async read (actor: Actor, p: { workspaceId: string, path: string, revision?: number }): Promise<ReadResult> {
@@ -141,7 +141,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Chang
         type: MutationType.revert,
         workspaceId,
         params,
-        run: hooks => revert(db, actor, workspaceId, params, hooks, { opId: meta.opId ?? null }),
+        run: hooks => revert(db, actor, workspaceId, params, hooks, { opId: meta.opId ?? null, maxEntries: config.MAX_ENTRIES_PER_REQUEST }),
         respond: r => ({ statusCode: 200, body: r }),
         changes: r => params.dryRun === true ? [] : r.changes,
         revision: r => r.revision,
