@@ -7,7 +7,14 @@ export function Nullable<T extends TSchema> (schema: T): TUnion<[T, TNull]> {
   return Type.Union([schema, Type.Null()])
 }
 
-export const Uuid = Type.String({ format: 'uuid' })
+/**
+ * Every id has one spelling: lower-case hex, 8-4-4-4-12. Ids are cache, fan-out and revocation
+ * keys as strings, so a second spelling of one id (upper case, `urn:uuid:`, which `format: 'uuid'`
+ * accepts) would be a second key for the same workspace or session. `isUuid` (src/core/validation.ts)
+ * tests this same pattern.
+ */
+export const UUID_PATTERN = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+export const Uuid = Type.String({ pattern: UUID_PATTERN, description: 'a UUID, lower-case hex 8-4-4-4-12' })
 // Services hand out Dates; the compiled serializer writes them as ISO-8601 UTC strings.
 export const Timestamp = Type.Unsafe<Date | string>(Type.String({ format: 'date-time', description: 'ISO-8601 UTC' }))
 

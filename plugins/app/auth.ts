@@ -63,7 +63,10 @@ export default fp(async function auth (fastify) {
       if (code === 'FAST_JWT_EXPIRED') throw errors.tokenExpired()
       throw errors.unauthenticated('invalid access token')
     }
-    const { sub, sid } = claims
+    // An outside provider may spell its UUIDs in upper case; ids have one spelling here (they are
+    // cache and revocation keys), and a signed claim is canonicalised rather than refused.
+    const sub = typeof claims.sub === 'string' ? claims.sub.toLowerCase() : claims.sub
+    const sid = typeof claims.sid === 'string' ? claims.sid.toLowerCase() : claims.sid
     if (!isUuid(sub)) throw errors.unauthenticated('the token has no valid sub claim')
     const permissions = Array.isArray(claims.permissions) && claims.permissions.every(p => typeof p === 'string')
       ? claims.permissions
@@ -84,7 +87,7 @@ export default fp(async function auth (fastify) {
     if (token === undefined) throw errors.unauthenticated('missing Authorization: Bearer <token>')
     const session = request.headers['x-session-id']
     if (session !== undefined && !isUuid(session)) {
-      throw errors.validation('X-Session-Id must be a UUID')
+      throw errors.validation('X-Session-Id must be a UUID in lower-case hex (8-4-4-4-12)')
     }
     const { expiresAt: _, ...actor } = await verifyAccessToken(token, session)
     request.actor = actor

@@ -1,5 +1,6 @@
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
+import { UUID_PATTERN } from '../../schemas/common.js'
 
 /**
  * The JSON Schema validator behind every TypeBox schema: HTTP bodies, query strings, WebSocket
@@ -11,7 +12,8 @@ export function makeAjv (options: AjvOptions = {}): Ajv {
   return ajv
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+// The schemas' own pattern: what a route's schema accepts as an id and what isUuid accepts are one.
+const UUID = new RegExp(UUID_PATTERN)
 
-/** A UUID in its canonical text form (ids, session ids), checked before it goes anywhere. */
+/** A UUID in its one spelling (lower-case hex 8-4-4-4-12): ids, session ids, channel ids. */
 export const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value)
