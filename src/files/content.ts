@@ -3,6 +3,8 @@ import { isUtf8 } from 'node:buffer'
 import { extname } from 'node:path'
 import mime from 'mime-types'
 import { errors } from '../core/errors.js'
+import { jsonDocumentProblem } from '../core/validation.js'
+import { MAX_METADATA_DEPTH } from '../../schemas/files.js'
 
 /** File content as it travels in JSON (`content` + `encoding`) and as it is stored (bytes + sha256). */
 
@@ -71,7 +73,14 @@ export function guessMimeType (path: string, bytes: Buffer): string {
 
 export const MAX_METADATA_BYTES = 16 * 1024
 
+/**
+ * Metadata as the jsonb text to store. The schemas check the same (their `x-json-document`
+ * keyword); checked again here for callers that did not come through one, before JSON.stringify,
+ * which would overflow the stack on deep nesting.
+ */
 export function checkMetadata (metadata: Record<string, unknown>): string {
+  const problem = jsonDocumentProblem(metadata, MAX_METADATA_DEPTH)
+  if (problem !== undefined) throw errors.validation(`metadata ${problem}`)
   const json = JSON.stringify(metadata)
   if (Buffer.byteLength(json) > MAX_METADATA_BYTES) throw errors.validation(`metadata is larger than ${MAX_METADATA_BYTES} bytes`)
   return json
