@@ -46,6 +46,8 @@ export default fp(async function auth (fastify) {
   const verified = new LRUCache<string, Verified>({ max: 10_000 })
 
   async function verifyAccessToken (token: string, sessionHeader?: string): Promise<Actor & { expiresAt: number }> {
+    // Here, not only in `authenticate`: a WebSocket upgrade's X-Session-Id comes this way too.
+    if (sessionHeader !== undefined && !isUuid(sessionHeader)) throw invalidSessionHeader()
     let result = verified.get(token)
     if (result === undefined || result.expiresAt <= Date.now()) {
       result = await verify(token)
@@ -86,13 +88,14 @@ export default fp(async function auth (fastify) {
     const token = bearerToken(request.headers.authorization)
     if (token === undefined) throw errors.unauthenticated('missing Authorization: Bearer <token>')
     const session = request.headers['x-session-id']
-    if (session !== undefined && !isUuid(session)) {
-      throw errors.validation('X-Session-Id must be a UUID in lower-case hex (8-4-4-4-12)')
-    }
+    // Checked before the token, so a malformed header is 400 whatever the token.
+    if (session !== undefined && !isUuid(session)) throw invalidSessionHeader()
     const { expiresAt: _, ...actor } = await verifyAccessToken(token, session)
     request.actor = actor
   })
 }, { name: 'auth', dependencies: ['config', 'database'] })
+
+const invalidSessionHeader = (): Error => errors.validation('X-Session-Id must be a UUID in lower-case hex (8-4-4-4-12)')
 
 function publicKeyAlgorithm (pem: string): 'RS256' | 'ES256' {
   const type = createPublicKey(pem).asymmetricKeyType

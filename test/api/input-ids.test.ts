@@ -1,7 +1,8 @@
 import t from 'tap'
-import { registerUser } from '../helpers/app.js'
+import { listen, registerUser } from '../helpers/app.js'
 import { isError, request, type Method, type Workspace } from '../helpers/http.js'
 import { setup } from '../helpers/files.js'
+import { connect } from '../helpers/ws.js'
 import { UUID_PATTERN } from '../../schemas/common.js'
 import { isUuid } from '../../src/core/validation.js'
 
@@ -106,6 +107,19 @@ t.test('session ids in headers and bodies: one spelling', async t => {
   // The canonical spelling still works everywhere.
   t.equal((await c.op({ type: 'update', path: '/a.txt', content: 'b', sessionId: sid })).statusCode, 200)
   t.equal((await c.getUrl(`/v1/sessions/${sid}/activity`)).statusCode, 200)
+})
+
+t.test('a WebSocket upgrade with X-Session-Id in another spelling is closed 4401, not given that session', async t => {
+  const c = await setup(t)
+  const base = await listen(c.app)
+  for (const spelt of [upper(c.user.sessionId), urn(c.user.sessionId)]) {
+    const client = await connect(t, base, { headers: { authorization: `Bearer ${c.user.token}`, 'x-session-id': spelt } })
+    const connected = (): boolean => client.messages.some(m => m.type === 'connected')
+    await client.until(() => client.isClosed || connected() ? true : undefined, 'closed or connected')
+    t.notOk(connected(), `${spelt}: never connected`)
+    if (!client.isClosed) continue
+    t.strictSame(await client.closed, { code: 4401, reason: 'VALIDATION_FAILED' }, spelt)
+  }
 })
 
 t.test('the OpenAPI document: every id a client sends has the one pattern', async t => {
