@@ -1,8 +1,9 @@
 import t from 'tap'
-import { listen, registerUser } from '../helpers/app.js'
+import { listen, registerUser, TEST_SECRET } from '../helpers/app.js'
 import { isError, request, type Method, type Workspace } from '../helpers/http.js'
 import { setup } from '../helpers/files.js'
 import { connect } from '../helpers/ws.js'
+import { accessClaims, signJwt } from '../helpers/jwt.js'
 import { UUID_PATTERN } from '../../schemas/common.js'
 import { isUuid } from '../../src/core/validation.js'
 
@@ -87,6 +88,19 @@ t.test('a removed member cannot keep reading through another spelling of the id'
   t.equal((await c.send('DELETE', `/v1/workspaces/${c.ws}/members/${member.id}`)).statusCode, 204)
   isError(t, await read(c.ws), 404, 'WORKSPACE_NOT_FOUND', 'removed: the canonical id')
   isError(t, await read(upper(c.ws)), 400, 'VALIDATION_FAILED', 'removed: the upper-case id')
+})
+
+t.test('a token whose sub is upper case is that user (one cache key), and loses access when removed', async t => {
+  const c = await setup(t)
+  const member = await registerUser(c.app)
+  t.equal((await c.send('PUT', `/v1/workspaces/${c.ws}/members`, { email: member.email, role: 'viewer' })).statusCode, 200)
+  await c.write('/secret.txt', 'v1')
+  const token = signJwt(accessClaims(upper(member.id), upper(member.sessionId)), { alg: 'HS256', secret: TEST_SECRET })
+  const read = async (): Promise<Awaited<ReturnType<typeof request>>> =>
+    await request(c.app, 'GET', `/v1/workspaces/${c.ws}/files/secret.txt`, { token })
+  t.equal((await read()).statusCode, 200, 'the member reads (and warms the access cache)')
+  t.equal((await c.send('DELETE', `/v1/workspaces/${c.ws}/members/${member.id}`)).statusCode, 204)
+  isError(t, await read(), 404, 'WORKSPACE_NOT_FOUND', 'removed: the same token reads nothing')
 })
 
 t.test('session ids in headers and bodies: one spelling', async t => {
