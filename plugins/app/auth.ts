@@ -4,7 +4,7 @@ import fastifyJwt from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import { LRUCache } from 'lru-cache'
 import { ensureUser, DEFAULT_PERMISSIONS, ACCESS_TOKEN_SECONDS, type AccessClaims, type Actor, type SignAccess } from '../../src/accounts/auth.js'
-import { errors } from '../../src/core/errors.js'
+import { errors, type AppError } from '../../src/core/errors.js'
 import { isUuid } from '../../src/core/validation.js'
 import { bearerToken } from '../../src/core/http.js'
 
@@ -95,7 +95,7 @@ export default fp(async function auth (fastify) {
   })
 }, { name: 'auth', dependencies: ['config', 'database'] })
 
-const invalidSessionHeader = (): Error => errors.validation('X-Session-Id must be a UUID in lower-case hex (8-4-4-4-12)')
+const invalidSessionHeader = (): AppError => errors.validation('X-Session-Id must be a UUID in lower-case hex (8-4-4-4-12)')
 
 function publicKeyAlgorithm (pem: string): 'RS256' | 'ES256' {
   const type = createPublicKey(pem).asymmetricKeyType
