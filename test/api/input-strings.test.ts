@@ -1,6 +1,8 @@
 import t, { type Test } from 'tap'
 import { isError, request, type Res, type Workspace } from '../helpers/http.js'
 import { setup, type Ctx } from '../helpers/files.js'
+import { listen } from '../helpers/app.js'
+import { connect } from '../helpers/ws.js'
 
 /**
  * Strings that would reach PostgreSQL as text or jsonb and fail there (NUL, a lone surrogate),
@@ -96,4 +98,25 @@ t.test('a tree cursor that decodes to a NUL path or a non-integer revision is 40
   const second = await c.treeRes({ path: '/', depth: 0, limit: 1, cursor: next })
   t.equal(second.statusCode, 200, second.body)
   t.strictSame(second.json<{ entries: Array<{ path: string }> }>().entries.map(e => e.path), ['/b.txt'])
+})
+
+t.test('WebSocket RPC takes the same schemas: the same refusals, nothing written', async t => {
+  const c = await setup(t)
+  await c.write('/a.txt', 'a')
+  const before = await c.revision()
+  const ws = await connect(t, await listen(c.app), { token: c.user.token })
+  const workspaceId = c.ws
+  const calls: Array<[string, string, Record<string, unknown>]> = [
+    ['files.write metadata NUL', 'files.write', { workspaceId, path: '/b.txt', content: 'x', metadata: { k: 'a\u0000' } }],
+    ['files.write metadata 65 deep', 'files.write', { workspaceId, path: '/b.txt', content: 'x', metadata: JSON.parse(nested(65, 'object')) as unknown }],
+    ['files.write mimeType', 'files.write', { workspaceId, path: '/b.txt', content: 'x', mimeType: 'text/plain; x=\u2603' }],
+    ['files.write idempotencyKey NUL', 'files.write', { workspaceId, path: '/b.txt', content: 'x', idempotencyKey: 'k\u0000' }],
+    ['operations.apply metadata lone surrogate', 'operations.apply', { workspaceId, type: 'update', path: '/a.txt', metadata: { k: '\ud800' } }],
+    ['operations.apply upper-case workspaceId', 'operations.apply', { workspaceId: workspaceId.toUpperCase(), type: 'delete', path: '/a.txt' }],
+    ['files.delete urn workspaceId', 'files.delete', { workspaceId: `urn:uuid:${workspaceId}`, path: '/a.txt' }]
+  ]
+  for (const [label, method, params] of calls) {
+    t.match(await ws.rpc(method, params), { type: 'rpc.error', error: { code: 'VALIDATION_FAILED' } }, label)
+  }
+  await c.unchanged(t, before)
 })
