@@ -1,8 +1,27 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { Cursor, Nullable, Timestamp, Uuid } from './common.js'
+import { Cursor, JSON_DOCUMENT, Nullable, Timestamp, Uuid } from './common.js'
 
 export const Encoding = Type.Union([Type.Literal('utf8'), Type.Literal('base64')], { default: 'utf8' })
-export const Metadata = Type.Object({}, { additionalProperties: true, description: 'a JSON object of at most 16 KiB' })
+export const MAX_METADATA_DEPTH = 64
+export const Metadata = Type.Object({}, {
+  additionalProperties: true,
+  [JSON_DOCUMENT]: { maxDepth: MAX_METADATA_DEPTH },
+  description: `a JSON object of at most 16 KiB, nested at most ${MAX_METADATA_DEPTH} levels, without NUL or lone surrogates in its keys and strings`
+})
+
+// RFC 9110 token characters: ASCII letters, digits and !#$%&'*+-.^_`|~ (no space, quote, separator or control).
+const TOKEN = "[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+/**
+ * A media type as RFC 9110 writes it, restricted to tokens: `type "/" subtype *( OWS ";" OWS name "=" value )`.
+ * A stored mimeType becomes a raw read's Content-Type header, so nothing else may reach it.
+ */
+export const MEDIA_TYPE_PATTERN = `^${TOKEN}/${TOKEN}(?:[ \t]*;[ \t]*${TOKEN}=${TOKEN})*$`
+export const MediaType = Type.String({
+  minLength: 1,
+  maxLength: 255,
+  pattern: MEDIA_TYPE_PATTERN,
+  description: 'type/subtype with optional ;name=value parameters, RFC 9110 token characters only (no quoted values)'
+})
 export const Kind = Type.Union([Type.Literal('file'), Type.Literal('directory')])
 
 export type Kind = Static<typeof Kind>
@@ -41,7 +60,7 @@ export const ReadQuery = Type.Object({
 export const WriteBody = Type.Object({
   content: Type.String(),
   encoding: Type.Optional(Encoding),
-  mimeType: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  mimeType: Type.Optional(MediaType),
   metadata: Type.Optional(Metadata)
 }, { additionalProperties: false })
 
@@ -60,7 +79,7 @@ export const Operation = Type.Object({
   newPath: Type.Optional(Type.String({ maxLength: 4096 })),
   content: Type.Optional(Type.String()),
   encoding: Type.Optional(Encoding),
-  mimeType: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  mimeType: Type.Optional(MediaType),
   metadata: Type.Optional(Metadata),
   ifMatch: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   overwrite: Type.Optional(Type.Boolean()),

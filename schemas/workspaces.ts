@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { Timestamp, Uuid } from './common.js'
+import { Text, Timestamp, Uuid } from './common.js'
 
 export const Role = Type.Union([Type.Literal('owner'), Type.Literal('editor'), Type.Literal('viewer')])
 export type Role = Static<typeof Role>
@@ -17,7 +17,7 @@ export type Workspace = Static<typeof Workspace>
 export const WorkspaceList = Type.Object({ items: Type.Array(Workspace) })
 
 export const CreateWorkspaceBody = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 200 })
+  name: Text({ minLength: 1, maxLength: 200 })
 }, { additionalProperties: false })
 
 export const Member = Type.Object({ userId: Uuid, email: Type.String(), role: Role })

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { Uuid } from './common.js'
-import { ChangesQuery, Encoding, Metadata, Operation, TreeQuery } from './files.js'
+import { Text, Uuid } from './common.js'
+import { ChangesQuery, Encoding, MediaType, Metadata, Operation, TreeQuery } from './files.js'
 
 /** Client → server WebSocket messages, and the params of each RPC method. */
 
@@ -17,7 +17,7 @@ export const ClientMessage = Type.Union([
 export type ClientMessage = Static<typeof ClientMessage>
 
 const Workspace = Type.Object({ workspaceId: Uuid })
-const IdempotencyKey = Type.Object({ idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) })
+const IdempotencyKey = Type.Object({ idempotencyKey: Type.Optional(Text({ minLength: 1, maxLength: 200 })) })
 const strict = { additionalProperties: false }
 
 export const RpcParams = {
@@ -33,17 +33,17 @@ export const RpcParams = {
     path: Type.String({ maxLength: 4096 }),
     content: Type.String(),
     encoding: Type.Optional(Encoding),
-    mimeType: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    mimeType: Type.Optional(MediaType),
     metadata: Type.Optional(Metadata),
     ifMatch: Type.Optional(Type.String({ maxLength: 100 })),
     ifNoneMatch: Type.Optional(Type.String({ maxLength: 100 })),
-    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
+    idempotencyKey: Type.Optional(Text({ minLength: 1, maxLength: 200 }))
   }, strict),
   'files.delete': Type.Object({
     workspaceId: Uuid,
     path: Type.String({ maxLength: 4096 }),
     ifMatch: Type.Optional(Type.String({ maxLength: 100 })),
-    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
+    idempotencyKey: Type.Optional(Text({ minLength: 1, maxLength: 200 }))
   }, strict),
   'operations.apply': Type.Composite([Operation, Workspace, IdempotencyKey], strict),
   'operations.batch': Type.Composite([Workspace, IdempotencyKey, Type.Object({ operations: Type.Array(Operation, { minItems: 1, maxItems: 1000 }) })], strict),

@@ -4,7 +4,7 @@ import fastifyJwt from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import { LRUCache } from 'lru-cache'
 import { ensureUser, DEFAULT_PERMISSIONS, ACCESS_TOKEN_SECONDS, type AccessClaims, type Actor, type SignAccess } from '../../src/accounts/auth.js'
-import { errors } from '../../src/core/errors.js'
+import { errors, type AppError } from '../../src/core/errors.js'
 import { isUuid } from '../../src/core/validation.js'
 import { bearerToken } from '../../src/core/http.js'
 
@@ -46,6 +46,8 @@ export default fp(async function auth (fastify) {
   const verified = new LRUCache<string, Verified>({ max: 10_000 })
 
   async function verifyAccessToken (token: string, sessionHeader?: string): Promise<Actor & { expiresAt: number }> {
+    // Here, not only in `authenticate`: a WebSocket upgrade's X-Session-Id comes this way too.
+    if (sessionHeader !== undefined && !isUuid(sessionHeader)) throw invalidSessionHeader()
     let result = verified.get(token)
     if (result === undefined || result.expiresAt <= Date.now()) {
       result = await verify(token)
@@ -63,7 +65,10 @@ export default fp(async function auth (fastify) {
       if (code === 'FAST_JWT_EXPIRED') throw errors.tokenExpired()
       throw errors.unauthenticated('invalid access token')
     }
-    const { sub, sid } = claims
+    // An outside provider may spell its UUIDs in upper case; ids have one spelling here (they are
+    // cache and revocation keys), and a signed claim is canonicalised rather than refused.
+    const sub = typeof claims.sub === 'string' ? claims.sub.toLowerCase() : claims.sub
+    const sid = typeof claims.sid === 'string' ? claims.sid.toLowerCase() : claims.sid
     if (!isUuid(sub)) throw errors.unauthenticated('the token has no valid sub claim')
     const permissions = Array.isArray(claims.permissions) && claims.permissions.every(p => typeof p === 'string')
       ? claims.permissions
@@ -83,13 +88,14 @@ export default fp(async function auth (fastify) {
     const token = bearerToken(request.headers.authorization)
     if (token === undefined) throw errors.unauthenticated('missing Authorization: Bearer <token>')
     const session = request.headers['x-session-id']
-    if (session !== undefined && !isUuid(session)) {
-      throw errors.validation('X-Session-Id must be a UUID')
-    }
+    // Checked before the token, so a malformed header is 400 whatever the token.
+    if (session !== undefined && !isUuid(session)) throw invalidSessionHeader()
     const { expiresAt: _, ...actor } = await verifyAccessToken(token, session)
     request.actor = actor
   })
 }, { name: 'auth', dependencies: ['config', 'database'] })
+
+const invalidSessionHeader = (): AppError => errors.validation('X-Session-Id must be a UUID in lower-case hex (8-4-4-4-12)')
 
 function publicKeyAlgorithm (pem: string): 'RS256' | 'ES256' {
   const type = createPublicKey(pem).asymmetricKeyType

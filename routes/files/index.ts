@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { pathFromUrl } from '../../src/files/paths.js'
+import { rawReadHeaders } from '../../src/files/content.js'
 import { errors } from '../../src/core/errors.js'
 import { noneMatch } from '../../src/core/http.js'
 import { MutationType } from '../../src/mutations/activity.js'
@@ -95,7 +96,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       if (!raw) return entry
       if (bytes === undefined) throw errors.isADirectory(entry.path)
       // Raw bytes bypass the JSON serializer, so the reply is widened from the schema-typed one.
-      return await (reply as FastifyReply).type(entry.mimeType ?? 'application/octet-stream').send(bytes)
+      return await (reply as FastifyReply).headers(rawReadHeaders(entry.mimeType, entry.name)).send(bytes)
     })
 
     fastify.put(url, {

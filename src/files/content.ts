@@ -3,6 +3,8 @@ import { isUtf8 } from 'node:buffer'
 import { extname } from 'node:path'
 import mime from 'mime-types'
 import { errors } from '../core/errors.js'
+import { jsonDocumentProblem } from '../core/validation.js'
+import { MAX_METADATA_DEPTH, MEDIA_TYPE_PATTERN } from '../../schemas/files.js'
 
 /** File content as it travels in JSON (`content` + `encoding`) and as it is stored (bytes + sha256). */
 
@@ -71,8 +73,50 @@ export function guessMimeType (path: string, bytes: Buffer): string {
 
 export const MAX_METADATA_BYTES = 16 * 1024
 
+/**
+ * Metadata as the jsonb text to store. The schemas check the same (their `x-json-document`
+ * keyword); checked again here for callers that did not come through one, before JSON.stringify,
+ * which would overflow the stack on deep nesting.
+ */
 export function checkMetadata (metadata: Record<string, unknown>): string {
+  const problem = jsonDocumentProblem(metadata, MAX_METADATA_DEPTH)
+  if (problem !== undefined) throw errors.validation(`metadata ${problem}`)
   const json = JSON.stringify(metadata)
   if (Buffer.byteLength(json) > MAX_METADATA_BYTES) throw errors.validation(`metadata is larger than ${MAX_METADATA_BYTES} bytes`)
   return json
+}
+
+const MEDIA_TYPE = new RegExp(MEDIA_TYPE_PATTERN)
+
+/**
+ * Types a browser shows as text, a raster image, audio or video: nothing in them runs. Every other
+ * type (HTML, SVG, XML, JavaScript, PDF, and whatever is not on this list) may be a document with
+ * script in it, on the API's origin, so its raw read is a download.
+ */
+const INLINE_TYPES = new Set([
+  'text/plain', 'text/csv', 'text/markdown', 'application/json',
+  'image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif',
+  'audio/mpeg', 'audio/ogg', 'audio/wav', 'video/mp4', 'video/webm', 'video/ogg'
+])
+
+/** RFC 8187 ext-value: percent-encoded UTF-8, with the characters encodeURIComponent leaves but attr-char forbids. */
+const extValue = (s: string): string => encodeURIComponent(s).replace(/['()*]/g, c => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+
+/**
+ * The headers of a raw read (`?format=raw`) of a file named `name`. The stored mimeType is the
+ * Content-Type only if it is a media type (one stored before writes were checked may not be: it
+ * is served as application/octet-stream rather than failing every read). Every raw read is
+ * nosniff and sandboxed (no script, no same-origin, if a browser opens it); all but the inline
+ * types are also an attachment.
+ */
+export function rawReadHeaders (mimeType: string | null, name: string): Record<string, string> {
+  const type = mimeType !== null && MEDIA_TYPE.test(mimeType) ? mimeType : 'application/octet-stream'
+  const essence = (type.split(';')[0] ?? '').trim().toLowerCase()
+  const headers: Record<string, string> = {
+    'content-type': type,
+    'x-content-type-options': 'nosniff',
+    'content-security-policy': 'sandbox'
+  }
+  if (!INLINE_TYPES.has(essence)) headers['content-disposition'] = `attachment; filename*=UTF-8''${extValue(name)}`
+  return headers
 }

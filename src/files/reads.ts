@@ -124,10 +124,16 @@ function encodeCursor (c: TreeCursor): string {
   return Buffer.from(JSON.stringify(c)).toString('base64url')
 }
 
+/**
+ * A cursor is client input: only what encodeCursor could have made passes (a canonical path, which
+ * has no NUL for PostgreSQL to refuse; a revision that is a safe integer, not 1e400 = Infinity).
+ */
 function decodeCursor (s: string): TreeCursor {
   try {
-    const c = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as Partial<TreeCursor>
-    if (typeof c.p === 'string' && typeof c.r === 'number') return { p: c.p, r: c.r }
+    const c = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as Partial<TreeCursor> | null
+    const p = c?.p
+    const r = c?.r
+    if (typeof p === 'string' && canonicalPath(p) === p && typeof r === 'number' && Number.isSafeInteger(r) && r >= 0) return { p, r }
   } catch {}
   throw errors.validation('cursor is not valid')
 }

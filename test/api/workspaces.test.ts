@@ -97,7 +97,7 @@ t.test('workspaces', async t => {
     t.equal(others.error, random.error)
     t.notMatch(others.message, /owner|member|forbidden/i, 'no hint that it exists')
     const bad = isError(t, await a.get(alice, 'not-a-uuid'), 400, 'VALIDATION_FAILED')
-    t.match(bad.details, { errors: [{ keyword: 'format' }] })
+    t.match(bad.details, { errors: [{ keyword: 'pattern', path: '/id' }] })
     isError(t, await app.inject({ url: `/v1/workspaces/${ws}` }), 401, 'UNAUTHENTICATED')
   })
 
