@@ -27,8 +27,9 @@ type Scope = 'api' | 'auth' | 'exempt'
 function scopeOf (url: string | undefined): Scope {
   if (url === undefined) return 'exempt'
   if (AUTH_ROUTES.has(url)) return 'auth'
-  // A socket is limited per message once open (WS_MESSAGES_PER_SECOND); counting upgrades per
-  // address would cap how many tabs behind one NAT can connect.
+  // A socket is limited per message once open (WS_MESSAGES_PER_SECOND) and its RPC calls are
+  // charged to the user (chargeUser below); counting upgrades per address would cap how many
+  // tabs behind one NAT can connect.
   if (url === '/v1/ws') return 'exempt'
   return url.startsWith('/v1/') ? 'api' : 'exempt'
 }
@@ -36,7 +37,8 @@ function scopeOf (url: string | undefined): Scope {
 /**
  * Rate limits with @fastify/rate-limit on the /v1 routes: RATE_LIMIT_MAX requests per
  * RATE_LIMIT_WINDOW_MS per user (the verified token's user; the client address before
- * authentication), not on the WebSocket upgrade, and AUTH_RATE_LIMIT_MAX per
+ * authentication), not on the WebSocket upgrade but on each RPC call over a socket (`chargeUser`),
+ * and AUTH_RATE_LIMIT_MAX per
  * AUTH_RATE_LIMIT_WINDOW_MS per address on login and register together. Counts live in Redis when
  * REDIS_URL is set, so every instance shares them; otherwise in this process. Over the limit: 429
  * RATE_LIMITED with Retry-After and the x-ratelimit-* headers (also sent on every limited request).
