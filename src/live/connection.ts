@@ -8,6 +8,7 @@ import { AppError, errors, toAppError } from '../core/errors.js'
 import { bearerToken } from '../core/http.js'
 import type { Subscriber } from './hub.js'
 import { channelName, Close, parseChannel, parseClientMessage, publicError, type Frame } from './protocol.js'
+import { Inbox } from './inbox.js'
 import { callRpc } from './rpc.js'
 import type { Sockets } from './sockets.js'
 
@@ -17,7 +18,7 @@ const TEXT = { binary: false } as const
 /**
  * One client socket: authentication, its subscriptions, and the messages of the contract's
  * WebSocket section. Frames to the client go through `send`, which enforces the send-buffer bound.
- * The wire format is protocol.ts and RPC is rpc.ts; what stays here (a little over 300 lines) is
+ * The wire format is protocol.ts and RPC is rpc.ts; what stays here (under 400 lines; the inbox is inbox.ts) is
  * the state of one socket, which every part of it reads: split further, the parts would have to
  * share the actor, the subscriptions, the inbox and the closing flag through a public surface.
  */
@@ -29,11 +30,8 @@ export class Connection implements Subscriber {
   #alive = true
   #closing = false
   #connectedAt = 0
-  /** messages received and not yet being handled, with their sizes (bounded: see `receive`) */
-  readonly #inbox: Array<{ raw: string, bytes: number }> = []
-  #inboxBytes = 0
-  /** a message (or the header's authentication) is being handled */
-  #busy = false
+  /** messages handled one at a time; those waiting are bounded (see `receive`) */
+  readonly #inbox: Inbox
   #expiryTimer: NodeJS.Timeout | undefined
   #authTimer: NodeJS.Timeout | undefined
   #tokens: number
@@ -55,6 +53,10 @@ export class Connection implements Subscriber {
     this.#log = request.log
     this.#sockets = sockets
     this.#tokens = app.config.WS_MESSAGES_PER_SECOND
+    this.#inbox = new Inbox(
+      { maxMessages: app.config.WS_MAX_QUEUED_MESSAGES, maxBytes: app.config.WS_MAX_QUEUED_BYTES },
+      async raw => { await this.#handle(raw) },
+      err => { this.#log.error({ err }, 'websocket message failed') })
     socket.on('pong', () => { this.#alive = true })
     socket.on('message', (data, isBinary) => {
       if (isBinary) {
@@ -82,7 +84,7 @@ export class Connection implements Subscriber {
       return
     }
     if (token !== undefined) {
-      void this.#work(async () => { await this.#authenticate(token, typeof session === 'string' ? session : undefined) })
+      void this.#inbox.run(async () => { await this.#authenticate(token, typeof session === 'string' ? session : undefined) })
       return
     }
     this.#authTimer = setTimeout(() => { this.close(Close.unauthenticated, 'no auth message in time') }, this.#app.config.WS_AUTH_TIMEOUT_MS)
@@ -168,8 +170,7 @@ export class Connection implements Subscriber {
     if (this.#closing) return
     this.#closing = true
     // What still waits is never handled: let it go now, not when the peer finally goes.
-    this.#inbox.length = 0
-    this.#inboxBytes = 0
+    this.#inbox.clear()
     this.#socket.close(code, reason)
     setTimeout(() => { this.#socket.terminate() }, 2_000).unref()
   }
@@ -209,38 +210,7 @@ export class Connection implements Subscriber {
       this.#error(errors.messageRateLimited())
       return
     }
-    const bytes = Buffer.byteLength(raw)
-    const { WS_MAX_QUEUED_MESSAGES: maxMessages, WS_MAX_QUEUED_BYTES: maxBytes } = this.#app.config
-    if (this.#busy && (this.#inbox.length >= maxMessages || this.#inboxBytes + bytes > maxBytes)) {
-      this.close(Close.tryAgainLater, 'too many messages waiting; slow down, then resume with since')
-      return
-    }
-    this.#inbox.push({ raw, bytes })
-    this.#inboxBytes += bytes
-    if (!this.#busy) void this.#work()
-  }
-
-  /** Runs `first` (if any), then handles the inbox until it is empty. */
-  async #work (first?: () => Promise<void>): Promise<void> {
-    this.#busy = true
-    // Without `first`, the message that started the work is taken out of the inbox at once:
-    // the one in hand never counts against the bound, even when others came in the same read.
-    if (first !== undefined) await this.#guarded(first)
-    for (let next = this.#inbox.shift(); next !== undefined; next = this.#inbox.shift()) {
-      this.#inboxBytes -= next.bytes
-      const { raw } = next
-      await this.#guarded(async () => { await this.#handle(raw) })
-    }
-    this.#busy = false
-  }
-
-  /** One unit of work; what it throws is logged, and the inbox goes on. */
-  async #guarded (task: (() => Promise<void>) | undefined): Promise<void> {
-    try {
-      await task?.()
-    } catch (err) {
-      this.#log.error({ err }, 'websocket message failed')
-    }
+    if (!this.#inbox.push(raw)) this.close(Close.tryAgainLater, 'too many messages waiting; slow down, then resume with since')
   }
 
   async #handle (raw: string): Promise<void> {
