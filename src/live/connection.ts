@@ -274,6 +274,8 @@ export class Connection implements Subscriber {
       this.close(Close.unauthenticated, 'a socket cannot change user')
       return
     }
+    // Gone while the token was verified: it must not take a place that its close already gave back.
+    if (!this.open) return
     const first = this.#actor === null
     if (first && !this.#sockets.claim(this, verified.userId)) {
       this.close(Close.tryAgainLater, 'too many sockets for this user (WS_MAX_SOCKETS_PER_USER)')

@@ -29,6 +29,8 @@ export class Sockets<T> {
    */
   claim (socket: T, userId: string): boolean {
     if (this.#userOf.has(socket)) return true
+    // One that was never counted, or already let go, must not hold a place nothing gives back.
+    if (!this.#all.has(socket)) return false
     const mine = this.#byUser.get(userId) ?? new Set<T>()
     if (mine.size >= this.maxPerUser) return false
     mine.add(socket)
