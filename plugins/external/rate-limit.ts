@@ -6,6 +6,18 @@ import { errors } from '../../src/core/errors.js'
 import { redisWindowStore } from '../../src/ops/rate-limit-store.js'
 import { closeConnection, whenReady } from '../../src/ops/redis-connection.js'
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Charges one call by `actor` to the per-user budget REST requests count against (the same
+     * store, key and limit), for calls that arrive otherwise: WebSocket RPC, on its upgrade
+     * `request`. Throws RATE_LIMITED past the limit (UNAVAILABLE when the store fails and
+     * RATE_LIMIT_FAIL_OPEN is off); does nothing while rate limiting is off.
+     */
+    chargeUser: (request: FastifyRequest, actor: Actor) => Promise<void>
+  }
+}
+
 /** Password guessing targets: a stricter limit, per client address. */
 const AUTH_ROUTES = new Set(['/v1/auth/login', '/v1/auth/register'])
 
@@ -15,8 +27,9 @@ type Scope = 'api' | 'auth' | 'exempt'
 function scopeOf (url: string | undefined): Scope {
   if (url === undefined) return 'exempt'
   if (AUTH_ROUTES.has(url)) return 'auth'
-  // A socket is limited per message once open (WS_MESSAGES_PER_SECOND); counting upgrades per
-  // address would cap how many tabs behind one NAT can connect.
+  // A socket is limited per message once open (WS_MESSAGES_PER_SECOND) and its RPC calls are
+  // charged to the user (chargeUser below); counting upgrades per address would cap how many
+  // tabs behind one NAT can connect.
   if (url === '/v1/ws') return 'exempt'
   return url.startsWith('/v1/') ? 'api' : 'exempt'
 }
@@ -24,7 +37,8 @@ function scopeOf (url: string | undefined): Scope {
 /**
  * Rate limits with @fastify/rate-limit on the /v1 routes: RATE_LIMIT_MAX requests per
  * RATE_LIMIT_WINDOW_MS per user (the verified token's user; the client address before
- * authentication), not on the WebSocket upgrade, and AUTH_RATE_LIMIT_MAX per
+ * authentication), not on the WebSocket upgrade but on each RPC call over a socket (`chargeUser`),
+ * and AUTH_RATE_LIMIT_MAX per
  * AUTH_RATE_LIMIT_WINDOW_MS per address on login and register together. Counts live in Redis when
  * REDIS_URL is set, so every instance shares them; otherwise in this process. Over the limit: 429
  * RATE_LIMITED with Retry-After and the x-ratelimit-* headers (also sent on every limited request).
@@ -35,7 +49,10 @@ function scopeOf (url: string | undefined): Scope {
 export default fp(async function rateLimiting (fastify) {
   const { config, metrics } = fastify
   const enabled = config.RATE_LIMIT_ENABLED ?? config.NODE_ENV !== 'test'
-  if (!enabled) return
+  if (!enabled) {
+    fastify.decorate('chargeUser', async function chargeUser () {})
+    return
+  }
 
   const cmd = fastify.redis?.cmd
   let store: FastifyRateLimitStoreCtor | undefined
@@ -80,5 +97,16 @@ export default fp(async function rateLimiting (fastify) {
       const key = scopeOf(request.routeOptions.url) === 'auth' ? 'auth:' : 'api:'
       return errors.rateLimited(context.max, windowOf(key), Math.max(1, Math.ceil(context.ttl / 1000)))
     }
+  })
+
+  // Without options: the global limiter itself, so its store (not a child) and its key generator.
+  const limit = fastify.createRateLimit()
+  fastify.decorate('chargeUser', async function chargeUser (request: FastifyRequest, actor: Actor) {
+    // The key generator keys an authenticated request by `request.actor` (`user:<id>`), as REST's.
+    request.actor = actor
+    const result = await limit(request)
+    if (result.isAllowed || !result.isExceeded) return
+    metrics.rateLimited.inc({ limit: 'api' })
+    throw errors.rateLimited(result.max, result.timeWindow, Math.max(1, result.ttlInSeconds))
   })
 }, { name: 'rate-limit', dependencies: ['config', 'redis', 'auth', 'metrics'] })

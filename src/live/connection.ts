@@ -1,15 +1,16 @@
 import { randomUUID } from 'node:crypto'
-import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
 import type { Actor } from '../accounts/auth.js'
 import { requireRead } from '../accounts/workspaces.js'
 import { AppError, errors, toAppError } from '../core/errors.js'
 import { bearerToken } from '../core/http.js'
 import type { Subscriber } from './hub.js'
-import { channelName, Close, parseChannel, parseClientMessage, type Frame } from './protocol.js'
+import { channelName, Close, parseChannel, parseClientMessage, publicError, type Frame } from './protocol.js'
+import { Inbox } from './inbox.js'
 import { callRpc } from './rpc.js'
+import type { Sockets } from './sockets.js'
 
 /** `send` options for a Buffer that holds text (the hub's frames) */
 const TEXT = { binary: false } as const
@@ -17,9 +18,9 @@ const TEXT = { binary: false } as const
 /**
  * One client socket: authentication, its subscriptions, and the messages of the contract's
  * WebSocket section. Frames to the client go through `send`, which enforces the send-buffer bound.
- * The wire format is protocol.ts and RPC is rpc.ts; what stays here (a little over 300 lines) is
+ * The wire format is protocol.ts and RPC is rpc.ts; what stays here (under 400 lines; the inbox is inbox.ts) is
  * the state of one socket, which every part of it reads: split further, the parts would have to
- * share the actor, the subscriptions and the closing flag through a public surface.
+ * share the actor, the subscriptions, the inbox and the closing flag through a public surface.
  */
 export class Connection implements Subscriber {
   readonly clientId = randomUUID()
@@ -29,7 +30,8 @@ export class Connection implements Subscriber {
   #alive = true
   #closing = false
   #connectedAt = 0
-  #inbox: Promise<void> = Promise.resolve()
+  /** messages handled one at a time; those waiting are bounded (see `receive`) */
+  readonly #inbox: Inbox
   #expiryTimer: NodeJS.Timeout | undefined
   #authTimer: NodeJS.Timeout | undefined
   #tokens: number
@@ -38,14 +40,23 @@ export class Connection implements Subscriber {
   /** the TCP connection under the WebSocket, corked around a batch of frames */
   readonly #stream: Duplex
   readonly #app: FastifyInstance
+  /** the upgrade request: RPC calls are charged to the user's budget on it */
+  readonly #request: FastifyRequest
   readonly #log: FastifyBaseLogger
+  readonly #sockets: Sockets<Connection>
 
-  constructor (app: FastifyInstance, socket: WebSocket, stream: Duplex, log: FastifyBaseLogger) {
+  constructor (app: FastifyInstance, socket: WebSocket, request: FastifyRequest, sockets: Sockets<Connection>) {
     this.#app = app
     this.#socket = socket
-    this.#stream = stream
-    this.#log = log
+    this.#request = request
+    this.#stream = request.raw.socket
+    this.#log = request.log
+    this.#sockets = sockets
     this.#tokens = app.config.WS_MESSAGES_PER_SECOND
+    this.#inbox = new Inbox(
+      { maxMessages: app.config.WS_MAX_QUEUED_MESSAGES, maxBytes: app.config.WS_MAX_QUEUED_BYTES },
+      async raw => { await this.#handle(raw) },
+      err => { this.#log.error({ err }, 'websocket message failed') })
     socket.on('pong', () => { this.#alive = true })
     socket.on('message', (data, isBinary) => {
       if (isBinary) {
@@ -55,14 +66,16 @@ export class Connection implements Subscriber {
       this.receive(data.toString())
     })
     socket.on('close', code => { void this.dispose(code) })
-    socket.on('error', err => { log.info({ err: err.message }, 'websocket error') })
+    socket.on('error', err => { this.#log.info({ err: err.message }, 'websocket error') })
   }
 
   /**
-   * Starts the connection from the upgrade request's headers: with a Bearer token at once, else
-   * it waits for an `auth` message.
+   * Starts the connection from the upgrade request's headers (X-Session-Id already checked by the
+   * route): with a Bearer token at once, else it waits for an `auth` message. Messages that come
+   * meanwhile wait for the header's authentication, in the inbox.
    */
-  start (headers: IncomingHttpHeaders): void {
+  start (): void {
+    const { headers } = this.#request
     const header = headers.authorization
     const token = bearerToken(header)
     const session = headers['x-session-id']
@@ -71,7 +84,7 @@ export class Connection implements Subscriber {
       return
     }
     if (token !== undefined) {
-      void this.#authenticate(token, typeof session === 'string' ? session : undefined)
+      void this.#inbox.run(async () => { await this.#authenticate(token, typeof session === 'string' ? session : undefined) })
       return
     }
     this.#authTimer = setTimeout(() => { this.close(Close.unauthenticated, 'no auth message in time') }, this.#app.config.WS_AUTH_TIMEOUT_MS)
@@ -119,10 +132,24 @@ export class Connection implements Subscriber {
     return true
   }
 
-  /** Resolves once the send buffer is under half its bound (or the socket is going), so replays go at the client's pace. */
+  /** false once closing: a replay to it stops (hub.ts) */
+  get open (): boolean {
+    return !this.#closing && this.#socket.readyState === this.#socket.OPEN
+  }
+
+  /**
+   * Resolves once the send buffer is under half its bound (or the socket is going), so replays go
+   * at the client's pace. A client that takes nothing for WS_REPLAY_TIMEOUT_MS is closed with
+   * 1013: the replay would otherwise hold its inbox, and the subscribe, forever.
+   */
   async drained (): Promise<void> {
     const low = this.#app.config.WS_MAX_BUFFERED_BYTES / 2
-    while (!this.#closing && this.#socket.readyState === this.#socket.OPEN && this.#socket.bufferedAmount > low) {
+    const deadline = Date.now() + this.#app.config.WS_REPLAY_TIMEOUT_MS
+    while (this.open && this.#socket.bufferedAmount > low) {
+      if (Date.now() >= deadline) {
+        this.close(Close.tryAgainLater, 'replay timed out: client is not reading; resume with since')
+        return
+      }
       await new Promise(resolve => setTimeout(resolve, 10))
     }
   }
@@ -133,13 +160,17 @@ export class Connection implements Subscriber {
 
   /** An `error` frame: the error's code and message (its details only where `extra` passes them). */
   #error (error: AppError, extra: Record<string, unknown> = {}): void {
-    this.#reply({ type: 'error', code: error.code, message: error.message, ...extra })
+    if (error.statusCode >= 500) this.#log.error({ err: error }, 'websocket message failed')
+    const shown = publicError(error, this.#app.config.NODE_ENV === 'development')
+    this.#reply({ type: 'error', code: shown.code, message: shown.message, ...extra })
   }
 
   /** Closes with a code; a client that does not take the close frame is cut off shortly after. */
   close (code: number, reason: string): void {
     if (this.#closing) return
     this.#closing = true
+    // What still waits is never handled: let it go now, not when the peer finally goes.
+    this.#inbox.clear()
     this.#socket.close(code, reason)
     setTimeout(() => { this.#socket.terminate() }, 2_000).unref()
   }
@@ -167,14 +198,19 @@ export class Connection implements Subscriber {
 
   /**
    * Messages are handled one at a time, in the order they came (auth before subscribe, an RPC's
-   * effects before the next one); the rate limit bounds how many can wait.
+   * effects before the next one). While one is handled (a replay waiting for the client, a slow
+   * query) the others wait in the inbox, which holds at most WS_MAX_QUEUED_MESSAGES messages and
+   * WS_MAX_QUEUED_BYTES bytes: a message past either closes the socket with 1013, as a client
+   * that stops reading is, and what waited is dropped unhandled. The rate limit is checked first:
+   * a message over it is answered at once and never waits.
    */
   receive (raw: string): void {
+    if (this.#closing) return
     if (!this.#allow()) {
       this.#error(errors.messageRateLimited())
       return
     }
-    this.#inbox = this.#inbox.then(() => this.#handle(raw)).catch(err => { this.#log.error({ err }, 'websocket message failed') })
+    if (!this.#inbox.push(raw)) this.close(Close.tryAgainLater, 'too many messages waiting; slow down, then resume with since')
   }
 
   async #handle (raw: string): Promise<void> {
@@ -208,7 +244,8 @@ export class Connection implements Subscriber {
 
   async #rpc (actor: Actor, id: string | number, method: string, params: Record<string, unknown>): Promise<void> {
     const { files, config } = this.#app
-    const context = { files, actor, log: this.#log, exposeInternal: config.NODE_ENV === 'development' }
+    const admit = async (): Promise<void> => { await this.#app.chargeUser(this.#request, actor) }
+    const context = { files, actor, log: this.#log, exposeInternal: config.NODE_ENV === 'development', admit }
     this.#reply(await callRpc(context, id, method, params))
   }
 
@@ -237,7 +274,13 @@ export class Connection implements Subscriber {
       this.close(Close.unauthenticated, 'a socket cannot change user')
       return
     }
+    // Gone while the token was verified: it must not take a place that its close already gave back.
+    if (!this.open) return
     const first = this.#actor === null
+    if (first && !this.#sockets.claim(this, verified.userId)) {
+      this.close(Close.tryAgainLater, 'too many sockets for this user (WS_MAX_SOCKETS_PER_USER)')
+      return
+    }
     const { expiresAt, ...actor } = verified
     this.#actor = first ? actor : { ...actor, sessionId: this.#actor?.sessionId ?? actor.sessionId }
     clearTimeout(this.#authTimer)

@@ -32,6 +32,8 @@ export interface Subscriber {
   deliver: (frames: readonly Frame[]) => void
   /** resolves once the subscriber's send buffer has room again (at once if it has) */
   drained?: () => Promise<void>
+  /** false once the subscriber has gone (closed): a replay to it stops there */
+  readonly open?: boolean
 }
 
 /** users whose access to a workspace may have changed */
@@ -149,8 +151,11 @@ export class Fanout {
     // The bulk of a long replay goes out before joining the channel, at the pace the client reads:
     // it neither trips the send-buffer bound (a client far behind could never resume) nor holds
     // up the channel's live events meanwhile.
-    let from = since === undefined || reset ? (ws?.revision ?? 0) : since
-    from = await this.#replay(workspaceId, subscriber, from, ws?.revision ?? 0, true)
+    const start = since === undefined || reset ? (ws?.revision ?? 0) : since
+    const reached = await this.#replay(workspaceId, subscriber, start, ws?.revision ?? 0, true)
+    // Gone part way (a replay to a client that stopped reading times out): it never joins.
+    if (reached === undefined) return { revision: start, reset }
+    const from = reached
     let result = { revision: 0, reset: false }
     await this.#enqueue(channel, async () => {
       const now = await workspaceHead(this.#opts.db, workspaceId)
@@ -166,13 +171,17 @@ export class Fanout {
     return result
   }
 
-  /** Sends the changes after `from` up to `head` to one subscriber; returns how far it got. */
-  async #replay (workspaceId: string, subscriber: Subscriber, from: number, head: number, paced: boolean): Promise<number> {
+  /**
+   * Sends the changes after `from` up to `head` to one subscriber; returns how far it got, or
+   * undefined when the subscriber went away while a paced replay waited for it.
+   */
+  async #replay (workspaceId: string, subscriber: Subscriber, from: number, head: number, paced: boolean): Promise<number | undefined> {
     while (from < head) {
       const changes = await this.#read(workspaceId, from, head)
       if (changes.length === 0) break
       for (let i = 0; i < changes.length; i += REPLAY_CHUNK) {
         if (paced && subscriber.drained !== undefined) await subscriber.drained()
+        if (paced && subscriber.open === false) return undefined
         subscriber.deliver(changes.slice(i, i + REPLAY_CHUNK).map(c => eventFrame(workspaceId, c)))
       }
       from = changes.at(-1)?.revision ?? head

@@ -6,7 +6,7 @@ import { makeAjv } from '../core/validation.js'
 import type { FileService } from '../files/service.js'
 import { MutationType } from '../mutations/activity.js'
 import { RpcParams, type RpcMethod } from '../../schemas/ws.js'
-import { validationError } from './protocol.js'
+import { publicError, validationError } from './protocol.js'
 
 /**
  * WebSocket RPC: methods mirror the REST routes and call the same service functions, so results
@@ -61,6 +61,8 @@ export interface RpcContext {
   log: Pick<FastifyBaseLogger, 'error'>
   /** a 500's own message goes to the client only in development, as REST does (error-handler) */
   exposeInternal: boolean
+  /** charges the call to the user's REST budget; throws RATE_LIMITED past it (see plugins/external/rate-limit.ts) */
+  admit?: () => Promise<void>
 }
 
 export type RpcReply =
@@ -72,6 +74,8 @@ export async function callRpc (ctx: RpcContext, id: string | number, name: strin
   const started = performance.now()
   const entry = methods.get(name)
   try {
+    // Every call counts, as every REST request does, before anything else is looked at.
+    await ctx.admit?.()
     if (entry === undefined) throw errors.methodNotFound(name)
     return { type: 'rpc.result', id, result: await entry.run(ctx.files, ctx.actor, params) }
   } catch (err) {
@@ -86,7 +90,7 @@ export async function callRpc (ctx: RpcContext, id: string | number, name: strin
     }
     const e = toAppError(err)
     if (e.statusCode >= 500) ctx.log.error({ err, method: name }, 'rpc failed')
-    const shown = e.statusCode === 500 && !ctx.exposeInternal ? errors.internal() : e
+    const shown = publicError(e, ctx.exposeInternal)
     // Details stay even when the message is masked: a batch's failing index is no secret.
     return { type: 'rpc.error', id, error: { code: shown.code, message: shown.message, ...(e.details === undefined ? {} : { details: e.details }) } }
   }
