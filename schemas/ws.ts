@@ -1,10 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { Text, Uuid } from './common.js'
+import { Text, UUID_PATTERN, Uuid } from './common.js'
 import { ChangesQuery, Encoding, MediaType, Metadata, Operation, TreeQuery } from './files.js'
 
 /** Client → server WebSocket messages, and the params of each RPC method. */
 
-export const Channel = Type.String({ pattern: '^workspace:[0-9a-fA-F-]{36}$' })
+/** `workspace:<id>`, the id spelled as every id is (lower-case hex 8-4-4-4-12). */
+export const Channel = Type.String({ pattern: `^workspace:${UUID_PATTERN.slice(1)}` })
 
 export const ClientMessage = Type.Union([
   Type.Object({ type: Type.Literal('auth'), token: Type.String({ minLength: 1, maxLength: 8192 }), sessionId: Type.Optional(Uuid) }),

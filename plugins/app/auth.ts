@@ -4,7 +4,7 @@ import fastifyJwt from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import { LRUCache } from 'lru-cache'
 import { ensureUser, DEFAULT_PERMISSIONS, ACCESS_TOKEN_SECONDS, type AccessClaims, type Actor, type SignAccess } from '../../src/accounts/auth.js'
-import { errors, type AppError } from '../../src/core/errors.js'
+import { errors } from '../../src/core/errors.js'
 import { isUuid } from '../../src/core/validation.js'
 import { bearerToken } from '../../src/core/http.js'
 
@@ -47,7 +47,7 @@ export default fp(async function auth (fastify) {
 
   async function verifyAccessToken (token: string, sessionHeader?: string): Promise<Actor & { expiresAt: number }> {
     // Here, not only in `authenticate`: a WebSocket upgrade's X-Session-Id comes this way too.
-    if (sessionHeader !== undefined && !isUuid(sessionHeader)) throw invalidSessionHeader()
+    if (sessionHeader !== undefined && !isUuid(sessionHeader)) throw errors.invalidSessionHeader()
     let result = verified.get(token)
     if (result === undefined || result.expiresAt <= Date.now()) {
       result = await verify(token)
@@ -89,13 +89,11 @@ export default fp(async function auth (fastify) {
     if (token === undefined) throw errors.unauthenticated('missing Authorization: Bearer <token>')
     const session = request.headers['x-session-id']
     // Checked before the token, so a malformed header is 400 whatever the token.
-    if (session !== undefined && !isUuid(session)) throw invalidSessionHeader()
+    if (session !== undefined && !isUuid(session)) throw errors.invalidSessionHeader()
     const { expiresAt: _, ...actor } = await verifyAccessToken(token, session)
     request.actor = actor
   })
 }, { name: 'auth', dependencies: ['config', 'database'] })
-
-const invalidSessionHeader = (): AppError => errors.validation('X-Session-Id must be a UUID in lower-case hex (8-4-4-4-12)')
 
 function publicKeyAlgorithm (pem: string): 'RS256' | 'ES256' {
   const type = createPublicKey(pem).asymmetricKeyType

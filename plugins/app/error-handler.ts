@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { makeAjv } from '../../src/core/validation.js'
 import type { FastifyError } from 'fastify'
-import { AppError, errorBody, errors, toAppError } from '../../src/core/errors.js'
+import { AppError, errorBody, publicError, toAppError } from '../../src/core/errors.js'
 
 /**
  * One place where every failure becomes the contract's error shape, plus the validators that
@@ -22,9 +22,7 @@ export default fp(async function errorHandler (fastify) {
       request.log.info({ code: appError.code, message: appError.message }, 'request rejected')
     }
     if (appError.headers !== undefined) void reply.headers(appError.headers)
-    const hideMessage = appError.statusCode === 500 && fastify.config.NODE_ENV !== 'development'
-    const body = hideMessage ? errors.internal().toJSON() : appError.toJSON()
-    return reply.code(appError.statusCode).send(body)
+    return reply.code(appError.statusCode).send(publicError(appError, fastify.config.NODE_ENV === 'development').toJSON())
   })
 
   fastify.setNotFoundHandler(function notFound (request, reply) {

@@ -20,7 +20,7 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
   async function admitUpgrade (request: FastifyRequest): Promise<void> {
     const session = request.headers['x-session-id']
     // REST's check and answer (plugins/app/auth.ts): it became `from.sessionId` and activity rows.
-    if (session !== undefined && !isUuid(session)) throw errors.validation('X-Session-Id must be a UUID')
+    if (session !== undefined && !isUuid(session)) throw errors.invalidSessionHeader()
     if (connections.full) throw errors.unavailable('too many WebSocket connections on this instance (WS_MAX_CONNECTIONS); retry later')
   }
 

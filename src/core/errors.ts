@@ -39,6 +39,7 @@ const quote = (s: string): string => JSON.stringify(s)
 
 export const errors = {
   validation: (message: string, details?: Record<string, unknown>) => new AppError(400, 'VALIDATION_FAILED', message, details),
+  invalidSessionHeader: () => new AppError(400, 'VALIDATION_FAILED', 'X-Session-Id must be a UUID in lower-case hex (8-4-4-4-12)'),
   invalidPath: (path: string, why: string) => new AppError(400, 'INVALID_PATH', `invalid path ${quote(path)}: ${why}`),
   invalidMove: (from: string, to: string) => new AppError(400, 'INVALID_MOVE', `cannot move or copy ${from} into its own subtree (${to})`),
   isADirectory: (path: string) => new AppError(400, 'IS_A_DIRECTORY', `${path} is a directory`),
@@ -107,6 +108,14 @@ export function schemaErrors (message: string, list: SchemaError[]): AppError {
   const errs = list.map(v => ({ path: v.instancePath ?? '', message: v.message ?? 'invalid', keyword: v.keyword ?? '', params: v.params ?? {} }))
   const index = /^\/operations\/(\d+)(?:\/|$)/.exec(errs[0]?.path ?? '')?.[1]
   return errors.validation(message, { ...(index === undefined ? {} : { index: Number(index), code: 'VALIDATION_FAILED' }), errors: errs })
+}
+
+/**
+ * The error as a client may see it, over REST and WebSocket alike: an INTERNAL error's own
+ * message (a database's, say) only in development; elsewhere the generic one.
+ */
+export function publicError (error: AppError, exposeInternal: boolean): AppError {
+  return error.statusCode === 500 && !exposeInternal ? errors.internal() : error
 }
 
 export function toAppError (error: unknown): AppError {

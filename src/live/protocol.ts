@@ -2,7 +2,7 @@ import type { ValidateFunction } from 'ajv'
 import type { Change } from '../../schemas/files.js'
 import { ClientMessage } from '../../schemas/ws.js'
 import { errors, schemaErrors, type AppError } from '../core/errors.js'
-import { isUuid, makeAjv } from '../core/validation.js'
+import { makeAjv } from '../core/validation.js'
 
 /** The WebSocket protocol's wire format (docs/api.md, "WebSocket"): close codes, channels, frames, client messages. */
 
@@ -27,7 +27,7 @@ export const channelName = (workspaceId: string): string => `${CHANNEL_PREFIX}${
  * The workspace a channel names. Only for channels the schema (`Channel` in schemas/ws.ts) has
  * accepted; lower-cased so that one workspace is one channel however the client spells its id.
  */
-export const parseChannel = (channel: string): string => channel.slice(CHANNEL_PREFIX.length).toLowerCase()
+export const parseChannel = (channel: string): string => channel.slice(CHANNEL_PREFIX.length)
 
 export function eventFrame (workspaceId: string, change: Change): Frame {
   return Buffer.from(JSON.stringify({ type: 'event', channel: channelName(workspaceId), event: 'file.changed', revision: change.revision, data: change }))
@@ -56,30 +56,5 @@ export function parseClientMessage (raw: string): { message: ClientMessage } | {
   const type = typeof parsed === 'object' && parsed !== null && 'type' in parsed ? parsed.type : undefined
   const validate = typeof type === 'string' ? messageValidators.get(type) : undefined
   if (validate === undefined) return { error: errors.validation(`unknown message type ${JSON.stringify(type ?? null)}`) }
-  if (!validate(parsed)) return { error: validationError(validate) }
-  const badId = idError(parsed)
-  return badId === undefined ? { message: parsed } : { error: badId }
-}
-
-/**
- * Ids checked as REST checks them, before they reach a query: the schema's patterns let through
- * strings that are no UUID (`workspace:` and 36 dashes; `urn:uuid:…` as a sessionId), which the
- * database then refused with an INTERNAL error, or which other subscribers were shown.
- */
-function idError (message: ClientMessage): AppError | undefined {
-  if ('channel' in message && !isUuid(message.channel.slice(CHANNEL_PREFIX.length))) {
-    return schemaErrors('/channel must be workspace:<uuid>', [{ instancePath: '/channel', message: 'must be workspace:<uuid>', keyword: 'format', params: { format: 'uuid' } }])
-  }
-  if (message.type === 'auth' && message.sessionId !== undefined && !isUuid(message.sessionId)) {
-    return schemaErrors('/sessionId must be a UUID', [{ instancePath: '/sessionId', message: 'must be a UUID', keyword: 'format', params: { format: 'uuid' } }])
-  }
-  return undefined
-}
-
-/**
- * The error as a client may see it: an INTERNAL error's own message (a database's, say) only in
- * development, as REST answers it (plugins/app/error-handler.ts).
- */
-export function publicError (error: AppError, exposeInternal: boolean): AppError {
-  return error.statusCode === 500 && !exposeInternal ? errors.internal() : error
+  return validate(parsed) ? { message: parsed } : { error: validationError(validate) }
 }

@@ -1,12 +1,12 @@
 import type { Static, TSchema } from '@sinclair/typebox'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Actor } from '../accounts/auth.js'
-import { errors, toAppError } from '../core/errors.js'
+import { errors, publicError, toAppError } from '../core/errors.js'
 import { makeAjv } from '../core/validation.js'
 import type { FileService } from '../files/service.js'
 import { MutationType } from '../mutations/activity.js'
 import { RpcParams, type RpcMethod } from '../../schemas/ws.js'
-import { publicError, validationError } from './protocol.js'
+import { validationError } from './protocol.js'
 
 /**
  * WebSocket RPC: methods mirror the REST routes and call the same service functions, so results

@@ -44,6 +44,7 @@ function documentedCodes (doc: string): Set<string> {
 // Arguments for each factory: typed against `errors`, so a new factory must be added here.
 const ARGS: { [K in keyof typeof errors]: Parameters<typeof errors[K]> } = {
   validation: ['bad'],
+  invalidSessionHeader: [],
   invalidPath: ['/a', 'why'],
   invalidMove: ['/a', '/a/b'],
   isADirectory: ['/a'],

@@ -10,8 +10,10 @@ const actor = { userId: 'u1', sessionId: 's1', permissions: ['file.read', 'file.
 const workspaceId = '0b6e3f5c-8f0e-4c35-9d3c-3f0a4d2b1e7a'
 const log = { error: () => {} }
 
-t.test('channels: one workspace is one channel however its id is spelled', async t => {
-  t.equal(parseChannel(`workspace:${workspaceId.toUpperCase()}`), workspaceId)
+t.test('channels: one workspace is one channel, and its id has one spelling', async t => {
+  t.equal(parseChannel(`workspace:${workspaceId}`), workspaceId)
+  const upper = parseClientMessage(JSON.stringify({ type: 'subscribe', channel: `workspace:${workspaceId.toUpperCase()}` }))
+  t.match(upper, { error: { code: 'VALIDATION_FAILED', details: { errors: [{ path: '/channel' }] } } }, 'an upper-case id is refused')
   t.equal(channelName(parseChannel(`workspace:${workspaceId}`)), `workspace:${workspaceId}`)
 })
 
