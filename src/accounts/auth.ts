@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqua
 import type { Db } from '../db/schema.js'
 import { errors } from '../core/errors.js'
 import type { AuthResult, User } from '../../schemas/auth.js'
+import type { SessionRegistry } from './sessions.js'
 
 /** Who makes a call: the token's user and permissions, and the session the call belongs to. */
 export interface Actor {
@@ -59,7 +60,14 @@ export type SignAccess = (claims: AccessClaims) => string
 export const normaliseEmail = (email: string): string => email.trim().toLowerCase()
 const tokenHash = (token: string): string => createHash('sha256').update(token).digest('hex')
 
-export async function register (db: Db, sign: SignAccess, email: string, password: string): Promise<AuthResult> {
+/** What starting a session needs: the database, our token signer, and who owns which session. */
+export interface AuthDeps {
+  db: Db
+  sign: SignAccess
+  sessions: Pick<SessionRegistry, 'open'>
+}
+
+export async function register ({ db, sign, sessions }: AuthDeps, email: string, password: string): Promise<AuthResult> {
   const id = randomUUID()
   const passwordHash = await hashPassword(password)
   const inserted = await db.insertInto('users')
@@ -68,15 +76,16 @@ export async function register (db: Db, sign: SignAccess, email: string, passwor
     .returning(['id', 'email', 'permissions'])
     .executeTakeFirst()
   if (inserted === undefined) throw errors.emailTaken()
-  return await startSession(db, sign, inserted)
+  return await issueTokens(db, sign, inserted, randomUUID(), await sessions.open(inserted.id))
 }
 
-export async function login (db: Db, sign: SignAccess, email: string, password: string): Promise<AuthResult> {
+export async function login ({ db, sign, sessions }: AuthDeps, email: string, password: string): Promise<AuthResult> {
   const user = await db.selectFrom('users').select(['id', 'email', 'permissions', 'password_hash'])
     .where('email', '=', normaliseEmail(email)).executeTakeFirst()
   const ok = await verifyPassword(password, user?.password_hash ?? await DUMMY_HASH)
   if (user === undefined || user.password_hash === null || !ok) throw errors.invalidCredentials()
-  return await startSession(db, sign, user)
+  // A login starts a session like any other: past MAX_NEW_SESSIONS_PER_WINDOW it is 429.
+  return await issueTokens(db, sign, user, randomUUID(), await sessions.open(user.id))
 }
 
 /** Rotates a refresh token. Presenting a used token again revokes its whole family (theft). */
@@ -108,10 +117,6 @@ export async function logout (db: Db, refreshToken: string): Promise<{ userId: s
   await db.updateTable('refresh_tokens').set({ revoked_at: new Date() })
     .where('family_id', '=', known.family_id).where('revoked_at', 'is', null).execute()
   return { userId: known.user_id, sessionId: known.session_id }
-}
-
-async function startSession (db: Db, sign: SignAccess, user: User): Promise<AuthResult> {
-  return await issueTokens(db, sign, user, randomUUID(), randomUUID())
 }
 
 async function issueTokens (db: Db, sign: SignAccess, user: User, familyId: string, sessionId: string): Promise<AuthResult> {

@@ -40,6 +40,8 @@ export interface MutationSpec<R, T> {
   path?: string | null
   newPath?: string | null
   sessionId?: string | undefined
+  /** session ids its parts name (a batch's operations' `sessionId`): each must be the caller's too */
+  sessionIds?: Array<string | undefined>
   /** what the request asks for: the Idempotency-Key's request hash */
   params: unknown
   run: (hooks: TransactionHooks<R>) => Promise<R>
@@ -100,6 +102,9 @@ async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: Mutati
     durationMs: performance.now() - started,
     ...extra
   })
+  // Before anything can be recorded under them, and outside the try: refused, nothing is
+  // recorded under the named session (the route records the refusal under the caller's own).
+  await claimNamedSessions(activity, actor, spec)
   let response: Result<T> | undefined
   let logged: NewActivity | undefined
   try {
@@ -130,6 +135,12 @@ async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: Mutati
     }
     throw err
   }
+}
+
+/** A session id the request names must be the caller's (claimed on its first use): else 403. */
+async function claimNamedSessions (activity: ActivityRecorder, actor: Actor, spec: { sessionId?: string | undefined, sessionIds?: Array<string | undefined> }): Promise<void> {
+  const named = new Set([spec.sessionId, ...(spec.sessionIds ?? [])].filter((s): s is string => s !== undefined && s !== actor.sessionId))
+  for (const sid of named) await activity.claim(actor.userId, sid)
 }
 
 /**
