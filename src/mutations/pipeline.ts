@@ -128,13 +128,23 @@ async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: Mutati
   } catch (err) {
     if (err instanceof Replay) return err.response as Result<T>
     const e = toAppError(err)
-    void activity.record(entry(e.statusCode, { code: e.code }))
+    if (isRecorded(e.statusCode)) void activity.record(entry(e.statusCode, { code: e.code }))
     if (typeof err === 'object' && err !== null) recordedFailures.add(err)
     if (key !== null && e.statusCode < 500) {
       await storeResponse(db, actor.userId, key, hash, { statusCode: e.statusCode, body: e.toJSON() }).catch(() => {})
     }
     throw err
   }
+}
+
+/**
+ * Refusals for load — 429 (a rate limit, the new-session bound, a socket's message rate) and 503
+ * (overload shedding, the database unavailable) — are not recorded: they are the server
+ * protecting itself, and recording each one would let a flood of refused requests cost disk
+ * (issue "Hardening", finding 5). The client's answer says what happened.
+ */
+function isRecorded (status: number): boolean {
+  return status !== 429 && status !== 503
 }
 
 /** A session id the request names must be the caller's (claimed on its first use): else 403. */
@@ -150,6 +160,7 @@ async function claimNamedSessions (activity: ActivityRecorder, actor: Actor, spe
 function recordRejected (activity: ActivityRecorder, actor: Actor, mutation: Rejected, err: unknown, durationMs: number): void {
   if (typeof err === 'object' && err !== null && recordedFailures.has(err)) return
   const e = toAppError(err)
+  if (!isRecorded(e.statusCode)) return
   void activity.record({
     sessionId: actor.sessionId,
     userId: actor.userId,

@@ -46,6 +46,7 @@ t.test('another user\'s session id is refused everywhere it can be named; the vi
   socket.ws.send(JSON.stringify({ type: 'auth', token: attacker.token, sessionId: sid }))
   t.match(await socket.closed, { reason: 'FORBIDDEN' }, 'a WebSocket auth naming it is closed')
 
+  await app.activity.drain() // refusals are recorded after their answer: wait for them
   t.equal(await theirs.revision(), 0, 'nothing was written in the attacker\'s workspace')
   t.same(await allActivity(mine, sid), before, 'the victim\'s session holds exactly what it held')
   // The refusals are the attacker's own doing: recorded in the attacker's session, never the victim's.
@@ -55,6 +56,7 @@ t.test('another user\'s session id is refused everywhere it can be named; the vi
 
   // In their own session, the attacker's forged path is one escaped entry.
   isError(t, await theirs.op({ type: 'create', path: FORGED, content: 'x' }), 400, 'INVALID_PATH', 'the forged path in their own session')
+  await app.activity.drain()
   const ownMd = (await app.inject({ url: `/v1/sessions/${attacker.sessionId}/log.md`, headers: attacker.auth })).body
   const ownEntries: ActivityRecord[] = await allActivity(theirs, attacker.sessionId)
   t.same(headings(ownMd), ownEntries.map(e => e.type), 'log.md: one heading per entry, none forged')
