@@ -18,6 +18,9 @@ export interface AccessClaims {
 }
 
 export const DEFAULT_PERMISSIONS = ['file.read', 'file.write']
+/** GET /v1/stats: granted with `npm run admin` (src/accounts/admin.ts), or by an outside identity provider's token. */
+export const ADMIN_PERMISSION = 'admin'
+
 export const ACCESS_TOKEN_SECONDS = 15 * 60
 const REFRESH_TOKEN_MS = 30 * 24 * 3600 * 1000
 
@@ -144,8 +147,11 @@ async function issueTokens (db: Db, sign: SignAccess, user: User, familyId: stri
 /** Tokens from an outside identity provider name users we may not know yet: add them on first sight. */
 export async function ensureUser (db: Db, id: string, email: string | undefined, permissions: string[]): Promise<void> {
   const placeholder = `${id}@external.invalid`
+  // The provider's `admin` stays in its tokens, where it can take it back; stored, it would
+  // outlive that (the stored admin is only ever granted with `npm run admin`).
+  const stored = permissions.filter(p => p !== ADMIN_PERMISSION)
   const insert = async (address: string): Promise<boolean> => undefined !== await db.insertInto('users')
-    .values({ id, email: normaliseEmail(address), password_hash: null, permissions })
+    .values({ id, email: normaliseEmail(address), password_hash: null, permissions: stored })
     .onConflict(oc => oc.doNothing())
     .returning('id')
     .executeTakeFirst()
