@@ -9,17 +9,19 @@ import { runAdminCommand } from './accounts/admin.js'
  * the server first: an embedded database has one process at a time) — applying pending
  * migrations, runs the command and exits: 0 done, 1 refused (no such account), 2 usage.
  */
+let exitCode = 1
 try {
   const app = await buildApp(loadConfig({ LOG_LEVEL: 'warn', ...process.env }))
   await app.ready()
   try {
     const { code, out } = await runAdminCommand(app.db, process.argv.slice(2))
     ;(code === 0 ? process.stdout : process.stderr).write(out)
-    process.exitCode = code
+    exitCode = code
   } finally {
     await app.close()
   }
 } catch (err) {
   process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`)
-  process.exitCode = 1
 }
+// Set last: closing the embedded database (PGlite's runtime) resets process.exitCode to 0.
+process.exitCode = exitCode
