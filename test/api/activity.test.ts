@@ -93,6 +93,7 @@ t.test('a session of 20 mutations: ordered activity, log.md, the failure, privac
   const failed = await ctx.put('/a/f1.txt', { content: 'never' }, { 'if-match': '"1"' })
   isError(t, failed, 412, 'PRECONDITION_FAILED', 'stale If-Match')
   t.equal((await ctx.read('/a/f1.txt')).etag, etag, 'the failed update changed nothing')
+  await app.activity.drain() // a failure is recorded after its answer: wait for it
 
   await t.test('activity: auth.register, the 20 mutations in order, then the failure', async t => {
     const items = await allActivity(ctx, sid)
@@ -218,6 +219,7 @@ t.test('a session of 20 mutations: ordered activity, log.md, the failure, privac
   })
 
   // Graceful shutdown flushes the mirror; then the file holds what log.md rendered.
+  await app.activity.drain()
   const tabLog = (await app.inject({ url: '/v1/sessions', headers: user.auth })).json<{ items: SessionSummary[] }>().items.map(s => s.id)
   const logs = new Map<string, string>()
   for (const s of tabLog) logs.set(s, (await app.inject({ url: `/v1/sessions/${s}/log.md`, headers: user.auth })).body)
