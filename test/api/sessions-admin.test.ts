@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, createTestDatabase, ROOT_DIR, TEST_SECRET, registerUser, type TestUser } from '../helpers/app.js'
 import { isError } from '../helpers/http.js'
+import { nowSeconds, rsaKeyPair, signJwt } from '../helpers/jwt.js'
 import { runAdminCommand } from '../../src/accounts/admin.js'
 
 /**
@@ -78,4 +80,17 @@ t.test('the admin commands: by id, twice, list, usage', async t => {
   t.match(await runAdminCommand(app.db, ['grant', ` ${user.email} `]), { code: 0, out: /already an admin/ }, 'twice: nothing more')
   t.same(await permissions(app, user), ['file.read', 'file.write', 'admin'], 'admin listed once')
   t.same(await runAdminCommand(app.db, ['list']), { code: 0, out: `${user.id} ${user.email}\n` }, 'list: the one admin')
+})
+
+t.test('JWT_PUBLIC_KEY: the provider\'s admin counts for its tokens, and is not stored', async t => {
+  const { publicPem, privateKey } = rsaKeyPair()
+  const app = await build(t, { JWT_SECRET: '', JWT_PUBLIC_KEY: publicPem })
+  const sub = randomUUID()
+  const iat = nowSeconds()
+  const token = (permissions: string[]): string => signJwt({ sub, sid: randomUUID(), permissions, iat, exp: iat + 600 }, { alg: 'RS256', privateKey })
+  const get = async (tok: string): Promise<number> => (await app.inject({ url: '/v1/stats', headers: { authorization: `Bearer ${tok}` } })).statusCode
+  t.equal(await get(token(['file.read', 'admin'])), 200, 'a token that says admin')
+  const stored = await app.db.selectFrom('users').select('permissions').where('id', '=', sub).executeTakeFirstOrThrow()
+  t.same(stored.permissions, ['file.read'], 'provisioned without it')
+  t.equal(await get(token(['file.read'])), 403, 'the provider took it back: its next token is refused')
 })
