@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,6 +9,8 @@ import { build, createWorkspace, PASSWORD, registerUser, type TestUser } from '.
 import { isError } from '../helpers/http.js'
 import { newSession } from '../helpers/history.js'
 import { prune } from '../../src/mutations/retention.js'
+import { createMutationPipeline, type MutationSpec } from '../../src/mutations/pipeline.js'
+import { errors } from '../../src/core/errors.js'
 
 /**
  * Issue "Hardening", finding 5: refused requests cost no disk. A user may start at most
@@ -118,4 +121,33 @@ t.test('ACTIVITY_RETENTION: entries older than it are pruned in batches; one exa
 
   const forever = await prune(app.db, { changeRetentionMs: 0, activityRetentionMs: 0 }, new Date(now.getTime() + 10 * 86_400_000))
   t.equal(forever.activity, 0, 'ACTIVITY_RETENTION=0 keeps activity forever')
+})
+
+t.test('a 429 or 503 is not recorded, whether it comes from the mutation or refuses it before it runs', async t => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  const actor = { userId: user.id, sessionId: user.sessionId, permissions: ['file.read', 'file.write'] }
+  const pipeline = createMutationPipeline({ db: app.db, activity: app.activity, publisher: { publishChanges: async () => {} } })
+  const failing = (err: Error): MutationSpec<never, never> => ({
+    type: 'file.write',
+    workspaceId: randomUUID(),
+    params: {},
+    run: async () => { throw err },
+    respond: () => { throw err },
+    changes: () => [],
+    revision: () => 0
+  })
+  const refusals = [errors.unavailable('overloaded'), errors.rateLimited(1, 1000, 1), errors.tooManySessions(1, 1000, 1)]
+  for (const err of refusals) {
+    await t.rejects(pipeline.run(actor, failing(err), {}), err, `${err.statusCode} ${err.code} thrown`)
+    pipeline.rejected(actor, { type: 'file.write', workspaceId: null, path: '/p' }, errors.unavailable('overloaded'), 1)
+  }
+  await app.activity.drain()
+  const before = (await activityRows(app, user.id)).map(r => r.status)
+  t.same(before, [201], 'only the register: none of the 429s and 503s')
+  // One past them: an ordinary failure is still recorded, both ways.
+  await t.rejects(pipeline.run(actor, failing(errors.fileExists('/p')), {}), '409 thrown')
+  pipeline.rejected(actor, { type: 'file.write', workspaceId: null, path: '/p' }, errors.validation('bad'), 1)
+  await app.activity.drain()
+  t.same((await activityRows(app, user.id)).map(r => r.status), [201, 409, 400], 'a 409 and a 400 are')
 })
