@@ -14,7 +14,7 @@ export default fp(async function activity (fastify) {
   const mirror = dir === undefined
     ? undefined
     : new ChatLogMirror(dir, { onError: err => { fastify.log.warn({ err }, 'chat log append failed') } })
-  const recorder = new ActivityRecorder(fastify.db, mirror)
+  const recorder = new ActivityRecorder(fastify.db, fastify.sessions, mirror)
   fastify.decorate('activity', recorder)
   // After the sockets and requests are done (onClose runs after them), wait for the entries still
   // being recorded (failures are recorded after the response), then flush what is queued.
@@ -22,4 +22,4 @@ export default fp(async function activity (fastify) {
     await recorder.drain()
     await mirror?.close()
   })
-}, { name: 'activity', dependencies: ['database'] })
+}, { name: 'activity', dependencies: ['database', 'auth'] })

@@ -6,6 +6,7 @@ import { LRUCache } from 'lru-cache'
 import { ensureUser, DEFAULT_PERMISSIONS, ACCESS_TOKEN_SECONDS, type AccessClaims, type Actor, type SignAccess } from '../../src/accounts/auth.js'
 import { errors } from '../../src/core/errors.js'
 import { isUuid } from '../../src/core/validation.js'
+import { SessionRegistry } from '../../src/accounts/sessions.js'
 import { bearerToken } from '../../src/core/http.js'
 
 declare module 'fastify' {
@@ -16,6 +17,8 @@ declare module 'fastify' {
     verifyAccessToken: (token: string, sessionId?: string) => Promise<Actor & { expiresAt: number }>
     /** Signs our own access tokens; undefined when tokens come from an outside provider. */
     signAccessToken: SignAccess | undefined
+    /** Who owns each session id, and the bound on new ones (src/accounts/sessions.ts). */
+    sessions: SessionRegistry
   }
   interface FastifyRequest {
     actor: Actor
@@ -45,6 +48,8 @@ export default fp(async function auth (fastify) {
   // a tab sends the same token with every request, and verifying it each time is measurable.
   const verified = new LRUCache<string, Verified>({ max: 10_000 })
 
+  const sessions = new SessionRegistry(fastify.db, { max: config.MAX_NEW_SESSIONS_PER_WINDOW, windowMs: config.RATE_LIMIT_WINDOW_MS })
+
   async function verifyAccessToken (token: string, sessionHeader?: string): Promise<Actor & { expiresAt: number }> {
     // Here, not only in `authenticate`: a WebSocket upgrade's X-Session-Id comes this way too.
     if (sessionHeader !== undefined && !isUuid(sessionHeader)) throw errors.invalidSessionHeader()
@@ -53,7 +58,13 @@ export default fp(async function auth (fastify) {
       result = await verify(token)
       verified.set(token, result)
     }
-    return { ...result, sessionId: sessionHeader ?? result.sessionId }
+    // The session the call is recorded under must be the caller's (its first use claims it):
+    // the token's own `sid` too, since an outside provider's tokens name any id they like.
+    const sessionId = sessionHeader ?? result.sessionId
+    // The WebSocket upgrade's header arrives unchecked: it must be a UUID before it is looked up.
+    if (!isUuid(sessionId)) throw errors.validation('X-Session-Id must be a UUID')
+    await sessions.claim(result.userId, sessionId)
+    return { ...result, sessionId }
   }
 
   async function verify (token: string): Promise<Verified> {
@@ -81,6 +92,7 @@ export default fp(async function auth (fastify) {
     return { userId: sub, sessionId, permissions, expiresAt: claims.exp === undefined ? Infinity : claims.exp * 1000 }
   }
 
+  fastify.decorate('sessions', sessions)
   fastify.decorate('verifyAccessToken', verifyAccessToken)
   fastify.decorate('signAccessToken', publicKey === undefined ? (claims: AccessClaims) => fastify.jwt.sign(claims) : undefined)
   fastify.decorateRequest('actor', null as unknown as Actor)

@@ -11,13 +11,13 @@ declare module 'fastify' {
 /** The background retention job (src/mutations/retention.ts); stopped before the database closes. */
 export default fp(async function retention (fastify) {
   const { db, config, log } = fastify
-  const run = async (): Promise<PruneResult> => await prune(db, config.changeRetentionMs)
+  const run = async (): Promise<PruneResult> => await prune(db, config)
   fastify.decorate('prune', run)
   if (config.RETENTION_INTERVAL_MS === 0) return
   let running: Promise<unknown> = Promise.resolve()
   const timer = setInterval(() => {
     running = run()
-      .then(r => { if (r.changes + r.blobs + r.keys > 0) log.info(r, 'retention pruned') })
+      .then(r => { if (r.changes + r.blobs + r.keys + r.activity > 0) log.info(r, 'retention pruned') })
       .catch(err => { log.warn({ err }, 'retention pass failed') })
   }, config.RETENTION_INTERVAL_MS)
   timer.unref()

@@ -26,7 +26,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async function register (request, reply) {
     const started = performance.now()
     if (!config.ALLOW_REGISTRATION) throw errors.forbidden('registration is switched off')
-    const result = await auth.register(db, signer(), request.body.email, request.body.password)
+    const result = await auth.register({ db, sign: signer(), sessions: fastify.sessions }, request.body.email, request.body.password)
     await record('auth.register', 201, { userId: result.user.id, sessionId: result.sessionId }, started)
     return await reply.code(201).send(result)
   })
@@ -35,7 +35,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags, summary: 'Log in and start a session', security: [], body: Credentials, response: responses({ 200: AuthResult }) }
   }, async function login (request) {
     const started = performance.now()
-    const result = await auth.login(db, signer(), request.body.email, request.body.password)
+    const result = await auth.login({ db, sign: signer(), sessions: fastify.sessions }, request.body.email, request.body.password)
     await record('auth.login', 200, { userId: result.user.id, sessionId: result.sessionId }, started)
     return result
   })

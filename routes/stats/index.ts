@@ -1,29 +1,32 @@
 import { hostname } from 'node:os'
 import cluster from 'node:cluster'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { normaliseEmail, requirePermission, type Actor } from '../../src/accounts/auth.js'
+import { ADMIN_PERMISSION, type Actor } from '../../src/accounts/auth.js'
+import { errors } from '../../src/core/errors.js'
 import { responses } from '../../schemas/common.js'
 import { Stats } from '../../schemas/stats.js'
 
-export const ADMIN_PERMISSION = 'admin'
-
 /**
- * GET /v1/stats: a summary of this instance for operators. It needs the `admin` permission: a
- * token whose `permissions` include `admin` (stored in the account's permissions, or given by an
- * outside identity provider), or an account whose email is listed in ADMIN_EMAILS, checked on
- * every call so removing an address takes effect at once.
+ * GET /v1/stats: a summary of this instance for operators. It needs the `admin` permission:
+ * stored in the account's permissions by `npm run admin -- grant <email>` (src/accounts/admin.ts)
+ * and read on every call, so a grant or a revoke takes effect at once; or, with JWT_PUBLIC_KEY,
+ * in the outside identity provider's token. A token we signed is not enough by itself: it
+ * carries the permissions of its login, and a revoke must not wait for it to expire.
+ * ADMIN_EMAILS is no longer honoured (issue "Hardening", finding 8): an address is not an
+ * account, and whoever registered it first became an admin.
  */
 const statsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, metrics } = fastify
-  const adminEmails = fastify.config.ADMIN_EMAILS.split(',').map(normaliseEmail).filter(e => e !== '')
+  const outsideTokens = fastify.signAccessToken === undefined
+  if (fastify.config.ADMIN_EMAILS.trim() !== '') {
+    fastify.log.warn('ADMIN_EMAILS is no longer honoured: grant admin to an existing account with `npm run admin -- grant <email>`')
+  }
 
   async function requireAdmin (actor: Actor): Promise<void> {
-    if (actor.permissions.includes(ADMIN_PERMISSION)) return
-    if (adminEmails.length > 0) {
-      const listed = await db.selectFrom('users').select('id').where('id', '=', actor.userId).where('email', 'in', adminEmails).executeTakeFirst()
-      if (listed !== undefined) return
-    }
-    requirePermission(actor, ADMIN_PERMISSION)
+    if (outsideTokens && actor.permissions.includes(ADMIN_PERMISSION)) return
+    const account = await db.selectFrom('users').select('permissions').where('id', '=', actor.userId).executeTakeFirst()
+    if (account?.permissions.includes(ADMIN_PERMISSION) === true) return
+    throw errors.forbidden('GET /v1/stats needs the admin permission (an operator grants it with `npm run admin -- grant <email>`)')
   }
 
   fastify.addHook('onRequest', fastify.authenticate)

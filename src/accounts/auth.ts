@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqua
 import type { Db } from '../db/schema.js'
 import { errors } from '../core/errors.js'
 import type { AuthResult, User } from '../../schemas/auth.js'
+import type { SessionRegistry } from './sessions.js'
 
 /** Who makes a call: the token's user and permissions, and the session the call belongs to. */
 export interface Actor {
@@ -17,6 +18,9 @@ export interface AccessClaims {
 }
 
 export const DEFAULT_PERMISSIONS = ['file.read', 'file.write']
+/** GET /v1/stats: granted with `npm run admin` (src/accounts/admin.ts), or by an outside identity provider's token. */
+export const ADMIN_PERMISSION = 'admin'
+
 export const ACCESS_TOKEN_SECONDS = 15 * 60
 const REFRESH_TOKEN_MS = 30 * 24 * 3600 * 1000
 
@@ -59,7 +63,14 @@ export type SignAccess = (claims: AccessClaims) => string
 export const normaliseEmail = (email: string): string => email.trim().toLowerCase()
 const tokenHash = (token: string): string => createHash('sha256').update(token).digest('hex')
 
-export async function register (db: Db, sign: SignAccess, email: string, password: string): Promise<AuthResult> {
+/** What starting a session needs: the database, our token signer, and who owns which session. */
+export interface AuthDeps {
+  db: Db
+  sign: SignAccess
+  sessions: Pick<SessionRegistry, 'open'>
+}
+
+export async function register ({ db, sign, sessions }: AuthDeps, email: string, password: string): Promise<AuthResult> {
   const id = randomUUID()
   const passwordHash = await hashPassword(password)
   const inserted = await db.insertInto('users')
@@ -68,15 +79,16 @@ export async function register (db: Db, sign: SignAccess, email: string, passwor
     .returning(['id', 'email', 'permissions'])
     .executeTakeFirst()
   if (inserted === undefined) throw errors.emailTaken()
-  return await startSession(db, sign, inserted)
+  return await issueTokens(db, sign, inserted, randomUUID(), await sessions.open(inserted.id))
 }
 
-export async function login (db: Db, sign: SignAccess, email: string, password: string): Promise<AuthResult> {
+export async function login ({ db, sign, sessions }: AuthDeps, email: string, password: string): Promise<AuthResult> {
   const user = await db.selectFrom('users').select(['id', 'email', 'permissions', 'password_hash'])
     .where('email', '=', normaliseEmail(email)).executeTakeFirst()
   const ok = await verifyPassword(password, user?.password_hash ?? await DUMMY_HASH)
   if (user === undefined || user.password_hash === null || !ok) throw errors.invalidCredentials()
-  return await startSession(db, sign, user)
+  // A login starts a session like any other: past MAX_NEW_SESSIONS_PER_WINDOW it is 429.
+  return await issueTokens(db, sign, user, randomUUID(), await sessions.open(user.id))
 }
 
 /** Rotates a refresh token. Presenting a used token again revokes its whole family (theft). */
@@ -110,10 +122,6 @@ export async function logout (db: Db, refreshToken: string): Promise<{ userId: s
   return { userId: known.user_id, sessionId: known.session_id }
 }
 
-async function startSession (db: Db, sign: SignAccess, user: User): Promise<AuthResult> {
-  return await issueTokens(db, sign, user, randomUUID(), randomUUID())
-}
-
 async function issueTokens (db: Db, sign: SignAccess, user: User, familyId: string, sessionId: string): Promise<AuthResult> {
   const refreshToken = randomBytes(32).toString('base64url')
   await db.insertInto('refresh_tokens').values({
@@ -139,8 +147,11 @@ async function issueTokens (db: Db, sign: SignAccess, user: User, familyId: stri
 /** Tokens from an outside identity provider name users we may not know yet: add them on first sight. */
 export async function ensureUser (db: Db, id: string, email: string | undefined, permissions: string[]): Promise<void> {
   const placeholder = `${id}@external.invalid`
+  // The provider's `admin` stays in its tokens, where it can take it back; stored, it would
+  // outlive that (the stored admin is only ever granted with `npm run admin`).
+  const stored = permissions.filter(p => p !== ADMIN_PERMISSION)
   const insert = async (address: string): Promise<boolean> => undefined !== await db.insertInto('users')
-    .values({ id, email: normaliseEmail(address), password_hash: null, permissions })
+    .values({ id, email: normaliseEmail(address), password_hash: null, permissions: stored })
     .onConflict(oc => oc.doNothing())
     .returning('id')
     .executeTakeFirst()

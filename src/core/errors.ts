@@ -70,6 +70,10 @@ export const errors = {
   rateLimited: (limit: number, windowMs: number, retryAfterSeconds: number) =>
     new AppError(429, 'RATE_LIMITED', `rate limit exceeded: ${limit} requests per ${windowMs / 1000} s; retry in ${retryAfterSeconds} s`,
       { limit, windowMs, retryAfter: retryAfterSeconds }, { 'retry-after': String(retryAfterSeconds) }),
+  /** a user's new session ids over MAX_NEW_SESSIONS_PER_WINDOW (src/accounts/sessions.ts) */
+  tooManySessions: (limit: number, windowMs: number, retryAfterSeconds: number) =>
+    new AppError(429, 'RATE_LIMITED', `too many new sessions: ${limit} per ${windowMs / 1000} s; retry in ${retryAfterSeconds} s or reuse a session id`,
+      { limit, windowMs, retryAfter: retryAfterSeconds }, { 'retry-after': String(retryAfterSeconds) }),
   /** a WebSocket message over the socket's WS_MESSAGES_PER_SECOND: answered, then dropped */
   messageRateLimited: () => new AppError(429, 'RATE_LIMITED', 'too many messages; slow down'),
   unavailable: (message: string, retryAfterSeconds = 5) =>

@@ -138,6 +138,13 @@ export interface ActivityTable {
 }
 export type ActivityRow = Selectable<ActivityTable>
 
+/** Who owns each session id: the user who first used it (sql/004-sessions.sql). */
+export interface SessionsTable {
+  id: string
+  user_id: string
+  created_at: Timestamp
+}
+
 export interface IdempotencyKeysTable {
   user_id: string
   key: string
@@ -150,6 +157,7 @@ export interface IdempotencyKeysTable {
 export interface Database {
   change_entries: ChangeEntriesTable
   activity: ActivityTable
+  sessions: SessionsTable
   idempotency_keys: IdempotencyKeysTable
   users: UsersTable
   refresh_tokens: RefreshTokensTable

@@ -128,6 +128,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Chang
       return await mutation(actor, {
         type: MutationType.batch,
         workspaceId,
+        sessionIds: operations.map(o => o.sessionId),
         params: operations,
         run: hooks => applyOperations(db, actor, workspaceId, operations, writeOptions(meta), hooks),
         respond: r => ({ statusCode: 200, body: { results: r.results.map(x => ({ data: x.data, revision: x.revision })), revision: r.revision } }),

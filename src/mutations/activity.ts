@@ -1,6 +1,7 @@
 import type { ActivityRow, Db, Executor } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { errors } from '../core/errors.js'
+import { mdCode, mdText } from './markdown.js'
 import type { ActivityPage, ActivityRecord, SessionSummary } from '../../schemas/sessions.js'
 
 /**
@@ -111,19 +112,24 @@ export async function listActivity (db: Db, actor: Actor, sessionId: string, lim
   return { items: page.map(toActivityRecord), nextCursor: rows.length > limit && last !== undefined ? String(last.id) : null }
 }
 
-/** One Markdown section per entry: `## <ISO time> - <type>` with its operation, path, outcome. */
+/**
+ * One Markdown section per entry: `## <ISO time> - <type>` with its operation, path, outcome.
+ * Every field is rendered on its own line and escaped (`markdown.ts`): a path, an op or a detail
+ * sent by a client can never end its line, start a heading, or leave its code span, so one entry
+ * can never read as another.
+ */
 export function markdownSection (e: NewActivity | ActivityRecord): string {
   const at = new Date(e.at ?? Date.now()).toISOString()
-  const lines = [`## ${at} - ${e.type}`, '']
-  if (e.op != null) lines.push(`- operation: ${e.op}`)
-  if (e.workspaceId != null) lines.push(`- workspace: ${e.workspaceId}`)
-  if (e.path != null) lines.push(`- path: \`${e.path}\``)
-  if (e.newPath != null) lines.push(`- new path: \`${e.newPath}\``)
-  lines.push(`- status: ${e.status}${e.code == null ? '' : ` ${e.code}`}`)
-  if (e.revision != null) lines.push(`- revision: ${e.revision}`)
-  lines.push(`- duration: ${e.durationMs} ms`)
+  const lines = [`## ${at} - ${mdText(e.type)}`, '']
+  if (e.op != null) lines.push(`- operation: ${mdText(e.op)}`)
+  if (e.workspaceId != null) lines.push(`- workspace: ${mdText(e.workspaceId)}`)
+  if (e.path != null) lines.push(`- path: ${mdCode(e.path)}`)
+  if (e.newPath != null) lines.push(`- new path: ${mdCode(e.newPath)}`)
+  lines.push(`- status: ${Number(e.status)}${e.code == null ? '' : ` ${mdText(e.code)}`}`)
+  if (e.revision != null) lines.push(`- revision: ${Number(e.revision)}`)
+  lines.push(`- duration: ${Number(e.durationMs)} ms`)
   // Keys sorted: jsonb reorders them, and the mirror renders the entry before it went through jsonb.
-  if (e.details != null && Object.keys(e.details).length > 0) lines.push(`- details: \`${sortedJson(e.details)}\``)
+  if (e.details != null && Object.keys(e.details).length > 0) lines.push(`- details: ${mdCode(sortedJson(e.details))}`)
   return lines.join('\n') + '\n\n'
 }
 
@@ -137,17 +143,32 @@ export function markdownLog (sessionId: string, entries: ActivityRecord[]): stri
   return `# Session ${sessionId}\n\n` + entries.map(markdownSection).join('')
 }
 
+/** Who owns a session id (src/accounts/sessions.ts). */
+export interface SessionOwners {
+  claim: (userId: string, sessionId: string) => Promise<void>
+}
+
 /** Writes entries, and mirrors them to CHAT_LOG_DIR once they are committed. */
 export class ActivityRecorder {
   readonly #db: Db
   readonly #mirror: { append: (sessionId: string, text: string) => boolean } | undefined
+  readonly #sessions: SessionOwners
   readonly #pending = new Set<Promise<void>>()
   /** each session's latest entry being recorded on its own */
   readonly #last = new Map<string, Promise<void>>()
 
-  constructor (db: Db, mirror?: { append: (sessionId: string, text: string) => boolean }) {
+  constructor (db: Db, sessions: SessionOwners, mirror?: { append: (sessionId: string, text: string) => boolean }) {
     this.#db = db
+    this.#sessions = sessions
     this.#mirror = mirror
+  }
+
+  /**
+   * Before anything is recorded under a session the request names itself (an operation's
+   * `sessionId`): it must be the caller's, or be claimed for them now; else 403 FORBIDDEN.
+   */
+  async claim (userId: string, sessionId: string): Promise<void> {
+    await this.#sessions.claim(userId, sessionId)
   }
 
   /** Inside a write transaction; call `committed` after the commit. */

@@ -40,6 +40,8 @@ export interface MutationSpec<R, T> {
   path?: string | null
   newPath?: string | null
   sessionId?: string | undefined
+  /** session ids its parts name (a batch's operations' `sessionId`): each must be the caller's too */
+  sessionIds?: Array<string | undefined>
   /** what the request asks for: the Idempotency-Key's request hash */
   params: unknown
   run: (hooks: TransactionHooks<R>) => Promise<R>
@@ -100,6 +102,9 @@ async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: Mutati
     durationMs: performance.now() - started,
     ...extra
   })
+  // Before anything can be recorded under them, and outside the try: refused, nothing is
+  // recorded under the named session (the route records the refusal under the caller's own).
+  await claimNamedSessions(activity, actor, spec)
   let response: Result<T> | undefined
   let logged: NewActivity | undefined
   try {
@@ -123,7 +128,7 @@ async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: Mutati
   } catch (err) {
     if (err instanceof Replay) return err.response as Result<T>
     const e = toAppError(err)
-    void activity.record(entry(e.statusCode, { code: e.code }))
+    if (isRecorded(e.statusCode)) void activity.record(entry(e.statusCode, { code: e.code }))
     if (typeof err === 'object' && err !== null) recordedFailures.add(err)
     if (key !== null && e.statusCode < 500) {
       await storeResponse(db, actor.userId, key, hash, { statusCode: e.statusCode, body: e.toJSON() }).catch(() => {})
@@ -133,12 +138,29 @@ async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: Mutati
 }
 
 /**
+ * Refusals for load — 429 (a rate limit, the new-session bound, a socket's message rate) and 503
+ * (overload shedding, the database unavailable) — are not recorded: they are the server
+ * protecting itself, and recording each one would let a flood of refused requests cost disk
+ * (issue "Hardening", finding 5). The client's answer says what happened.
+ */
+function isRecorded (status: number): boolean {
+  return status !== 429 && status !== 503
+}
+
+/** A session id the request names must be the caller's (claimed on its first use): else 403. */
+async function claimNamedSessions (activity: ActivityRecorder, actor: Actor, spec: { sessionId?: string | undefined, sessionIds?: Array<string | undefined> }): Promise<void> {
+  const named = new Set([spec.sessionId, ...(spec.sessionIds ?? [])].filter((s): s is string => s !== undefined && s !== actor.sessionId))
+  for (const sid of named) await activity.claim(actor.userId, sid)
+}
+
+/**
  * Records a mutation that failed before it reached the service (the request's schema, its
  * path, its content type): every mutation, success or failure, is in its session's log.
  */
 function recordRejected (activity: ActivityRecorder, actor: Actor, mutation: Rejected, err: unknown, durationMs: number): void {
   if (typeof err === 'object' && err !== null && recordedFailures.has(err)) return
   const e = toAppError(err)
+  if (!isRecorded(e.statusCode)) return
   void activity.record({
     sessionId: actor.sessionId,
     userId: actor.userId,

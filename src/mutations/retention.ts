@@ -4,8 +4,9 @@ import { KEY_TTL_HOURS } from './idempotency.js'
 
 /**
  * Retention: changes older than CHANGE_RETENTION are pruned (with the history entries they
- * kept), then blobs nothing references any more, then expired idempotency keys — each in small
- * batches in short transactions, so writers are never held up for long. A workspace's
+ * kept), then blobs nothing references any more, then expired idempotency keys, then activity
+ * entries older than ACTIVITY_RETENTION — each in small batches in short transactions, so
+ * writers are never held up for long. A workspace's
  * `pruned_through` moves with its pruned changes: `since` older than it answers `reset`, and
  * reading a pruned revision answers 404.
  */
@@ -17,13 +18,22 @@ export interface PruneResult {
   changes: number
   blobs: number
   keys: number
+  activity: number
 }
 
-export async function prune (db: Db, retentionMs: number, now = new Date()): Promise<PruneResult> {
-  const result: PruneResult = { changes: 0, blobs: 0, keys: 0 }
-  if (retentionMs > 0) result.changes = await pruneChanges(db, new Date(now.getTime() - retentionMs))
+/** How long each kind is kept, in milliseconds; 0 keeps it forever. */
+export interface Retention {
+  changeRetentionMs: number
+  activityRetentionMs: number
+}
+
+export async function prune (db: Db, retention: Retention, now = new Date()): Promise<PruneResult> {
+  const result: PruneResult = { changes: 0, blobs: 0, keys: 0, activity: 0 }
+  const cutoff = (ms: number): Date => new Date(now.getTime() - ms)
+  if (retention.changeRetentionMs > 0) result.changes = await pruneChanges(db, cutoff(retention.changeRetentionMs))
   result.blobs = await pruneBlobs(db)
   result.keys = await pruneKeys(db)
+  if (retention.activityRetentionMs > 0) result.activity = await pruneActivity(db, cutoff(retention.activityRetentionMs))
   return result
 }
 
@@ -84,4 +94,23 @@ async function pruneKeys (db: Db): Promise<number> {
       SELECT user_id, key FROM idempotency_keys WHERE created_at < now() - make_interval(hours => ${KEY_TTL_HOURS}) LIMIT ${BATCH * 10})
     RETURNING key`.execute(db)
   return rows.length
+}
+
+/**
+ * Activity entries older than the cutoff (an entry exactly at it is kept). The sessions they
+ * belonged to keep their owner (src/accounts/sessions.ts): a CHAT_LOG_DIR file outlives its
+ * entries, and nobody else may append to it.
+ */
+async function pruneActivity (db: Db, cutoff: Date): Promise<number> {
+  let total = 0
+  for (;;) {
+    const deleted = await locked(db, async trx => {
+      const { rows } = await sql<{ id: number }>`
+        DELETE FROM activity WHERE id IN (SELECT id FROM activity WHERE at < ${cutoff} LIMIT ${BATCH})
+        RETURNING id`.execute(trx)
+      return rows.length
+    })
+    total += deleted
+    if (deleted < BATCH) return total
+  }
 }

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto'
+import pg from 'pg'
 import t from 'tap'
 import { createTestDatabase, PASSWORD, REDIS_URL, sleep, spawnServer, TEST_SECRET } from '../helpers/app.js'
 import { request, type AuthResult } from '../helpers/http.js'
 
 t.test('WORKERS=2: two processes answer on one port, SIGTERM stops them all with exit 0', async t => {
   const adminEmail = `ops-${randomBytes(4).toString('hex')}@example.com`
+  const databaseUrl = await createTestDatabase(t)
   const server = await spawnServer(t, {
-    env: { WORKERS: '2', DATABASE_URL: await createTestDatabase(t), REDIS_URL, JWT_SECRET: TEST_SECRET, ADMIN_EMAILS: adminEmail },
+    env: { WORKERS: '2', DATABASE_URL: databaseUrl, REDIS_URL, JWT_SECRET: TEST_SECRET },
     wait: false
   })
   const base = server.base
@@ -15,6 +17,14 @@ t.test('WORKERS=2: two processes answer on one port, SIGTERM stops them all with
   const register = await request(base, 'POST', '/v1/auth/register', { payload: { email: adminEmail, password: PASSWORD } })
   t.equal(register.statusCode, 201)
   const { accessToken } = register.json<AuthResult>()
+  // What `npm run admin -- grant <email>` does; /v1/stats reads it on every call.
+  const db = new pg.Client({ connectionString: databaseUrl })
+  await db.connect()
+  try {
+    await db.query("UPDATE users SET permissions = array_append(permissions, 'admin') WHERE email = $1", [adminEmail])
+  } finally {
+    await db.end()
+  }
 
   // Each new connection goes to the next listening worker (node:cluster hands them out
   // round-robin); /health answered once the first one listened, so the second may still start.

@@ -70,6 +70,7 @@ const ARGS: { [K in keyof typeof errors]: Parameters<typeof errors[K]> } = {
   payloadTooLarge: [],
   unsupportedMediaType: [],
   rateLimited: [10, 1000, 1],
+  tooManySessions: [100, 60_000, 5],
   messageRateLimited: [],
   unavailable: ['down'],
   internal: []
