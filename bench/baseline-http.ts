@@ -12,6 +12,7 @@ import type { FileRow } from '../src/db/schema.js'
 import { toMeta } from '../src/files/reads.js'
 import { stateOf } from '../src/files/entries.js'
 import { ancestorsOf, depthOf, parentOf } from '../src/files/paths.js'
+import { makeAjv } from '../src/core/validation.js'
 
 /**
  * The HTTP baselines: bare Fastify routes (no auth, no hooks, no plugins) with the server's own
@@ -128,6 +129,11 @@ async function activity (client: pg.PoolClient, workspaceId: string, type: strin
 }
 
 const app = Fastify({ logger: false, bodyLimit: 21 * 1024 * 1024 }).withTypeProvider<TypeBoxTypeProvider>()
+// The server's validators (plugins/app/error-handler.ts): strict bodies, coerced strings elsewhere,
+// and the schemas' own keywords.
+const strict = makeAjv({ coerceTypes: false })
+const coercing = makeAjv({ coerceTypes: 'array' })
+app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
 app.setErrorHandler(function onError (err: Error & { statusCode?: number }, _request, reply) {
   void reply.code(err.statusCode ?? 500).send({ statusCode: err.statusCode ?? 500, message: err.message })
 })
