@@ -24,7 +24,9 @@ interface Account { id: string, email: string, permissions: string[] }
 
 async function findAccount (db: Db, who: string): Promise<Account | undefined> {
   const q = db.selectFrom('users').select(['id', 'email', 'permissions'])
-  return await (isUuid(who) ? q.where('id', '=', who.toLowerCase()) : q.where('email', '=', normaliseEmail(who))).executeTakeFirst()
+  // An operator may paste an id in either case; the API itself takes ids only in lower case.
+  const id = who.toLowerCase()
+  return await (isUuid(id) ? q.where('id', '=', id) : q.where('email', '=', normaliseEmail(who))).executeTakeFirst()
 }
 
 export async function runAdminCommand (db: Db, args: string[]): Promise<AdminOutcome> {

@@ -82,7 +82,7 @@ t.test('a fresh session id is claimed by its first user, atomically: concurrent 
   t.ok(answers.every(([who, s]) => s === (winners.has(who) ? 200 : 403)), 'the other got only 403s')
   const rows = await app.db.selectFrom('sessions').select('user_id').where('id', '=', sid).execute()
   t.same(rows.map(r => r.user_id), [winners.has('a') ? a.id : b.id], 'one row, the winner\'s')
-  t.equal((await app.inject({ url: '/v1/me', headers: { ...(winners.has('a') ? b : a).auth, 'x-session-id': sid.toUpperCase() } })).statusCode, 403, 'upper-case spelling: the same session')
+  t.equal((await app.inject({ url: '/v1/me', headers: { ...(winners.has('a') ? b : a).auth, 'x-session-id': sid.toUpperCase() } })).statusCode, 400, 'upper-case spelling: refused (ids have one spelling), never a second session')
 })
 
 t.test('sessions in use before this release keep their first user (sql/004-sessions.sql fills the table)', async t => {
