@@ -120,6 +120,9 @@ export interface ChangeEntriesTable {
   sha_after: string | null
 }
 
+/** What a change did to one entry, as history and revert read it back. */
+export type StoredEntry = Pick<Selectable<ChangeEntriesTable>, 'revision' | 'seq' | 'path_before' | 'path_after' | 'before' | 'after'>
+
 export interface ActivityTable {
   id: Generated<number>
   session_id: string

@@ -1,5 +1,5 @@
 import { sql, type RawBuilder } from 'kysely'
-import type { Db, EntryState, Executor, Trx } from '../db/schema.js'
+import type { Db, EntryState, Executor, StoredEntry, Trx } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { requireRead } from '../accounts/workspaces.js'
 import { errors } from '../core/errors.js'
@@ -35,8 +35,8 @@ async function stateAt (trx: Trx, workspaceId: string, path: string, revision: n
  * ('asc'). One LIMIT 1 probe per index (path before, path after) rather than one query with OR,
  * which PostgreSQL answers by reading and sorting every entry of the path.
  */
-async function touchNextTo (trx: Trx, workspaceId: string, path: string, revision: number, order: 'asc' | 'desc'): Promise<StoredTouch | undefined> {
-  const probe = async (column: 'path_before' | 'path_after'): Promise<StoredTouch | undefined> => await trx.selectFrom('change_entries')
+async function touchNextTo (trx: Trx, workspaceId: string, path: string, revision: number, order: 'asc' | 'desc'): Promise<StoredEntry | undefined> {
+  const probe = async (column: 'path_before' | 'path_after'): Promise<StoredEntry | undefined> => await trx.selectFrom('change_entries')
     .select(['revision', 'seq', 'path_before', 'path_after', 'before', 'after'])
     .where('workspace_id', '=', workspaceId).where(column, '=', path).where('revision', order === 'desc' ? '<=' : '>', revision)
     .orderBy('revision', order).orderBy('seq', order).limit(1).executeTakeFirst()
@@ -44,15 +44,6 @@ async function touchNextTo (trx: Trx, workspaceId: string, path: string, revisio
   if (a === undefined || b === undefined) return a ?? b
   const aFirst = a.revision < b.revision || (a.revision === b.revision && a.seq < b.seq)
   return aFirst === (order === 'asc') ? a : b
-}
-
-interface StoredTouch {
-  revision: number
-  seq: number
-  path_before: string | null
-  path_after: string | null
-  before: EntryState | null
-  after: EntryState | null
 }
 
 /**

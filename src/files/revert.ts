@@ -1,4 +1,4 @@
-import type { ChangeOp, Db, EntryState, Trx } from '../db/schema.js'
+import type { ChangeOp, Db, EntryState, StoredEntry, Trx } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { requireWrite } from '../accounts/workspaces.js'
 import { errors } from '../core/errors.js'
@@ -20,15 +20,6 @@ import type { Change, RevertBody, RevertResult } from '../../schemas/files.js'
 
 /** What to revert: the request's body. */
 export type RevertParams = RevertBody
-
-interface StoredEntry {
-  revision: number
-  seq: number
-  path_before: string | null
-  path_after: string | null
-  before: EntryState | null
-  after: EntryState | null
-}
 
 interface TargetChange {
   revision: number

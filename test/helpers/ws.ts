@@ -178,3 +178,17 @@ export function withoutTimes (value: unknown): unknown {
   if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutTimes(v)]))
   return value
 }
+
+/** An upgrade the server refuses: its HTTP status, headers and JSON body. */
+export async function refusedUpgrade (base: string, headers: Record<string, string> = {}): Promise<{ status: number, headers: IncomingMessage['headers'], body: Record<string, unknown> }> {
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/ws`, { headers })
+  return await new Promise((resolve, reject) => {
+    ws.once('open', () => { ws.terminate(); reject(new Error('the upgrade was accepted')) })
+    ws.once('unexpected-response', (_req, res: IncomingMessage) => {
+      let text = ''
+      res.on('data', (d: Buffer) => { text += d.toString() })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) as Record<string, unknown> }) })
+    })
+    ws.once('error', err => { reject(err) })
+  })
+}

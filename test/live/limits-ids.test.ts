@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
 import t from 'tap'
-import WebSocket from 'ws'
 import { build, createTestDatabase, createWorkspace, dbClient, listen, registerUser } from '../helpers/app.js'
 import { request } from '../helpers/http.js'
-import { connect, type Msg } from '../helpers/ws.js'
+import { connect, refusedUpgrade, type Msg } from '../helpers/ws.js'
 
 /**
  * Hardening, findings 10 and 11: X-Session-Id on the upgrade and every id in a message are
@@ -16,20 +14,6 @@ const calm = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' }
 const HOSTILE_SESSION = '../../../etc/passwd<script>'
 /** What database error text looks like: none of it may reach a client in production. */
 const DB_TEXT = /invalid input syntax|relation|column|syntax error|uuid:/i
-
-/** An upgrade the server refuses: its HTTP status and JSON body. */
-async function refusedUpgrade (base: string, headers: Record<string, string>): Promise<{ status: number, body: Record<string, unknown> }> {
-  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/ws`, { headers })
-  return await new Promise((resolve, reject) => {
-    ws.once('open', () => { ws.terminate(); reject(new Error('the upgrade was accepted')) })
-    ws.once('unexpected-response', (_req, res: IncomingMessage) => {
-      let text = ''
-      res.on('data', (d: Buffer) => { text += d.toString() })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }) })
-    })
-    ws.once('error', err => { reject(err) })
-  })
-}
 
 t.test('X-Session-Id on the upgrade: a UUID, or refused as REST refuses it', async t => {
   const app = await build(t, calm)

@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
 import t from 'tap'
-import WebSocket from 'ws'
 import { build, createTestDatabase, createWorkspace, dbClient, listen, REDIS_URL, registerUser, sleep } from '../helpers/app.js'
 import { request } from '../helpers/http.js'
-import { connect, type Client, type Closed } from '../helpers/ws.js'
+import { connect, refusedUpgrade, type Client, type Closed } from '../helpers/ws.js'
 
 /**
  * Hardening, finding 7: RPC calls count against the user's REST budget (same store, same key),
@@ -16,20 +14,6 @@ const calm = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' }
 
 async function closedWithin (c: Client, ms = 10_000): Promise<Closed | 'still open'> {
   return await Promise.race([c.closed, sleep(ms).then(() => 'still open' as const)])
-}
-
-/** An upgrade the server refuses: its HTTP status, headers and JSON body. */
-async function refusedUpgrade (base: string, headers: Record<string, string> = {}): Promise<{ status: number, headers: IncomingMessage['headers'], body: Record<string, unknown> }> {
-  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/ws`, { headers })
-  return await new Promise((resolve, reject) => {
-    ws.once('open', () => { ws.terminate(); reject(new Error('the upgrade was accepted')) })
-    ws.once('unexpected-response', (_req, res: IncomingMessage) => {
-      let text = ''
-      res.on('data', (d: Buffer) => { text += d.toString() })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) as Record<string, unknown> }) })
-    })
-    ws.once('error', err => { reject(err) })
-  })
 }
 
 t.test('RPC calls are charged to the user\'s REST budget', async t => {
