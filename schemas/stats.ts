@@ -25,6 +25,6 @@ export const Stats = Type.Object({
   websocket: Type.Object({ connections: Type.Integer(), messagesIn: Type.Integer(), messagesOut: Type.Integer() }),
   cache: Type.Object({ hits: Type.Integer(), misses: Type.Integer(), hitRate: Nullable(Rate) }),
   memory: Type.Object({ rss: Type.Integer(), heapUsed: Type.Integer(), heapTotal: Type.Integer(), external: Type.Integer() }),
-  eventLoopDelayMs: Num
+  eventLoopDelayMs: Nullable(Num)
 })
 export type Stats = Static<typeof Stats>

@@ -24,8 +24,12 @@ export default fp(async function redis (fastify) {
   fastify.addHook('onClose', async () => {
     await Promise.all(Object.values(clients).map(closeConnection))
   })
+  // Every client gets its listener before the start waits on any: an error event with no listener
+  // is printed by ioredis as unhandled.
   for (const [name, client] of Object.entries(clients)) {
     client.on('error', (err: Error) => fastify.log.warn({ err: err.message, connection: name }, 'redis connection error'))
+  }
+  for (const [name, client] of Object.entries(clients)) {
     // The start waits for Redis (it reconnects on its own) up to STARTUP_TIMEOUT_MS.
     if (!await whenReady(client, fastify.config.STARTUP_TIMEOUT_MS)) throw new Error(`redis (${name}) did not answer within STARTUP_TIMEOUT_MS`)
     await fastify.register(fastifyRedis, { client, namespace: name, closeClient: false })

@@ -22,6 +22,17 @@ const statsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     fastify.log.warn('ADMIN_EMAILS is no longer honoured: grant admin to an existing account with `npm run admin -- grant <email>`')
   }
 
+  /**
+   * The mean event-loop delay of the last sample (under-pressure), or null when that sample saw no
+   * tick at all (the loop was blocked throughout; under-pressure then reads Infinity, which JSON
+   * cannot carry).
+   */
+  function eventLoopDelayMs (): number | null {
+    if (!fastify.hasDecorator('memoryUsage')) return 0
+    const delay = fastify.memoryUsage().eventLoopDelay
+    return Number.isFinite(delay) ? Math.round(delay * 1000) / 1000 : null
+  }
+
   async function requireAdmin (actor: Actor): Promise<void> {
     if (outsideTokens && actor.permissions.includes(ADMIN_PERMISSION)) return
     const account = await db.selectFrom('users').select('permissions').where('id', '=', actor.userId).executeTakeFirst()
@@ -59,7 +70,7 @@ const statsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
       cache: { hits: totals.cacheHits, misses: totals.cacheMisses, hitRate: lookups === 0 ? null : Math.round(totals.cacheHits / lookups * 10_000) / 10_000 },
       memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external },
-      eventLoopDelayMs: fastify.hasDecorator('memoryUsage') ? Math.round(fastify.memoryUsage().eventLoopDelay * 1000) / 1000 : 0
+      eventLoopDelayMs: eventLoopDelayMs()
     }
   })
 }
