@@ -100,6 +100,13 @@ function at (changes: Change[], revision: number): Change {
   return change
 }
 
+/** Two subscribers that record their frames, `a` then `b`, joined at the head. */
+async function joinedPair (hub: Fanout, workspaceId: string): Promise<[Recorder, Recorder]> {
+  const pair: [Recorder, Recorder] = [new Recorder('a'), new Recorder('b')]
+  for (const r of pair) await hub.join(workspaceId, r, undefined)
+  return pair
+}
+
 t.test('a message that skips revisions is preceded by the missing changes, read from the database', async t => {
   const s = await setup(t)
   const hub = s.hub()
@@ -128,10 +135,7 @@ t.test('a message that skips revisions is preceded by the missing changes, read 
 t.test('messages arriving out of order are delivered in revision order, each once', async t => {
   const s = await setup(t)
   const hub = s.hub()
-  const a = new Recorder('a')
-  const b = new Recorder('b')
-  await hub.join(s.workspaceId, a, undefined)
-  await hub.join(s.workspaceId, b, undefined)
+  const [a, b] = await joinedPair(hub, s.workspaceId)
   for (const path of ['/1.txt', '/2.txt', '/3.txt', '/4.txt']) await s.write(path)
   const feed = await s.changes(0)
   for (const revision of [2, 4, 1, 3]) await s.announce([at(feed, revision)])
@@ -194,10 +198,7 @@ t.test('joining with since: the replay, then live events, with no gap and no dup
 t.test('a malformed bus message is dropped and logged; the channel goes on', async t => {
   const s = await setup(t)
   const hub = s.hub()
-  const a = new Recorder('a')
-  const b = new Recorder('b')
-  await hub.join(s.workspaceId, a, undefined)
-  await hub.join(s.workspaceId, b, undefined)
+  const [a, b] = await joinedPair(hub, s.workspaceId)
   const garbage = [
     'not json',
     '{}',
