@@ -3,10 +3,10 @@ import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import { LRUCache } from 'lru-cache'
-import { ensureUser, DEFAULT_PERMISSIONS, ACCESS_TOKEN_SECONDS, type AccessClaims, type Actor, type SignAccess } from '../../src/accounts/auth.js'
+import { ensureUser, DEFAULT_PERMISSIONS, ACCESS_TOKEN_SECONDS, type AccessClaims, type Actor, type SignAccess, type Verified } from '../../src/accounts/auth.js'
 import { errors } from '../../src/core/errors.js'
 import { isUuid } from '../../src/core/validation.js'
-import { SessionRegistry } from '../../src/accounts/sessions.js'
+import { EndedSessions, SessionRegistry } from '../../src/accounts/sessions.js'
 import { bearerToken } from '../../src/core/http.js'
 
 declare module 'fastify' {
@@ -14,19 +14,20 @@ declare module 'fastify' {
     /** onRequest hook for every /v1 route but /v1/auth/*: sets `request.actor` or answers 401. */
     authenticate: (request: FastifyRequest) => Promise<void>
     /** Verifies an access token (HTTP header or WebSocket `auth` message) and returns its actor. */
-    verifyAccessToken: (token: string, sessionId?: string) => Promise<Actor & { expiresAt: number }>
+    verifyAccessToken: (token: string, sessionId?: string) => Promise<Verified>
     /** Signs our own access tokens; undefined when tokens come from an outside provider. */
     signAccessToken: SignAccess | undefined
     /** Who owns each session id, and the bound on new ones (src/accounts/sessions.ts). */
     sessions: SessionRegistry
+    /** Sessions ended by logout, on every instance within a second (src/accounts/sessions.ts). */
+    endedSessions: EndedSessions
   }
   interface FastifyRequest {
     actor: Actor
   }
 }
 
-/** A verified token's actor; `sessionId` is the token's own (X-Session-Id overrides it per request). */
-type Verified = Actor & { expiresAt: number }
+type Claims = Omit<Verified, 'tokenSessionId'>
 
 /**
  * JWT access tokens: HS256 with JWT_SECRET (we sign and verify), or RS256/ES256 verified with
@@ -46,11 +47,21 @@ export default fp(async function auth (fastify) {
   const known = new LRUCache<string, true>({ max: 10_000 })
   // Verified tokens by the token itself (bounded; an entry is used only until the token's exp):
   // a tab sends the same token with every request, and verifying it each time is measurable.
-  const verified = new LRUCache<string, Verified>({ max: 10_000 })
+  const verified = new LRUCache<string, Claims>({ max: 10_000 })
 
   const sessions = new SessionRegistry(fastify.db, { max: config.MAX_NEW_SESSIONS_PER_WINDOW, windowMs: config.RATE_LIMIT_WINDOW_MS })
 
-  async function verifyAccessToken (token: string, sessionHeader?: string): Promise<Actor & { expiresAt: number }> {
+  // Every instance reads the sessions ended by logout twice a second; a restarted one looks back
+  // as far as an access token lives.
+  const endedSessions = new EndedSessions(fastify.db, (ACCESS_TOKEN_SECONDS + 60) * 1000)
+  await endedSessions.poll()
+  const endedPoll = setInterval(function readEndedSessions () {
+    endedSessions.poll().catch((err: unknown) => { fastify.log.warn({ err }, 'reading ended sessions failed; retrying') })
+  }, ENDED_SESSIONS_POLL_MS)
+  endedPoll.unref()
+  fastify.addHook('onClose', async function stopEndedSessions () { clearInterval(endedPoll) })
+
+  async function verifyAccessToken (token: string, sessionHeader?: string): Promise<Verified> {
     // Here, not only in `authenticate`: a WebSocket upgrade's X-Session-Id comes this way too.
     if (sessionHeader !== undefined && !isUuid(sessionHeader)) throw errors.invalidSessionHeader()
     let result = verified.get(token)
@@ -58,16 +69,17 @@ export default fp(async function auth (fastify) {
       result = await verify(token)
       verified.set(token, result)
     }
+    if (endedSessions.has(result.sessionId)) throw errors.unauthenticated('the session has ended (logged out)')
     // The session the call is recorded under must be the caller's (its first use claims it):
     // the token's own `sid` too, since an outside provider's tokens name any id they like.
     const sessionId = sessionHeader ?? result.sessionId
     // The WebSocket upgrade's header arrives unchecked: it must be a UUID before it is looked up.
     if (!isUuid(sessionId)) throw errors.validation('X-Session-Id must be a UUID')
     await sessions.claim(result.userId, sessionId)
-    return { ...result, sessionId }
+    return { ...result, sessionId, tokenSessionId: result.sessionId }
   }
 
-  async function verify (token: string): Promise<Verified> {
+  async function verify (token: string): Promise<Claims> {
     let claims: Partial<AccessClaims> & { exp?: number, email?: string, iat?: number }
     try {
       claims = fastify.jwt.verify(token)
@@ -93,6 +105,7 @@ export default fp(async function auth (fastify) {
   }
 
   fastify.decorate('sessions', sessions)
+  fastify.decorate('endedSessions', endedSessions)
   fastify.decorate('verifyAccessToken', verifyAccessToken)
   fastify.decorate('signAccessToken', publicKey === undefined ? (claims: AccessClaims) => fastify.jwt.sign(claims) : undefined)
   fastify.decorateRequest('actor', null as unknown as Actor)
@@ -102,10 +115,13 @@ export default fp(async function auth (fastify) {
     const session = request.headers['x-session-id']
     // Checked before the token, so a malformed header is 400 whatever the token.
     if (session !== undefined && !isUuid(session)) throw errors.invalidSessionHeader()
-    const { expiresAt: _, ...actor } = await verifyAccessToken(token, session)
+    const { expiresAt: _, tokenSessionId: __, ...actor } = await verifyAccessToken(token, session)
     request.actor = actor
   })
 }, { name: 'auth', dependencies: ['config', 'database'] })
+
+/** How often each instance reads the sessions ended by logout: their tokens stop within a second. */
+const ENDED_SESSIONS_POLL_MS = 500
 
 function publicKeyAlgorithm (pem: string): 'RS256' | 'ES256' {
   const type = createPublicKey(pem).asymmetricKeyType

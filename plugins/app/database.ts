@@ -6,6 +6,7 @@ import pg from 'pg'
 import { Kysely, PostgresDialect } from 'kysely'
 import type { Database, Db } from '../../src/db/schema.js'
 import { migrate } from '../../src/db/migrate.js'
+import { watchConnections } from '../../src/db/watchdog.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -50,6 +51,11 @@ export default fp(async function database (fastify) {
       if (applied.length > 0) fastify.log.info({ applied }, 'migrations applied')
     } finally {
       client.release()
+    }
+    // Bounds the time a transaction holds a connection; started after the migrations, which may take long.
+    if (config.DB_TRANSACTION_TIMEOUT_MS > 0) {
+      const watchdog = watchConnections(pool, { limitMs: config.DB_TRANSACTION_TIMEOUT_MS, connectionString: config.DATABASE_URL, log: fastify.log })
+      fastify.addHook('onClose', async () => { watchdog.stop() })
     }
     // No db.destroy() on close: the pool belongs to @fastify/postgres, which ends it.
     fastify.decorate('db', new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }))

@@ -44,7 +44,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags, summary: 'Rotate a refresh token for a new token pair', security: [], body: RefreshBody, response: responses({ 200: AuthResult }) }
   }, async function refresh (request) {
     const started = performance.now()
-    const result = await auth.refresh(db, signer(), request.body.refreshToken)
+    const result = await auth.refresh({ db, sign: signer(), reuseWindowMs: config.REFRESH_REUSE_WINDOW_MS }, request.body.refreshToken)
     await record('auth.refresh', 200, { userId: result.user.id, sessionId: result.sessionId }, started)
     return result
   })
@@ -54,7 +54,11 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async function logout (request, reply) {
     const started = performance.now()
     const session = await auth.logout(db, request.body.refreshToken)
-    if (session !== undefined) await record('auth.logout', 204, session, started)
+    if (session !== undefined) {
+      // Its access tokens stop too: here at once, on every instance within a second.
+      await fastify.endedSessions.end(session.sessionId)
+      await record('auth.logout', 204, session, started)
+    }
     return await reply.code(204).send(null)
   })
 

@@ -36,6 +36,12 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
   })
   fastify.addHook('onClose', async function stopAccessChecks () { unlisten() })
 
+  // Logout on any instance: the session's sockets here close with 4401 (within a second).
+  const unlistenEnds = fastify.endedSessions.onEnded(function sessionEnded (sessionId) {
+    for (const connection of connections) connection.sessionEnded(sessionId)
+  })
+  fastify.addHook('onClose', async function stopSessionEnds () { unlistenEnds() })
+
   fastify.get('/ws', {
     websocket: true,
     onRequest: admitUpgrade,

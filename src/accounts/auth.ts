@@ -1,5 +1,6 @@
-import { createHash, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
-import type { Db } from '../db/schema.js'
+import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+import { sql } from 'kysely'
+import type { Db, Executor } from '../db/schema.js'
 import { errors } from '../core/errors.js'
 import type { AuthResult, User } from '../../schemas/auth.js'
 import type { SessionRegistry } from './sessions.js'
@@ -10,6 +11,13 @@ export interface Actor {
   sessionId: string
   permissions: string[]
 }
+
+/**
+ * A verified access token's actor: `sessionId` is the session the call is recorded under
+ * (X-Session-Id overrides the token's per request), `tokenSessionId` the token's own (which
+ * logout ends), `expiresAt` its `exp` in ms.
+ */
+export type Verified = Actor & { expiresAt: number, tokenSessionId: string }
 
 export interface AccessClaims {
   sub: string
@@ -91,26 +99,88 @@ export async function login ({ db, sign, sessions }: AuthDeps, email: string, pa
   return await issueTokens(db, sign, user, randomUUID(), await sessions.open(user.id))
 }
 
-/** Rotates a refresh token. Presenting a used token again revokes its whole family (theft). */
-export async function refresh (db: Db, sign: SignAccess, refreshToken: string): Promise<AuthResult> {
+/** What a refresh needs: the database, our signer, and how long a used token may come back. */
+export interface RefreshDeps {
+  db: Db
+  sign: SignAccess
+  /** REFRESH_REUSE_WINDOW_MS: a used token presented again within it gets the same new pair */
+  reuseWindowMs: number
+}
+
+/**
+ * Rotates a refresh token. Presenting a used token again revokes its whole family (theft) —
+ * unless it comes back within `reuseWindowMs` of its use and the pair it was exchanged for has not
+ * been used either: then it is two tabs refreshing at once, and the second gets the same pair as
+ * the first (as identity providers' reuse intervals do). The pair is kept encrypted under a key
+ * derived from the used token, which only its holder has.
+ */
+export async function refresh ({ db, sign, reuseWindowMs }: RefreshDeps, refreshToken: string): Promise<AuthResult> {
   const hash = tokenHash(refreshToken)
-  const used = await db.updateTable('refresh_tokens').set({ used_at: new Date() })
-    .where('token_hash', '=', hash).where('used_at', 'is', null).where('revoked_at', 'is', null)
-    .where('expires_at', '>', new Date())
-    .returning(['user_id', 'family_id', 'session_id'])
-    .executeTakeFirst()
-  if (used === undefined) {
-    const known = await db.selectFrom('refresh_tokens').select(['family_id', 'used_at']).where('token_hash', '=', hash).executeTakeFirst()
-    if (known?.used_at != null) {
-      await db.updateTable('refresh_tokens').set({ revoked_at: new Date() })
-        .where('family_id', '=', known.family_id).where('revoked_at', 'is', null).execute()
-      throw errors.unauthenticated('refresh token already used; its session has been revoked')
+  // In one transaction with the new pair's row and the kept pair: a concurrent refresh of the
+  // same token waits on the row, then finds it used, with the pair to give back already there.
+  const outcome = await db.transaction().execute(async (trx): Promise<AuthResult | 'reused' | 'invalid'> => {
+    // The database's clock, as the reuse window below is measured on it.
+    const used = await trx.updateTable('refresh_tokens').set({ used_at: sql<Date>`clock_timestamp()` })
+      .where('token_hash', '=', hash).where('used_at', 'is', null).where('revoked_at', 'is', null)
+      .where('expires_at', '>', new Date())
+      .returning(['user_id', 'family_id', 'session_id'])
+      .executeTakeFirst()
+    if (used !== undefined) {
+      const user = await trx.selectFrom('users').select(['id', 'email', 'permissions']).where('id', '=', used.user_id).executeTakeFirst()
+      if (user === undefined) return 'invalid'
+      const result = await issueTokens(trx, sign, user, used.family_id, used.session_id)
+      await trx.updateTable('refresh_tokens').set({ successor: sealSuccessor(refreshToken, result) }).where('token_hash', '=', hash).execute()
+      return result
     }
-    throw errors.unauthenticated('refresh token is invalid, expired or revoked')
+    const known = await trx.selectFrom('refresh_tokens')
+      .select(['user_id', 'successor', 'revoked_at', sql<boolean>`used_at > clock_timestamp() - make_interval(secs => ${reuseWindowMs / 1000})`.as('recent')])
+      .where('token_hash', '=', hash).where('used_at', 'is not', null).executeTakeFirst()
+    if (known === undefined) return 'invalid'
+    if (known.revoked_at !== null) return 'reused'
+    const again = known.recent && known.successor !== null ? openSuccessor(refreshToken, known.successor) : undefined
+    if (again !== undefined) {
+      const next = await trx.selectFrom('refresh_tokens').select('id').where('token_hash', '=', tokenHash(again.refreshToken))
+        .where('used_at', 'is', null).where('revoked_at', 'is', null).executeTakeFirst()
+      const user = await trx.selectFrom('users').select(['id', 'email', 'permissions']).where('id', '=', known.user_id).executeTakeFirst()
+      if (next !== undefined && user !== undefined) {
+        return { ...again, user: { id: user.id, email: user.email, permissions: user.permissions }, expiresIn: Math.max(0, Math.round((again.expiresAt - Date.now()) / 1000)) }
+      }
+    }
+    return 'reused'
+  })
+  if (outcome === 'invalid') throw errors.unauthenticated('refresh token is invalid, expired or revoked')
+  if (outcome === 'reused') {
+    // Outside the transaction above, so that the revocation stands although the request fails.
+    const family = db.selectFrom('refresh_tokens').select('family_id').where('token_hash', '=', hash)
+    await db.updateTable('refresh_tokens').set({ revoked_at: new Date() })
+      .where('family_id', '=', family).where('revoked_at', 'is', null).execute()
+    throw errors.unauthenticated('refresh token already used; its session has been revoked')
   }
-  const user = await db.selectFrom('users').select(['id', 'email', 'permissions']).where('id', '=', used.user_id).executeTakeFirst()
-  if (user === undefined) throw errors.unauthenticated('account no longer exists')
-  return await issueTokens(db, sign, user, used.family_id, used.session_id)
+  return outcome
+}
+
+/** What a refresh gave out, kept for a second presentation of the same token. */
+interface Successor { accessToken: string, refreshToken: string, sessionId: string, expiresAt: number }
+
+// AES-256-GCM under a key derived from the used refresh token (not from its stored hash).
+const successorKey = (token: string): Buffer => createHash('sha256').update('workbench refresh successor\0').update(token).digest()
+
+function sealSuccessor (token: string, result: AuthResult): Buffer {
+  const successor: Successor = { accessToken: result.accessToken, refreshToken: result.refreshToken, sessionId: result.sessionId, expiresAt: Date.now() + result.expiresIn * 1000 }
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', successorKey(token), iv)
+  const sealed = Buffer.concat([cipher.update(JSON.stringify(successor)), cipher.final()])
+  return Buffer.concat([iv, cipher.getAuthTag(), sealed])
+}
+
+function openSuccessor (token: string, box: Buffer): Successor | undefined {
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', successorKey(token), box.subarray(0, 12))
+    decipher.setAuthTag(box.subarray(12, 28))
+    return JSON.parse(Buffer.concat([decipher.update(box.subarray(28)), decipher.final()]).toString('utf8')) as Successor
+  } catch {
+    return undefined
+  }
 }
 
 /** Revokes the token's family; returns whose session it was (undefined for an unknown token). */
@@ -122,7 +192,7 @@ export async function logout (db: Db, refreshToken: string): Promise<{ userId: s
   return { userId: known.user_id, sessionId: known.session_id }
 }
 
-async function issueTokens (db: Db, sign: SignAccess, user: User, familyId: string, sessionId: string): Promise<AuthResult> {
+async function issueTokens (db: Executor, sign: SignAccess, user: User, familyId: string, sessionId: string): Promise<AuthResult> {
   const refreshToken = randomBytes(32).toString('base64url')
   await db.insertInto('refresh_tokens').values({
     id: randomUUID(),

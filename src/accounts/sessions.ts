@@ -86,3 +86,63 @@ export class SessionRegistry {
     })
   }
 }
+
+/**
+ * Sessions ended by logout (issue "Hardening", finding 15), as every instance knows them: logout
+ * sets `sessions.ended_at`, and each instance reads the sessions ended since its last look every
+ * `pollMs` (a partial index makes that a small read), so within a second every instance refuses
+ * the session's access tokens and closes its sockets. Reading the table rather than trusting a
+ * pub/sub message means an instance that missed one (Redis down, a restart) still learns it.
+ * An ended session is remembered for as long as one of its access tokens can be valid.
+ */
+export class EndedSessions {
+  readonly #db: Db
+  readonly #keepMs: number
+  /** session id → when it ended (this instance's clock) */
+  readonly #ended = new Map<string, number>()
+  readonly #listeners = new Set<(sessionId: string) => void>()
+  /** when the last read started (this instance's clock); undefined before the first */
+  #lastRead: number | undefined
+
+  constructor (db: Db, keepMs: number) {
+    this.#db = db
+    this.#keepMs = keepMs
+  }
+
+  has (sessionId: string): boolean {
+    return this.#ended.has(sessionId)
+  }
+
+  /** Called for every session this instance learns has ended (to close its sockets). */
+  onEnded (listener: (sessionId: string) => void): () => void {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
+  }
+
+  /** Ends a session (logout): on this instance at once, on the others at their next read. */
+  async end (sessionId: string): Promise<void> {
+    await this.#db.updateTable('sessions').set({ ended_at: sql<Date>`clock_timestamp()` })
+      .where('id', '=', sessionId).where('ended_at', 'is', null).execute()
+    this.#learn(sessionId)
+  }
+
+  /** Reads the sessions ended since the last read; the first read looks back `keepMs`. */
+  async poll (): Promise<void> {
+    const started = Date.now()
+    // Looked back as a duration on the database's clock, so the two clocks need not agree; a few
+    // seconds more than since the last read, for a logout that committed a little late.
+    const lookBackMs = this.#lastRead === undefined ? this.#keepMs : started - this.#lastRead + 5_000
+    const rows = await this.#db.selectFrom('sessions').select('id')
+      .where('ended_at', '>', sql<Date>`now() - make_interval(secs => ${lookBackMs / 1000})`).execute()
+    this.#lastRead = started
+    for (const { id } of rows) this.#learn(id)
+    const before = started - this.#keepMs
+    for (const [id, at] of this.#ended) if (at < before) this.#ended.delete(id)
+  }
+
+  #learn (sessionId: string): void {
+    if (this.#ended.has(sessionId)) return
+    this.#ended.set(sessionId, Date.now())
+    for (const listener of this.#listeners) listener(sessionId)
+  }
+}

@@ -26,6 +26,8 @@ export interface RefreshTokensTable {
   revoked_at: Date | null
   expires_at: Timestamp
   created_at: Timestamp
+  /** the pair issued for this token, encrypted with a key derived from it (sql/006-session-end.sql) */
+  successor: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>
 }
 
 export interface WorkspacesTable {
@@ -146,6 +148,8 @@ export interface SessionsTable {
   id: string
   user_id: string
   created_at: Timestamp
+  /** set by logout: the session's access tokens are refused from then on (sql/006-session-end.sql) */
+  ended_at: ColumnType<Date | null, Date | null | undefined, Date | null>
 }
 
 export interface IdempotencyKeysTable {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
-import type { Actor } from '../accounts/auth.js'
+import type { Actor, Verified } from '../accounts/auth.js'
 import { requireRead } from '../accounts/workspaces.js'
 import { AppError, errors, publicError, toAppError } from '../core/errors.js'
 import { bearerToken } from '../core/http.js'
@@ -26,6 +26,8 @@ export class Connection implements Subscriber {
   readonly clientId = randomUUID()
   readonly #subscriptions = new Set<string>()
   #actor: Actor | null = null
+  /** the session of the token that authenticated the socket last: its logout closes the socket */
+  #tokenSessionId: string | null = null
   /** answered the last heartbeat ping */
   #alive = true
   #closing = false
@@ -263,7 +265,7 @@ export class Connection implements Subscriber {
   }
 
   async #authenticate (token: string, sessionId: string | undefined): Promise<void> {
-    let verified: Actor & { expiresAt: number }
+    let verified: Verified
     try {
       verified = await this.#app.verifyAccessToken(token, sessionId)
     } catch (err) {
@@ -281,7 +283,8 @@ export class Connection implements Subscriber {
       this.close(Close.tryAgainLater, 'too many sockets for this user (WS_MAX_SOCKETS_PER_USER)')
       return
     }
-    const { expiresAt, ...actor } = verified
+    const { expiresAt, tokenSessionId, ...actor } = verified
+    this.#tokenSessionId = tokenSessionId
     this.#actor = first ? actor : { ...actor, sessionId: this.#actor?.sessionId ?? actor.sessionId }
     clearTimeout(this.#authTimer)
     clearTimeout(this.#expiryTimer)
@@ -314,14 +317,7 @@ export class Connection implements Subscriber {
   /** `channel` as the client wrote it, which its errors name */
   async #subscribe (actor: Actor, channel: string, since: number | undefined): Promise<void> {
     const workspaceId = parseChannel(channel)
-    try {
-      await requireRead(this.#app.db, actor, workspaceId)
-    } catch (err) {
-      const e = toAppError(err)
-      // FORBIDDEN (no file.read) and not-a-member both read as "no such workspace" here.
-      this.#error(e.statusCode === 403 ? errors.workspaceNotFound(workspaceId) : e, { channel })
-      return
-    }
+    if (!await this.#mayRead(actor, workspaceId, channel)) return
     const { fanout } = this.#app
     if (this.#subscriptions.has(workspaceId)) await fanout.leave(workspaceId, this)
     this.#subscriptions.add(workspaceId)
@@ -342,7 +338,27 @@ export class Connection implements Subscriber {
       await fanout.leave(workspaceId, this)
       return
     }
+    // Removed from the workspace between the check above and now: the removal's announcement
+    // may have gone out before this instance listened on the channel, but the removal committed
+    // before it was announced, so reading access again now sees it.
+    if (!await this.#mayRead(actor, workspaceId, channel)) {
+      if (this.#subscriptions.delete(workspaceId)) await fanout.leave(workspaceId, this)
+      return
+    }
     this.#reply({ type: 'subscribed', channel: channelName(workspaceId), revision, ...(reset ? { reset: true } : {}) })
+  }
+
+  /** Whether the actor may read the workspace; if not, says so to the client (an `error` on `channel`). */
+  async #mayRead (actor: Actor, workspaceId: string, channel: string): Promise<boolean> {
+    try {
+      await requireRead(this.#app.db, actor, workspaceId)
+      return true
+    } catch (err) {
+      const e = toAppError(err)
+      // FORBIDDEN (no file.read) and not-a-member both read as "no such workspace" here.
+      this.#error(e.statusCode === 403 ? errors.workspaceNotFound(workspaceId) : e, { channel })
+      return false
+    }
   }
 
   async #unsubscribe (workspaceId: string): Promise<void> {
@@ -364,6 +380,11 @@ export class Connection implements Subscriber {
       timestamp: new Date().toISOString()
     })
     await this.#app.fanout.publishBroadcast(workspaceId, frame, this.clientId)
+  }
+
+  /** A session ended (logout, learnt by this instance): its sockets close with 4401. */
+  sessionEnded (sessionId: string): void {
+    if (this.#tokenSessionId === sessionId) this.close(Close.unauthenticated, 'SESSION_ENDED')
   }
 
   /**
