@@ -67,7 +67,7 @@ export const errors = {
       (closest.length === 0 ? '' : `; closest lines: ${closest.map(c => c.line).join(', ')}`), { editIndex, closest }),
   /** an edit's oldText occurs `count` times (without replaceAll): `lines` lists where (at most 100) */
   editAmbiguous: (path: string, editIndex: number, count: number, lines: number[]) =>
-    new AppError(409, 'EDIT_AMBIGUOUS', `edit ${editIndex}: oldText occurs ${count} times in ${path} (lines ${lines.slice(0, 10).join(', ')}${count > 10 ? ', …' : ''}); ` +
+    new AppError(409, 'EDIT_AMBIGUOUS', `edit ${editIndex}: oldText occurs ${count} times in ${path} (line${lines.length === 1 ? '' : 's'} ${lines.slice(0, 10).join(', ')}${lines.length > 10 ? ', …' : ''}); ` +
       'add surrounding lines to make it unique, or set replaceAll', { editIndex, count, lines }),
   preconditionFailed: (path: string, etag: string, current: Record<string, unknown> | null) =>
     new AppError(412, 'PRECONDITION_FAILED', `${path} changed since etag ${quote(etag)}`, { current }),
