@@ -2,7 +2,8 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { isError, isMeta, type ActivityPage, type BatchResult, type ErrorReply, type FileMeta, type OperationResult, type RevertResult } from '../helpers/http.js'
 import { setup, sha256, type Ctx } from '../helpers/files.js'
-import { listen } from '../helpers/app.js'
+import { listen, registerUser } from '../helpers/app.js'
+import { Ctx as FilesCtx } from '../helpers/files.js'
 import { connect } from '../helpers/ws.js'
 
 /** The `edit` operation: docs/api.md "Text edits". */
@@ -236,6 +237,27 @@ t.test('refusals: binary, directory, missing file, bad shapes', async t => {
   isError(t, await c.op({ type: 'update', path: '/dir/f.txt', content: 'z', edits: [{ oldText: 'x', newText: 'y' }] }), 400, 'VALIDATION_FAILED', 'edits on an update')
   isError(t, await c.op({ type: 'update', path: '/dir/f.txt', content: 'z', dryRun: true }), 400, 'VALIDATION_FAILED', 'dryRun on an update')
   await c.unchanged(t, before)
+})
+
+t.test('access: a viewer cannot edit, not even a dry run; the session log shows edits and refusals', async t => {
+  const c = await setup(t)
+  await c.write('/a.txt', 'a\n')
+  const viewer = await registerUser(c.app)
+  const added = await c.send('PUT', `/v1/workspaces/${c.ws}/members`, { email: viewer.email, role: 'viewer' })
+  t.equal(added.statusCode, 200, added.body)
+  const v = new FilesCtx(c.app, viewer, c.ws)
+  const before = await c.revision()
+  isError(t, await v.op({ type: 'edit', path: '/a.txt', edits: [{ oldText: 'a', newText: 'b' }] }), 403, 'FORBIDDEN')
+  isError(t, await v.op({ type: 'edit', path: '/a.txt', edits: [{ oldText: 'a', newText: 'b' }], dryRun: true }), 403, 'FORBIDDEN')
+  t.match((await v.get('/a.txt', '?lines=1-1')).json(), { content: 'a\n', totalLines: 1 }, 'a viewer reads lines')
+  await untouched(t, c, '/a.txt', before, 'a\n')
+
+  await edit(c, '/a.txt', [{ oldText: 'a', newText: 'b' }])
+  isError(t, await c.op({ type: 'edit', path: '/a.txt', edits: [{ oldText: 'zz', newText: 'b' }] }), 409, 'EDIT_NO_MATCH')
+  const log = await c.getUrl(`/v1/sessions/${c.user.sessionId}/log.md`)
+  t.equal(log.statusCode, 200)
+  t.match(log.body, /- operation: edit\n/)
+  t.match(log.body, /- status: 409 EDIT\\?_NO\\?_MATCH\n/)
 })
 
 t.test('a batch is atomic: an edit failing rolls the whole batch back', async t => {
