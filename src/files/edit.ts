@@ -1,4 +1,4 @@
-import { formatPatch, structuredPatch, type StructuredPatch, type StructuredPatchHunk } from 'diff'
+import { diffArrays, formatPatch, type StructuredPatch, type StructuredPatchHunk } from 'diff'
 import { errors } from '../core/errors.js'
 
 /**
@@ -197,7 +197,9 @@ function splitLines (text: string): string[] {
 
 const CONTEXT = 3
 /** Past these the diff library gives up and one hunk replaces the changed region (still a valid patch). */
-const DIFF_LIMITS = { maxEditLength: 2_000, timeout: 200 }
+const DIFF_LIMITS = { maxEditLength: 5_000, timeout: 200 }
+
+const BLOCK = 1024
 
 const atLineStart = (s: string, i: number): boolean => i === 0 || s.charCodeAt(i - 1) === 10
 
@@ -224,19 +226,67 @@ function countLines (s: string, end: number): number {
   return n
 }
 
-/** One hunk replacing the changed lines whole, between `before` and `after` context lines: the fallback of a diff too costly to minimise. */
-function wholeHunk (oldLines: string[], newLines: string[], offset: number, before: number, after: number): StructuredPatchHunk {
-  const lines: string[] = []
-  const add = (sign: string, l: string): void => {
-    lines.push(sign + (l.endsWith('\n') ? l.slice(0, -1) : l))
-    if (!l.endsWith('\n')) lines.push('\\ No newline at end of file')
+/** A run of lines the same in both texts (' '), only in the old ('-') or only in the new ('+'). */
+interface Block { sign: ' ' | '-' | '+', lines: string[] }
+
+/**
+ * The hunks of a line diff given as blocks (the whole chunk, which starts after line `offset` of
+ * both texts): each change with up to CONTEXT lines around it, changes closer than 2 × CONTEXT
+ * in one hunk. Common runs are counted, not copied, but for the context taken from them.
+ */
+function hunksOf (blocks: Block[], offset: number): StructuredPatchHunk[] {
+  const hunks: StructuredPatchHunk[] = []
+  let hunk: StructuredPatchHunk | null = null
+  let oldAt = 0
+  let newAt = 0
+  const add = (h: StructuredPatchHunk, sign: Block['sign'], line: string): void => {
+    h.lines.push(sign + (line.endsWith('\n') ? line.slice(0, -1) : line))
+    if (!line.endsWith('\n')) h.lines.push('\\ No newline at end of file')
+    if (sign !== '+') h.oldLines++
+    if (sign !== '-') h.newLines++
   }
-  for (const l of oldLines.slice(0, before)) add(' ', l)
-  for (const l of oldLines.slice(before, oldLines.length - after)) add('-', l)
-  for (const l of newLines.slice(before, newLines.length - after)) add('+', l)
-  for (const l of oldLines.slice(oldLines.length - after)) add(' ', l)
-  const start = (count: number): number => count === 0 ? offset : offset + 1
-  return { oldStart: start(oldLines.length), oldLines: oldLines.length, newStart: start(newLines.length), newLines: newLines.length, lines }
+  let lastChange = blocks.length - 1
+  while (lastChange >= 0 && blocks[lastChange]?.sign === ' ') lastChange--
+  for (const [i, block] of blocks.entries()) {
+    const { sign, lines } = block
+    if (sign === ' ') {
+      if (hunk !== null) {
+        const joins = i < lastChange && lines.length <= 2 * CONTEXT
+        for (const line of joins ? lines : lines.slice(0, CONTEXT)) add(hunk, ' ', line)
+        if (!joins) {
+          hunks.push(hunk)
+          hunk = null
+        }
+      }
+      oldAt += lines.length
+      newAt += lines.length
+      continue
+    }
+    if (hunk === null) {
+      const before = i > 0 && blocks[i - 1]?.sign === ' ' ? blocks[i - 1]?.lines ?? [] : []
+      const lead = before.slice(Math.max(0, before.length - CONTEXT))
+      // 1-based, also for an empty side: formatPatch writes that one as the line before (`-0,0`)
+      hunk = { oldStart: offset + oldAt - lead.length + 1, oldLines: 0, newStart: offset + newAt - lead.length + 1, newLines: 0, lines: [] }
+      for (const line of lead) add(hunk, ' ', line)
+    }
+    for (const line of lines) add(hunk, sign, line)
+    if (sign === '-') oldAt += lines.length
+    else newAt += lines.length
+  }
+  if (hunk !== null) hunks.push(hunk)
+  return hunks
+}
+
+/** The blocks of a line diff: minimal (Myers, the diff library's) unless too costly, then every changed line replaced whole. */
+function blocksOf (oldLines: string[], newLines: string[], lead: number, trail: number): Block[] {
+  const changes = diffArrays(oldLines, newLines, DIFF_LIMITS)
+  if (changes !== undefined) return changes.map(c => ({ sign: c.added ? '+' : c.removed ? '-' : ' ', lines: c.value }))
+  return [
+    { sign: ' ' as const, lines: oldLines.slice(0, lead) },
+    { sign: '-' as const, lines: oldLines.slice(lead, oldLines.length - trail) },
+    { sign: '+' as const, lines: newLines.slice(lead, newLines.length - trail) },
+    { sign: ' ' as const, lines: oldLines.slice(oldLines.length - trail) }
+  ].filter(b => b.lines.length > 0)
 }
 
 /**
@@ -244,34 +294,35 @@ function wholeHunk (oldLines: string[], newLines: string[], offset: number, befo
  * `+++ b/<path>`, hunks with 3 lines of context, `\ No newline at end of file` where it applies;
  * the CR of CRLF lines kept (the patch applies to the bytes). "" when nothing changed. Only the
  * lines between the common leading and trailing lines (and their context) are diffed, so a small
- * edit of a large file costs little; a diff too costly to minimise is one hunk.
+ * edit of a large file costs little; a diff too costly to minimise replaces the changed lines whole.
  */
 export function unifiedDiff (path: string, before: string, after: string): string {
   if (before === after) return ''
   // The common leading lines: up to the start of the line of the first difference.
+  // (Compared a block at a time first: string equality is much faster than a loop of charCodeAt.)
   const shorter = Math.min(before.length, after.length)
   let p = 0
+  while (p + BLOCK <= shorter && before.slice(p, p + BLOCK) === after.slice(p, p + BLOCK)) p += BLOCK
   while (p < shorter && before.charCodeAt(p) === after.charCodeAt(p)) p++
   const head = before.lastIndexOf('\n', p - 1) + 1
   // The common trailing lines: from a line start (in both) within the common tail, after `head`.
+  const room = shorter - head
   let q = 0
-  while (q < shorter - head && before.charCodeAt(before.length - 1 - q) === after.charCodeAt(after.length - 1 - q)) q++
-  let tailOld = before.length - q
-  if (!(atLineStart(before, tailOld) && atLineStart(after, after.length - q))) {
-    const nl = before.indexOf('\n', tailOld)
-    tailOld = nl === -1 ? before.length : nl + 1
+  while (q + BLOCK <= room && before.slice(before.length - q - BLOCK, before.length - q) === after.slice(after.length - q - BLOCK, after.length - q)) q += BLOCK
+  while (q < room && before.charCodeAt(before.length - 1 - q) === after.charCodeAt(after.length - 1 - q)) q++
+  let tail = before.length - q
+  if (!(atLineStart(before, tail) && atLineStart(after, after.length - q))) {
+    const nl = before.indexOf('\n', tail)
+    tail = nl === -1 ? before.length : nl + 1
   }
   const from = linesBack(before, head, CONTEXT)
-  const oldTo = linesForward(before, tailOld, CONTEXT)
+  const oldTo = linesForward(before, tail, CONTEXT)
   const newTo = after.length - (before.length - oldTo)
-  const offset = countLines(before, from)
-  const oldChunk = before.slice(from, oldTo)
-  const newChunk = after.slice(from, newTo)
+  const blocks = blocksOf(splitLines(before.slice(from, oldTo)), splitLines(after.slice(from, newTo)),
+    splitLines(before.slice(from, head)).length, splitLines(before.slice(tail, oldTo)).length)
   const names = ['a' + path, 'b' + path] as const
-  const partial = structuredPatch(names[0], names[1], oldChunk, newChunk, undefined, undefined, { context: CONTEXT, ...DIFF_LIMITS })
-  const hunks = partial === undefined
-    ? [wholeHunk(splitLines(oldChunk), splitLines(newChunk), offset, splitLines(before.slice(from, head)).length, splitLines(before.slice(tailOld, oldTo)).length)]
-    : partial.hunks.map(h => ({ ...h, oldStart: h.oldStart + offset, newStart: h.newStart + offset }))
-  const patch: StructuredPatch = { oldFileName: names[0], newFileName: names[1], oldHeader: undefined, newHeader: undefined, hunks, isGit: true }
+  const patch: StructuredPatch = {
+    oldFileName: names[0], newFileName: names[1], oldHeader: undefined, newHeader: undefined, hunks: hunksOf(blocks, countLines(before, from)), isGit: true
+  }
   return formatPatch(patch)
 }
