@@ -348,6 +348,15 @@ t.test('over WebSocket RPC: operations.apply edits, subscribers get the change, 
   const badLines = await client.rpc('files.read', { workspaceId: c.ws, path: '/w.txt', lines: 'x' })
   t.match(badLines, { type: 'rpc.error', error: { code: 'VALIDATION_FAILED' } })
   t.equal((await c.read('/w.txt')).content, 'one\n2\nthree\n')
+  const batch = await client.rpc('operations.batch', {
+    workspaceId: c.ws,
+    operations: [
+      { type: 'edit', path: '/w.txt', edits: [{ oldText: 'one', newText: '1' }] },
+      { type: 'edit', path: '/w.txt', edits: [{ oldText: 'three', newText: '3' }], dryRun: true }
+    ]
+  })
+  t.match(batch, { type: 'rpc.result', result: { revision: head + 2, results: [{ revision: head + 2, diff: /-one\n\+1\n/ }, { dryRun: true, diff: /-three\n\+3\n/ }] } })
+  t.match(await client.rpc('files.read', { workspaceId: c.ws, path: '/w.txt', lines: '-2', revision: head + 1 }), { result: { content: '2\nthree\n', lines: { start: 2, end: 3 } } }, 'lines at a revision')
   const e = failed.error as ErrorReply
   t.ok(e.message.includes('edit 0'))
 })
