@@ -20,7 +20,7 @@ export default fp(async function security (fastify) {
     origin: origins.includes('*') ? true : origins.length === 0 ? false : origins,
     credentials: false,
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
-    exposedHeaders: 'etag, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset',
+    exposedHeaders: 'etag, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, x-lines, x-total-lines',
     allowedHeaders: ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'x-session-id'],
     maxAge: 600
   })
