@@ -28,6 +28,7 @@ export const EnvSchema = Type.Object({
   ACTIVITY_RETENTION: Type.String({ pattern: '^(0|[1-9]\\d*(s|m|h|d))$', default: '30d', description: 'how long activity entries are kept: 0 (forever) or e.g. 30d, 12h' }),
   MAX_ENTRIES_PER_REQUEST: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 10_000, description: 'entries one request may create, move, copy, delete or revert' }),
   MAX_NEW_SESSIONS_PER_WINDOW: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100, description: 'new session ids one user may start per RATE_LIMIT_WINDOW_MS' }),
+  MCP_MAX_RESULT_BYTES: Type.Integer({ minimum: 4096, maximum: 64 * 1024 * 1024, default: 256 * 1024, description: 'largest MCP tool result text; longer ones are cut with a note' }),
   CHAT_LOG_DIR: Type.Optional(Type.String({ minLength: 1 })),
   CACHE_MAX_BYTES: Type.Integer({ minimum: 0, maximum: 64 * 1024 * 1024 * 1024, default: 64 * 1024 * 1024, description: 'in-process read cache; 0 disables it' }),
   CACHE_REDIS: Type.Boolean({ default: true, description: 'use Redis as the second cache layer when REDIS_URL is set' }),

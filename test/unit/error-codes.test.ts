@@ -64,6 +64,8 @@ const ARGS: { [K in keyof typeof errors]: Parameters<typeof errors[K]> } = {
   idempotencyInProgress: [],
   idempotencyKeyReused: ['k'],
   methodNotFound: ['m'],
+  toolNotFound: ['t'],
+  methodNotAllowed: ['POST'],
   preconditionFailed: ['/a', '1', null],
   fileTooLarge: [2, 1],
   tooManyEntries: [10],
