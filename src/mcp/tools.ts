@@ -450,9 +450,9 @@ export const TOOLS: Tool[] = [
         `${dryRun === true ? 'Would revert' : 'Reverted'} session ${session}: ${body.changes.length} changes`,
         ...body.changes.map(changeLine),
         ...(body.conflicts.length === 0 ? [] : [`left as another session left them: ${body.conflicts.join(', ')}`]),
-        revisionLine(body.revision, dryRun === true ? 'dry run: nothing changed' : undefined)
+        dryRun === true ? `dry run: nothing changed (it would end at revision ${body.revision})` : revisionLine(body.revision)
       ]
-      return { text: lines.join('\n'), revision: body.revision, rest: () => 'The revert is complete; list its changes with list_changes.' }
+      return { text: lines.join('\n'), ...(dryRun === true ? {} : { revision: body.revision }), rest: () => 'The revert is complete; list its changes with list_changes.' }
     }, { activity: MutationType.revert }),
 
   tool('apply_batch',
