@@ -48,13 +48,25 @@ export const Entry = Type.Composite([FileMeta, Type.Object({
   content: Type.Optional(Type.String()),
   encoding: Type.Optional(Type.Union([Type.Literal('utf8'), Type.Literal('base64')])),
   children: Type.Optional(Type.Array(FileMeta)),
-  childrenTruncated: Type.Optional(Type.Boolean({ description: 'more children than a listing returns; page them with /tree' }))
+  childrenTruncated: Type.Optional(Type.Boolean({ description: 'more children than a listing returns; page them with /tree' })),
+  lines: Type.Optional(Type.Object({
+    start: Type.Integer(),
+    end: Type.Integer()
+  }, { description: 'a ranged read (?lines=): the lines `content` holds, 1-based inclusive; end = start - 1 when none' })),
+  totalLines: Type.Optional(Type.Integer({ description: 'a ranged read (?lines=): the lines the whole file has' }))
 })], { title: 'Entry' })
 export type Entry = Static<typeof Entry>
 
+/** `A-B`, `A-` or `-N` (src/files/lines.ts checks the numbers: A ≥ 1, B ≥ A, N ≥ 1). */
+export const LineRange = Type.String({
+  pattern: '^(?:[0-9]{1,15}-[0-9]{0,15}|-[0-9]{1,15})$',
+  description: 'only these lines of a text file, 1-based inclusive: A-B, A- (to the end) or -N (the last N)'
+})
+
 export const ReadQuery = Type.Object({
   format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('raw')], { default: 'json' })),
-  revision: Type.Optional(Type.Integer({ minimum: 0, description: 'read the entry as it was right after this revision' }))
+  revision: Type.Optional(Type.Integer({ minimum: 0, description: 'read the entry as it was right after this revision' })),
+  lines: Type.Optional(LineRange)
 })
 
 export const WriteBody = Type.Object({
@@ -69,9 +81,23 @@ export type WriteResult = Static<typeof WriteResult>
 export const DeleteResult = Type.Object({ revision: Type.Integer(), deleted: Type.Integer() })
 export type DeleteResult = Static<typeof DeleteResult>
 
-export const OpType = Type.Union(['create', 'update', 'delete', 'move', 'copy', 'mkdir'].map(t => Type.Literal(t as 'create' | 'update' | 'delete' | 'move' | 'copy' | 'mkdir')))
+type ChangeOpName = 'create' | 'update' | 'delete' | 'move' | 'copy' | 'mkdir'
+/** What a change records: an `edit` operation is recorded as the `update` it is. */
+export const ChangeOp = Type.Union(['create', 'update', 'delete', 'move', 'copy', 'mkdir'].map(t => Type.Literal(t as ChangeOpName)))
+export type ChangeOp = Static<typeof ChangeOp>
+
+export const OpType = Type.Union(['create', 'update', 'delete', 'move', 'copy', 'mkdir', 'edit'].map(t => Type.Literal(t as ChangeOpName | 'edit')))
 
 export type OpType = Static<typeof OpType>
+
+export const MAX_EDITS = 1000
+
+export const TextEdit = Type.Object({
+  oldText: Type.String({ description: 'the text to replace: must occur exactly once (CRLF and LF alike), unless replaceAll; "" only on an empty file' }),
+  newText: Type.String({ description: 'written in the file\'s own line-ending style' }),
+  replaceAll: Type.Optional(Type.Boolean({ description: 'replace every occurrence (at least one)' }))
+}, { additionalProperties: false, title: 'TextEdit' })
+export type TextEdit = Static<typeof TextEdit>
 
 export const Operation = Type.Object({
   type: OpType,
@@ -83,7 +109,9 @@ export const Operation = Type.Object({
   metadata: Type.Optional(Metadata),
   ifMatch: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   overwrite: Type.Optional(Type.Boolean()),
-  sessionId: Type.Optional(Uuid)
+  sessionId: Type.Optional(Uuid),
+  edits: Type.Optional(Type.Array(TextEdit, { minItems: 1, maxItems: MAX_EDITS, description: 'edit only: applied in order, each to the text the previous left' })),
+  dryRun: Type.Optional(Type.Boolean({ description: 'edit only: answer the diff and the meta the file would have; change nothing' }))
 }, { additionalProperties: false, title: 'Operation' })
 export type Operation = Static<typeof Operation>
 
@@ -92,11 +120,18 @@ export const DeletedData = Type.Object({ deleted: Type.Integer() })
 export const OpData = Type.Union([FileMeta, DeletedData])
 export type OpData = Static<typeof OpData>
 
+/** What an edit adds to its result: the unified diff, and whether it was only a dry run. */
+export const EditExtras = {
+  diff: Type.Optional(Type.String({ description: 'edit only: the change as a git-style unified diff (3 lines of context); "" when the text is unchanged' })),
+  dryRun: Type.Optional(Type.Boolean({ description: 'edit only: true when nothing was applied' }))
+}
+
 export const OperationResult = Type.Object({
   success: Type.Literal(true),
   data: OpData,
   revision: Type.Integer(),
-  timestamp: Timestamp
+  timestamp: Timestamp,
+  ...EditExtras
 })
 export type OperationResult = Static<typeof OperationResult>
 
@@ -105,7 +140,7 @@ export const BatchBody = Type.Object({
 }, { additionalProperties: false })
 
 export const BatchResult = Type.Object({
-  results: Type.Array(Type.Object({ data: OpData, revision: Type.Integer() })),
+  results: Type.Array(Type.Object({ data: OpData, revision: Type.Integer(), ...EditExtras })),
   revision: Type.Integer()
 })
 export type BatchResult = Static<typeof BatchResult>
@@ -127,7 +162,7 @@ export type TreeResult = Static<typeof TreeResult>
 
 export const Change = Type.Object({
   revision: Type.Integer(),
-  op: OpType,
+  op: ChangeOp,
   kind: Kind,
   path: Type.String(),
   newPath: Nullable(Type.String()),

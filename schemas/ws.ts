@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Text, UUID_PATTERN, Uuid } from './common.js'
-import { ChangesQuery, Encoding, MediaType, Metadata, Operation, TreeQuery } from './files.js'
+import { ChangesQuery, Encoding, LineRange, MediaType, Metadata, Operation, TreeQuery } from './files.js'
 
 /** Client → server WebSocket messages, and the params of each RPC method. */
 
@@ -27,7 +27,8 @@ export const RpcParams = {
     workspaceId: Uuid,
     path: Type.String({ maxLength: 4096 }),
     format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('raw')])),
-    revision: Type.Optional(Type.Integer({ minimum: 0 }))
+    revision: Type.Optional(Type.Integer({ minimum: 0 })),
+    lines: Type.Optional(LineRange)
   }, strict),
   'files.write': Type.Object({
     workspaceId: Uuid,

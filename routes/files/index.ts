@@ -77,7 +77,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     fastify.get(url, {
       schema: {
         tags,
-        summary: 'Read a file (meta + content) or a directory (meta + children); ?format=raw for the bytes',
+        summary: 'Read a file (meta + content) or a directory (meta + children); ?format=raw for the bytes; ?lines=A-B for some lines of a text file',
         params: FileParams,
         querystring: ReadQuery,
         headers: ReadHeaders,
@@ -85,16 +85,19 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     }, async function readFile (request, reply) {
       const raw = request.query.format === 'raw'
-      const { revision: at } = request.query
+      const { revision: at, lines } = request.query
       const { entry, bytes, revision, httpEtag } = await files.read(request.actor, {
         workspaceId: request.params.id,
         path: filePath(request, 'files'),
-        ...(at === undefined ? {} : { revision: at })
+        ...(at === undefined ? {} : { revision: at }),
+        ...(lines === undefined ? {} : { lines })
       })
       void reply.header('etag', httpEtag).header('x-revision', String(revision))
       if (noneMatch(request.headers['if-none-match'], httpEtag)) return await reply.code(304).send(null)
       if (!raw) return entry
       if (bytes === undefined) throw errors.isADirectory(entry.path)
+      // A ranged raw read: those lines' bytes, the range in headers.
+      if (entry.lines !== undefined) void reply.header('x-lines', `${entry.lines.start}-${entry.lines.end}`).header('x-total-lines', String(entry.totalLines))
       // Raw bytes bypass the JSON serializer, so the reply is widened from the schema-typed one.
       return await (reply as FastifyReply).headers(rawReadHeaders(entry.mimeType, entry.name)).send(bytes)
     })
@@ -148,7 +151,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { activity: MutationType.operation },
     schema: {
       tags,
-      summary: 'Apply one operation: create, update, delete, move, copy or mkdir',
+      summary: 'Apply one operation: create, update, delete, move, copy, mkdir or edit (text replacements, answered with a unified diff)',
       params: WorkspaceParams,
       headers: SessionHeader,
       body: Operation,

@@ -65,11 +65,21 @@ export const errors = {
   toolNotFound: (name: string) => new AppError(404, 'METHOD_NOT_FOUND', `unknown tool ${quote(name)}`),
   /** an HTTP method a route does not serve: GET and DELETE of the stateless MCP endpoint */
   methodNotAllowed: (allow: string) => new AppError(405, 'METHOD_NOT_ALLOWED', `method not allowed; this endpoint accepts ${allow}`, undefined, { allow }),
+  /** an edit's oldText is not in the file: `closest` are the lines most like its first line */
+  editNoMatch: (path: string, editIndex: number, closest: Array<{ line: number, text: string }>) =>
+    new AppError(409, 'EDIT_NO_MATCH', `edit ${editIndex}: oldText was not found in ${path}` +
+      (closest.length === 0 ? '' : `; closest lines: ${closest.map(c => c.line).join(', ')}`), { editIndex, closest }),
+  /** an edit's oldText occurs `count` times (without replaceAll): `lines` lists where (at most 100) */
+  editAmbiguous: (path: string, editIndex: number, count: number, lines: number[]) =>
+    new AppError(409, 'EDIT_AMBIGUOUS', `edit ${editIndex}: oldText occurs ${count} times in ${path} (lines ${lines.slice(0, 10).join(', ')}${count > 10 ? ', …' : ''}); ` +
+      'add surrounding lines to make it unique, or set replaceAll', { editIndex, count, lines }),
   preconditionFailed: (path: string, etag: string, current: Record<string, unknown> | null) =>
     new AppError(412, 'PRECONDITION_FAILED', `${path} changed since etag ${quote(etag)}`, { current }),
   fileTooLarge: (size: number, max: number) => new AppError(413, 'FILE_TOO_LARGE', `file is ${size} bytes; the limit is ${max}`),
   tooManyEntries: (max: number) => new AppError(413, 'TOO_MANY_ENTRIES', `the request would touch more than ${max} entries (MAX_ENTRIES_PER_REQUEST)`, { max }),
   payloadTooLarge: (message = 'request body is too large') => new AppError(413, 'PAYLOAD_TOO_LARGE', message),
+  /** a text operation (edit, ranged read) on a file whose bytes are not UTF-8 text */
+  notText: (path: string) => new AppError(415, 'NOT_TEXT', `${path} is not UTF-8 text`),
   unsupportedMediaType: () => new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'unsupported content type: send application/json'),
   rateLimited: (limit: number, windowMs: number, retryAfterSeconds: number) =>
     new AppError(429, 'RATE_LIMITED', `rate limit exceeded: ${limit} requests per ${windowMs / 1000} s; retry in ${retryAfterSeconds} s`,

@@ -1,6 +1,6 @@
 import type { ColumnType, Generated, Kysely, Selectable, Transaction } from 'kysely'
 import type { Role } from '../../schemas/workspaces.js'
-import type { Kind, OpType } from '../../schemas/files.js'
+import type { ChangeOp as ChangeOpName, Kind } from '../../schemas/files.js'
 
 /**
  * The tables as Kysely sees them (sql/ holds the truth). int8 columns are parsed to numbers by
@@ -73,7 +73,7 @@ export interface FilesTable {
 }
 export type FileRow = Selectable<FilesTable>
 
-export type ChangeOp = OpType
+export type ChangeOp = ChangeOpName
 
 export interface ChangesTable {
   workspace_id: string

@@ -1,10 +1,13 @@
-import type { FileRow } from '../db/schema.js'
+import { createHash } from 'node:crypto'
+import { isUtf8 } from 'node:buffer'
+import type { FileRow, Trx } from '../db/schema.js'
 import { errors } from '../core/errors.js'
 import { guessMimeType, type Content } from './content.js'
+import { applyEdits, unifiedDiff, type TextEdit } from './edit.js'
 import { checkPlacedPath, depthOf, isWithin, parentOf, ROOT } from './paths.js'
 import { atOrBelow, countAtOrBelow } from '../db/queries.js'
 import { ensureParents, rowOf, stateOf, directoryState, type ChangeContext, type ChangeFields, type EntryBudget, type EntryRecord } from './entries.js'
-import { findEntry, toMeta } from './reads.js'
+import { findEntry, loadBlob, toMeta } from './reads.js'
 import type { OpData, Operation } from '../../schemas/files.js'
 
 /**
@@ -25,11 +28,16 @@ export interface CheckedOp {
   upsert: boolean
   overwrite: boolean
   sessionId: string | null
+  /** an edit's edits (null for the other types) */
+  edits: TextEdit[] | null
+  dryRun: boolean
 }
 
 /** A change being made, and what is left of its request's entry bound (operations.ts counts them). */
 export interface OpContext extends ChangeContext {
   budget: EntryBudget
+  /** MAX_FILE_BYTES: what an edit's result may weigh */
+  maxFileBytes: number
 }
 
 /** What one operation did: its answer, and the change (if any) with every entry it touched. */
@@ -38,6 +46,9 @@ export interface Outcome {
   created: boolean
   change: ChangeFields | null
   entries: EntryRecord[]
+  /** an edit's unified diff, and whether it was only a dry run */
+  diff?: string
+  dryRun?: boolean
 }
 
 export function applyOne (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
@@ -48,6 +59,21 @@ export function applyOne (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
     case 'move': return moveOrCopy(ctx, op, 'move')
     case 'copy': return moveOrCopy(ctx, op, 'copy')
     case 'mkdir': return mkdir(ctx, op)
+    case 'edit': return edit(ctx, op)
+  }
+}
+
+/**
+ * Content-addressed: each distinct content is stored once, whoever wrote it first. A blob that
+ * already exists is locked (FOR KEY SHARE) so retention cannot delete it before this commits.
+ */
+export async function storeBlob (trx: Trx, c: Content): Promise<void> {
+  for (;;) {
+    const inserted = await trx.insertInto('blobs').values({ sha256: c.sha256, size: c.size, content: c.bytes })
+      .onConflict(oc => oc.column('sha256').doNothing()).returning('sha256').executeTakeFirst()
+    if (inserted !== undefined) return
+    const kept = await trx.selectFrom('blobs').select('sha256').where('sha256', '=', c.sha256).forKeyShare().executeTakeFirst()
+    if (kept !== undefined) return
   }
 }
 
@@ -215,5 +241,46 @@ async function mkdir (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
     created: true,
     change: { op: 'mkdir', kind: 'directory', path: op.path, version: row.version },
     entries: [...parents, { pathBefore: null, pathAfter: op.path, before: null, after: state }]
+  }
+}
+
+/**
+ * Text edits (src/files/edit.ts) on the file's current text, written as an update of its content:
+ * revisioned, recorded and revertible as one. A dry run answers the diff and the meta the file
+ * would have (content fields new; etag, version and times still the current ones) and changes nothing.
+ */
+async function edit (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
+  rootIsReadOnly(op.path)
+  const existing = await findEntry(ctx.trx, ctx.workspaceId, op.path)
+  checkPrecondition(op, op.path, existing)
+  if (existing === undefined) throw errors.fileNotFound(op.path)
+  if (existing.kind === 'directory') throw errors.isADirectory(op.path)
+  const bytes = await loadBlob(ctx.trx, existing.blob_sha256 ?? '')
+  if (bytes === undefined) throw errors.fileNotFound(op.path)
+  if (!isUtf8(bytes)) throw errors.notText(op.path)
+  const before = bytes.toString('utf8')
+  const after = applyEdits(op.path, before, op.edits ?? [])
+  const next = Buffer.from(after, 'utf8')
+  if (next.length > ctx.maxFileBytes) throw errors.fileTooLarge(next.length, ctx.maxFileBytes)
+  const content: Content = { bytes: next, sha256: createHash('sha256').update(next).digest('hex'), size: next.length }
+  const diff = unifiedDiff(op.path, before, after)
+  if (op.dryRun) {
+    return { data: { ...toMeta(existing), size: content.size, sha256: content.sha256 }, created: false, change: null, entries: [], diff, dryRun: true }
+  }
+  await storeBlob(ctx.trx, content)
+  const row = await ctx.trx.updateTable('files').set({
+    blob_sha256: content.sha256,
+    size: content.size,
+    version: existing.version + 1,
+    etag: ctx.revision,
+    updated_at: ctx.now,
+    updated_by: ctx.actor.userId
+  }).where('workspace_id', '=', ctx.workspaceId).where('path', '=', op.path).returningAll().executeTakeFirstOrThrow()
+  return {
+    data: toMeta(row),
+    created: false,
+    change: { op: 'update', kind: 'file', path: op.path, version: row.version, sha256: row.blob_sha256, size: row.size },
+    entries: [{ pathBefore: op.path, pathAfter: op.path, before: stateOf(existing), after: stateOf(row) }],
+    diff
   }
 }

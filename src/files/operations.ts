@@ -7,7 +7,7 @@ import { checkMetadata, decodeContent, type Content } from './content.js'
 import { canonicalPath } from './paths.js'
 import { workspaceHead } from '../db/queries.js'
 import { DEFAULT_MAX_ENTRIES, EntryBudget, saveChanges, type RecordedChange } from './entries.js'
-import { applyOne, type CheckedOp, type OpContext, type Outcome } from './op-kinds.js'
+import { applyOne, storeBlob, type CheckedOp, type OpContext, type Outcome } from './op-kinds.js'
 import { toChange } from './changes.js'
 import type { TransactionHooks } from '../mutations/pipeline.js'
 import type { Change, OpData, Operation } from '../../schemas/files.js'
@@ -32,6 +32,9 @@ export interface OpResult {
   /** true when the op created its entry (PUT answers 201) */
   created: boolean
   change: Change | null
+  /** an edit's unified diff, and whether it was only a dry run */
+  diff?: string
+  dryRun?: boolean
 }
 
 export interface ApplyResult {
@@ -46,8 +49,29 @@ export interface OpInput extends Operation {
   upsert?: boolean
 }
 
+/** What an edit takes besides `path`: the rest are the other types' (and the other types take no edits). */
+const EDIT_ONLY = ['edits', 'dryRun'] as const
+// (encoding is left out: the schema fills its default, utf8, into every operation)
+const NOT_FOR_EDIT = ['newPath', 'content', 'mimeType', 'metadata', 'overwrite'] as const
+
+function checkEdits (op: OpInput): Array<{ oldText: string, newText: string, replaceAll?: boolean }> | null {
+  if (op.type !== 'edit') {
+    const stray = EDIT_ONLY.find(k => op[k] !== undefined)
+    if (stray !== undefined) throw errors.validation(`${stray} is only for type edit`)
+    return null
+  }
+  const stray = NOT_FOR_EDIT.find(k => op[k] !== undefined)
+  if (stray !== undefined) throw errors.validation(`edit takes edits, not ${stray}`)
+  if (op.edits === undefined) throw errors.validation('edit needs edits')
+  for (const [i, e] of op.edits.entries()) {
+    if (!e.oldText.isWellFormed() || !e.newText.isWellFormed()) throw errors.validation(`edit ${i}: text is not valid Unicode (lone surrogate)`)
+  }
+  return op.edits
+}
+
 export function checkOp (op: OpInput, maxFileBytes: number): CheckedOp {
   const path = canonicalPath(op.path)
+  const edits = checkEdits(op)
   const needsTarget = op.type === 'move' || op.type === 'copy'
   if (needsTarget && op.newPath === undefined) throw errors.validation(`${op.type} needs newPath`)
   const newPath = needsTarget && op.newPath !== undefined ? canonicalPath(op.newPath) : null
@@ -65,7 +89,9 @@ export function checkOp (op: OpInput, maxFileBytes: number): CheckedOp {
     ifNoneMatch: op.ifNoneMatch === true,
     upsert: op.upsert === true,
     overwrite: op.overwrite === true,
-    sessionId: op.sessionId ?? null
+    sessionId: op.sessionId ?? null,
+    edits,
+    dryRun: op.dryRun === true
   }
 }
 
@@ -89,7 +115,7 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
     const recorded: RecordedChange[] = []
     const budget = new EntryBudget(options.maxEntries ?? DEFAULT_MAX_ENTRIES)
     for (const [i, op] of checked.entries()) {
-      const ctx: OpContext = { trx, workspaceId, actor, revision: head + 1, now: new Date(), budget }
+      const ctx: OpContext = { trx, workspaceId, actor, revision: head + 1, now: new Date(), budget, maxFileBytes: options.maxFileBytes }
       let outcome: Outcome
       try {
         outcome = await applyOne(ctx, op)
@@ -106,7 +132,14 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
         recorded.push({ revision: head, fields, entries: outcome.entries })
         change = toChange({ revision: head, new_path: null, etag: head, version: null, sha256: null, size: null, ...fields })
       }
-      results.push({ data: outcome.data, revision: head, created: outcome.created, change })
+      results.push({
+        data: outcome.data,
+        revision: head,
+        created: outcome.created,
+        change,
+        ...(outcome.diff === undefined ? {} : { diff: outcome.diff }),
+        ...(outcome.dryRun === true ? { dryRun: true } : {})
+      })
     }
     await saveChanges(trx, workspaceId, recorded)
     const result = { results, revision: head, changes: results.flatMap(r => r.change === null ? [] : [r.change]) }
@@ -115,20 +148,9 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
   })
 }
 
-/**
- * Content-addressed: each distinct content is stored once, whoever wrote it first. A blob that
- * already exists is locked (FOR KEY SHARE) so retention cannot delete it before this commits.
- */
+/** The blobs of every content the operations write (op-kinds.ts `storeBlob`). */
 async function storeBlobs (trx: Trx, ops: CheckedOp[]): Promise<void> {
   const unique = new Map<string, Content>()
   for (const op of ops) if (op.content !== null) unique.set(op.content.sha256, op.content)
-  for (const c of unique.values()) {
-    for (;;) {
-      const inserted = await trx.insertInto('blobs').values({ sha256: c.sha256, size: c.size, content: c.bytes })
-        .onConflict(oc => oc.column('sha256').doNothing()).returning('sha256').executeTakeFirst()
-      if (inserted !== undefined) break
-      const kept = await trx.selectFrom('blobs').select('sha256').where('sha256', '=', c.sha256).forKeyShare().executeTakeFirst()
-      if (kept !== undefined) break
-    }
-  }
+  for (const c of unique.values()) await storeBlob(trx, c)
 }

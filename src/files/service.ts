@@ -6,6 +6,7 @@ import { listTree, readEntry, type ReadResult } from './reads.js'
 import { listChanges } from './changes.js'
 import { applyOperations, type ApplyResult, type OpInput, type OpResult } from './operations.js'
 import { listHistory, readAtRevision } from './history.js'
+import { parseLineSpec, readLines } from './lines.js'
 import { revert, type RevertParams } from './revert.js'
 import { MutationType, type ActivityRecorder } from '../mutations/activity.js'
 import { createMutationPipeline, type ChangePublisher, type MutationMeta, type Rejected, type Result } from '../mutations/pipeline.js'
@@ -44,6 +45,11 @@ function only (result: ApplyResult): OpResult {
   return first
 }
 
+/** An edit's `diff` (and `dryRun: true`) in its result; nothing for the other operations. */
+function editExtras (diff: string | undefined, dryRun: boolean | undefined): { diff?: string, dryRun?: boolean } {
+  return { ...(diff === undefined ? {} : { diff }), ...(dryRun === true ? { dryRun } : {}) }
+}
+
 export type FileService = ReturnType<typeof createFileService>
 
 /**
@@ -57,9 +63,13 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Chang
   const writeOptions = (meta: MutationMeta) => ({ maxFileBytes: config.MAX_FILE_BYTES, maxEntries: config.MAX_ENTRIES_PER_REQUEST, opId: meta.opId ?? null })
 
   return {
-    async read (actor: Actor, p: { workspaceId: string, path: string, revision?: number }): Promise<ReadResult> {
-      if (p.revision !== undefined) return await readAtRevision(db, actor, p.workspaceId, p.path, p.revision)
-      return await readEntry(db, actor, p.workspaceId, p.path, cache)
+    /** An entry now or at `revision`; with `lines` (`A-B`, `A-`, `-N`) only those lines of a text file. */
+    async read (actor: Actor, p: { workspaceId: string, path: string, revision?: number, lines?: string }): Promise<ReadResult> {
+      const lines = p.lines === undefined ? undefined : parseLineSpec(p.lines)
+      const read = p.revision !== undefined
+        ? await readAtRevision(db, actor, p.workspaceId, p.path, p.revision)
+        : await readEntry(db, actor, p.workspaceId, p.path, cache)
+      return lines === undefined ? read : readLines(read, lines)
     },
 
     async write (actor: Actor, p: WriteParams, meta: MutationMeta = {}): Promise<Result<WriteResult>> {
@@ -117,9 +127,10 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Chang
         params: op,
         run: hooks => applyOperations(db, actor, workspaceId, [op], writeOptions(meta), hooks),
         respond: r => {
-          const { data, revision } = only(r)
-          return { statusCode: 200, body: { success: true as const, data, revision, timestamp: new Date() } }
+          const { data, revision, diff, dryRun } = only(r)
+          return { statusCode: 200, body: { success: true as const, data, revision, timestamp: new Date(), ...editExtras(diff, dryRun) } }
         },
+        ...(op.type === 'edit' ? { details: () => ({ edits: op.edits?.length ?? 0, dryRun: op.dryRun === true }) } : {}),
         ...applied
       }, meta)
     },
@@ -131,7 +142,7 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Chang
         sessionIds: operations.map(o => o.sessionId),
         params: operations,
         run: hooks => applyOperations(db, actor, workspaceId, operations, writeOptions(meta), hooks),
-        respond: r => ({ statusCode: 200, body: { results: r.results.map(x => ({ data: x.data, revision: x.revision })), revision: r.revision } }),
+        respond: r => ({ statusCode: 200, body: { results: r.results.map(x => ({ data: x.data, revision: x.revision, ...editExtras(x.diff, x.dryRun) })), revision: r.revision } }),
         details: r => ({ operations: operations.length, changes: r.changes.length }),
         ...applied
       }, meta)
