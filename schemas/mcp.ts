@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Cursor, UUID_PATTERN } from './common.js'
-import { Operation } from './files.js'
+import { LineRange, Operation, TextEdit, MAX_EDITS } from './files.js'
 
 /**
  * The MCP tools' arguments (src/mcp/tools.ts): each tool's `inputSchema` in tools/list is one of
@@ -33,11 +33,7 @@ export const McpArgs = {
   }, strict),
   read_lines: Type.Object({
     path: AgentPath(),
-    lines: Type.String({
-      pattern: '^(\\d+-\\d*|-\\d+)$',
-      maxLength: 40,
-      description: '1-based, inclusive: "10-20", "10-" (to the end) or "-5" (the last 5 lines)'
-    })
+    lines: LineRange
   }, strict),
   write_file: Type.Object({
     path: AgentPath(),
@@ -46,11 +42,7 @@ export const McpArgs = {
   }, strict),
   edit_file: Type.Object({
     path: AgentPath(),
-    edits: Type.Array(Type.Object({
-      oldText: Type.String({ description: 'Text to search for - must match exactly once (line endings aside)' }),
-      newText: Type.String({ description: 'Text to replace with' }),
-      replaceAll: Type.Optional(Type.Boolean({ description: 'replace every occurrence instead of exactly one' }))
-    }, strict), { minItems: 1, maxItems: 1000 }),
+    edits: Type.Array(TextEdit, { minItems: 1, maxItems: MAX_EDITS, description: 'applied in order, each to the text the previous left; all or none' }),
     dryRun: Type.Optional(Type.Boolean({ default: false, description: 'Preview changes using git-style diff format' })),
     ifMatch: IfMatch
   }, strict),

@@ -5,7 +5,7 @@ import { ROOT, parentOf } from '../files/paths.js'
 import type { FileService } from '../files/service.js'
 import { MutationType } from '../mutations/activity.js'
 import type { McpArgs, McpToolName } from '../../schemas/mcp.js'
-import type { Entry, FileMeta, Operation } from '../../schemas/files.js'
+import type { FileMeta, Operation } from '../../schemas/files.js'
 import { changeLine, countLines, errorText, formatSize, revisionLine } from './format.js'
 import { agentPath, relativeTo } from './paths.js'
 
@@ -75,51 +75,17 @@ function tool<N extends McpToolName> (name: N, description: string, annotations:
 
 // --- reading ---
 
-/** A file's text; a directory is IS_A_DIRECTORY; bytes that are not UTF-8 are read as the reference server reads them. */
-async function readText (ctx: ToolContext, path: string): Promise<{ path: string, text: string }> {
+/**
+ * A file's text, or the lines `lines` names (`A-B`, `A-`, `-N`: the service's ranged read): a
+ * directory is IS_A_DIRECTORY, bytes that are not UTF-8 NOT_TEXT.
+ */
+async function readText (ctx: ToolContext, path: string, lines?: string): Promise<{ path: string, text: string, start: number, end: number, total: number }> {
   const canonical = agentPath(path)
-  const { entry } = await ctx.files.read(ctx.actor, { workspaceId: ctx.workspaceId, path: canonical })
-  return { path: canonical, text: textOf(entry) }
-}
-
-function textOf (entry: Entry): string {
+  const { entry } = await ctx.files.read(ctx.actor, { workspaceId: ctx.workspaceId, path: canonical, ...(lines === undefined ? {} : { lines }) })
   if (entry.kind === 'directory' || entry.content === undefined) throw errors.isADirectory(entry.path)
-  return entry.encoding === 'base64' ? Buffer.from(entry.content, 'base64').toString('utf8') : entry.content
-}
-
-/** The reference server's head: the first n lines, without the newline after the last one. */
-export function headLines (text: string, n: number): string {
-  const lines = text.split('\n')
-  if (text.endsWith('\n')) lines.pop()
-  return lines.slice(0, n).join('\n')
-}
-
-/** The reference server's tail: CRLF read as LF, then the last n elements of the split (a final newline counts as one). */
-export function tailLines (text: string, n: number): string {
-  return text.replace(/\r\n/g, '\n').split('\n').slice(-n).join('\n')
-}
-
-/** Lines `A-B`, `A-` or `-N` (1-based, inclusive) of a text; the range is clamped to the file. */
-export function sliceLines (text: string, spec: string): { text: string, from: number, to: number, total: number } {
-  const lines = text.split('\n')
-  if (text.endsWith('\n')) lines.pop()
-  const total = lines.length
-  const m = /^(\d*)-(\d*)$/.exec(spec)
-  if (m === null) throw errors.validation(`lines must be A-B, A- or -N (got ${JSON.stringify(spec)})`)
-  let from: number
-  let to: number
-  if (m[1] === '') {
-    from = Math.max(1, total - Number(m[2]) + 1)
-    to = total
-  } else {
-    from = Number(m[1])
-    to = m[2] === '' ? total : Math.min(total, Number(m[2]))
-    if (from < 1) throw errors.validation('lines are numbered from 1')
-    if (m[2] !== '' && Number(m[2]) < from) throw errors.validation(`lines ${spec}: the end is before the start`)
-  }
-  const picked = from > total ? [] : lines.slice(from - 1, to)
-  const eol = text.endsWith('\n') || to < total ? '\n' : ''
-  return { text: picked.length === 0 ? '' : picked.join('\n') + eol, from, to: Math.max(from - 1, Math.min(to, total)), total }
+  if (entry.encoding !== 'utf8') throw errors.notText(entry.path)
+  const total = entry.totalLines ?? countLines(entry.content)
+  return { path: canonical, text: entry.content, start: entry.lines?.start ?? 1, end: entry.lines?.end ?? total, total }
 }
 
 const readLinesHint = (path: string, nextLine: number, end?: number) =>
@@ -214,16 +180,9 @@ export const TOOLS: Tool[] = [
     read('Read Text File'),
     async (ctx, { path, head, tail }) => {
       if (head !== undefined && tail !== undefined) throw errors.validation('Cannot specify both head and tail parameters simultaneously')
-      const file = await readText(ctx, path)
-      if (head !== undefined) {
-        return { text: headLines(file.text, head), rest: lines => readLinesHint(file.path, lines + 1, head) }
-      }
-      if (tail !== undefined) {
-        const text = tailLines(file.text, tail)
-        const first = countLines(file.text) - countLines(text) + 1
-        return { text, rest: lines => readLinesHint(file.path, first + lines) }
-      }
-      return { text: file.text, rest: lines => readLinesHint(file.path, lines + 1) }
+      const range = head !== undefined ? `1-${head}` : tail !== undefined ? `-${tail}` : undefined
+      const file = await readText(ctx, path, range)
+      return { text: file.text, rest: lines => readLinesHint(file.path, file.start + lines, head === undefined ? undefined : file.end) }
     }),
 
   tool('read_multiple_files',
@@ -250,12 +209,10 @@ export const TOOLS: Tool[] = [
     'The first line of the result says which lines these are and how many the file has.',
     read('Read Lines'),
     async (ctx, { path, lines }) => {
-      const file = await readText(ctx, path)
-      const r = sliceLines(file.text, lines)
-      const header = `[${file.path}: lines ${r.from}-${r.to} of ${r.total}]\n`
+      const file = await readText(ctx, path, lines)
       return {
-        text: header + r.text,
-        rest: shown => readLinesHint(file.path, r.from + Math.max(0, shown - 1), r.to)
+        text: `[${file.path}: lines ${file.start}-${file.end} of ${file.total}]\n${file.text}`,
+        rest: shown => readLinesHint(file.path, file.start + Math.max(0, shown - 1), file.end)
       }
     }),
 
@@ -270,6 +227,27 @@ export const TOOLS: Tool[] = [
       const how = statusCode === 201 ? 'created' : 'updated'
       return { text: `Successfully wrote to ${path}\n${revisionLine(body.revision, `${how} ${body.file.path}, etag ${body.file.etag}, ${body.file.size ?? 0} bytes`)}`, revision: body.revision }
     }, { activity: MutationType.write }),
+
+  tool('edit_file',
+    'Replace exact text in a file: each edit\'s oldText must occur exactly once (CRLF and LF alike; replaceAll for every ' +
+    'occurrence), and the edits apply in order, all or none. Returns a git-style diff and the new revision; dryRun ' +
+    'returns the diff and changes nothing. EDIT_NO_MATCH names the closest lines, EDIT_AMBIGUOUS where the matches are.',
+    write('Edit File', true, false),
+    async (ctx, { path, edits, dryRun, ifMatch }) => {
+      const { body } = await ctx.files.apply(ctx.actor, ctx.workspaceId, {
+        type: 'edit', path: agentPath(path), edits, ...(dryRun === undefined ? {} : { dryRun }), ...(ifMatch === undefined ? {} : { ifMatch })
+      })
+      const diff = body.diff ?? ''
+      // Fenced as the reference server fences it: with more backticks than the diff holds.
+      let fence = '```'
+      while (diff.includes(fence)) fence += '`'
+      const shown = `${fence}diff\n${diff}${diff === '' || diff.endsWith('\n') ? '' : '\n'}${fence}\n\n`
+      const data = body.data
+      const etag = 'etag' in data ? data.etag : '?'
+      return dryRun === true
+        ? { text: `${shown}dry run: nothing changed (the file's etag is still ${etag})`, rest: () => 'Read the file with read_lines to see the text.' }
+        : { text: `${shown}${revisionLine(body.revision, `etag ${etag}`)}`, revision: body.revision, rest: () => 'The edit is applied; read the file with read_lines to see it.' }
+    }, { activity: MutationType.operation, op: 'edit' }),
 
   tool('create_directory',
     'Create a new directory or ensure a directory exists, with its missing parents. If the directory already exists, ' +

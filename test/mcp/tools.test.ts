@@ -12,7 +12,7 @@ import { McpArgs } from '../../schemas/mcp.js'
 
 const READ_ONLY = ['read_text_file', 'read_multiple_files', 'read_lines', 'list_directory', 'list_directory_with_sizes', 'directory_tree',
   'search_files', 'get_file_info', 'list_allowed_directories', 'list_changes', 'file_history']
-const MUTATING = ['write_file', 'create_directory', 'move_file', 'copy_file', 'delete', 'revert_session', 'apply_batch']
+const MUTATING = ['write_file', 'edit_file', 'create_directory', 'move_file', 'copy_file', 'delete', 'revert_session', 'apply_batch']
 
 t.test('tools/list: every tool, with annotations, a title, and the TypeBox schema as inputSchema', async t => {
   const ctx = await setup(t)
@@ -68,11 +68,12 @@ t.test('reading: read_text_file (head, tail), read_multiple_files, read_lines, g
   await ctx.mkdir('/dir')
   const read = async (args: Record<string, unknown>) => await mcp.call('read_text_file', args)
   t.equal((await read({ path: 'a.txt' })).text, 'l1\nl2\nl3\nl4\n')
-  t.equal((await read({ path: 'a.txt', head: 2 })).text, 'l1\nl2')
-  t.equal((await read({ path: 'a.txt', head: 10 })).text, 'l1\nl2\nl3\nl4', 'head past the end: every line, as the reference server')
-  t.equal((await read({ path: 'a.txt', tail: 2 })).text, 'l4\n', 'tail counts the final newline as the reference server does')
-  t.equal((await read({ path: 'a.txt', tail: 3 })).text, 'l3\nl4\n')
+  t.equal((await read({ path: 'a.txt', head: 2 })).text, 'l1\nl2\n', 'whole lines, line ends included (a ranged read)')
+  t.equal((await read({ path: 'a.txt', head: 10 })).text, 'l1\nl2\nl3\nl4\n', 'head past the end: every line')
+  t.equal((await read({ path: 'a.txt', tail: 2 })).text, 'l3\nl4\n', 'the last 2 lines')
   t.equal((await read({ path: 'b.txt', tail: 1 })).text, 'no newline')
+  await ctx.put('/bin.dat', { content: Buffer.from([0xff, 0xfe, 0x00]).toString('base64'), encoding: 'base64' })
+  t.match((await read({ path: 'bin.dat' })).text, /^NOT_TEXT: \/bin\.dat is not UTF-8 text/)
   t.match((await read({ path: 'a.txt', head: 1, tail: 1 })).text, /^VALIDATION_FAILED: Cannot specify both head and tail/)
   t.match((await read({ path: 'a.txt', head: 0 })).text, /^VALIDATION_FAILED: invalid arguments for read_text_file: \/head must be >= 1/)
   t.match((await read({ path: 'missing.txt' })).text, /^FILE_NOT_FOUND: no such file or directory: \/missing\.txt/)
@@ -90,6 +91,7 @@ t.test('reading: read_text_file (head, tail), read_multiple_files, read_lines, g
   t.equal(await lines('-1'), '[/a.txt: lines 4-4 of 4]\nl4\n')
   t.equal(await lines('2-99'), '[/a.txt: lines 2-4 of 4]\nl2\nl3\nl4\n', 'an end past the file is clamped')
   t.equal(await lines('1-1', 'b.txt'), '[/b.txt: lines 1-1 of 1]\nno newline')
+  t.equal(await lines('9-'), '[/a.txt: lines 9-8 of 4]\n', 'past the end: no lines')
   t.match(await lines('3-2'), /^VALIDATION_FAILED: /)
   t.match(await lines('x'), /^VALIDATION_FAILED: /)
 
@@ -182,6 +184,33 @@ t.test('mutating tools: each states the revision REST sees, and errors carry the
   t.match((await mcp.call('apply_batch', { operations: [{ type: 'explode', path: 'x' }] })).text, /^VALIDATION_FAILED: /)
 })
 
+t.test('edit_file: the edit op, with its diff, dry run, ifMatch and the contract\'s edit errors', async t => {
+  const ctx = await setup(t)
+  const mcp = await connectMcp(t, await listen(ctx.app), ctx.user.token, ctx.ws)
+  await ctx.write('/a.ts', 'const a = 1\r\nconst b = 2\r\nconst b = 2\r\n')
+  const dry = await mcp.call('edit_file', { path: 'a.ts', edits: [{ oldText: 'const a = 1\n', newText: 'const a = 10\n' }], dryRun: true })
+  t.notOk(dry.isError, dry.text)
+  t.equal(dry.text, '```diff\ndiff --git a/a.ts b/a.ts\n--- a/a.ts\n+++ b/a.ts\n@@ -1,3 +1,3 @@\n-const a = 1\r\n+const a = 10\r\n const b = 2\r\n const b = 2\r\n```\n\n' +
+    'dry run: nothing changed (the file\'s etag is still 1)')
+  t.equal(dry.structured?.revision, undefined)
+  await ctx.unchanged(t, 1, 'a dry run')
+  const done = await mcp.call('edit_file', { path: 'a.ts', edits: [{ oldText: 'const a = 1', newText: 'const a = 10' }, { oldText: 'const b = 2', newText: 'const b = 3', replaceAll: true }] })
+  t.match(done.text, /^```diff\ndiff --git a\/a\.ts b\/a\.ts\n[^]*```\n\nrevision: 2 \(etag 2\)$/)
+  t.equal(done.structured?.revision, 2)
+  t.equal((await ctx.read('/a.ts')).content, 'const a = 10\r\nconst b = 3\r\nconst b = 3\r\n', 'CRLF kept')
+  const none = await mcp.call('edit_file', { path: 'a.ts', edits: [{ oldText: 'const c = 1', newText: '' }] })
+  t.match(none.text, /^EDIT_NO_MATCH: edit 0: oldText was not found in \/a\.ts; closest lines: [^]*\ndetails: \{"editIndex":0,"closest":\[/)
+  const twice = await mcp.call('edit_file', { path: 'a.ts', edits: [{ oldText: 'const b = 3', newText: '' }] })
+  t.match(twice.text, /^EDIT_AMBIGUOUS: edit 0: oldText occurs 2 times in \/a\.ts \(lines 2, 3\)/)
+  t.match((await mcp.call('edit_file', { path: 'a.ts', edits: [{ oldText: 'const a', newText: 'let a' }], ifMatch: '1' })).text, /^PRECONDITION_FAILED: /)
+  t.match((await mcp.call('edit_file', { path: 'nope.ts', edits: [{ oldText: 'x', newText: 'y' }] })).text, /^FILE_NOT_FOUND: /)
+  t.match((await mcp.call('edit_file', { path: 'a.ts', edits: [] })).text, /^VALIDATION_FAILED: /)
+  await ctx.unchanged(t, 2, 'failed edits')
+  await ctx.write('/fence.md', 'a\n```js\nx\n```\n')
+  const fenced = await mcp.call('edit_file', { path: 'fence.md', edits: [{ oldText: 'x', newText: 'y' }] })
+  t.match(fenced.text, /^````diff\n[^]*\n````\n\nrevision: /, 'a longer fence than the diff holds, as the reference server')
+})
+
 t.test('history tools: list_changes, file_history, revert_session (this MCP session by default)', async t => {
   const ctx = await setup(t)
   const base = await listen(ctx.app)
@@ -230,7 +259,7 @@ t.test('results over MCP_MAX_RESULT_BYTES are cut with a note saying how to get 
   const ranged = await mcp.call('read_lines', { path: 'big.txt', lines: '100-' })
   t.match(ranged.text, /Read the rest with read_lines \{"path": "\/big\.txt", "lines": "\d+-1000"\}\.\]$/)
   const tailed = await mcp.call('read_text_file', { path: 'big.txt', tail: 500 })
-  t.match(tailed.text, /^line 502 /, 'the final newline counts as a line, as in the reference server')
+  t.match(tailed.text, /^line 501 /, 'the last 500 lines')
   t.match(tailed.text, /"lines": "\d+-"\}\.\]$/)
 
   await ctx.batch(Array.from({ length: 250 }, (_, i) => ({ type: 'create', path: `/d/file-${String(i).padStart(3, '0')}.txt`, content: 'x' })))
