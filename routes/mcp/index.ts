@@ -27,15 +27,14 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       body: Type.Unknown({ description: 'a JSON-RPC request or notification (or a batch of them)' })
     }
   }, async function mcpPost (request, reply) {
-    const { actor, sessionId } = await mcp.session(request.actor, {
-      xSessionId: request.headers['x-session-id'],
-      mcpSessionId: request.headers['mcp-session-id']
-    }, request.body)
-    const response = await mcp.handle({
-      actor,
+    const { response, sessionId } = await mcp.handle({
+      actor: request.actor,
       workspaceId: request.params.id,
       log: request.log,
-      admit: async () => { await fastify.chargeUser(request, actor) }
+      admit: async () => { await fastify.chargeUser(request, request.actor) }
+    }, {
+      xSessionId: request.headers['x-session-id'],
+      mcpSessionId: request.headers['mcp-session-id']
     }, webRequest(request), request.body)
     for (const [name, value] of response.headers) void reply.header(name, value)
     if (sessionId !== undefined) void reply.header('mcp-session-id', sessionId)

@@ -39,7 +39,13 @@ export interface McpCall {
   admit?: () => Promise<void>
 }
 
-export interface McpSession {
+/** The headers that name a session: X-Session-Id (as on every route) and the MCP session. */
+export interface McpHeaders {
+  xSessionId?: string | undefined
+  mcpSessionId?: string | undefined
+}
+
+interface McpSession {
   /** the caller, with the session its calls are logged under */
   actor: Actor
   /** the session to answer in Mcp-Session-Id, when the request named or started one */
@@ -135,33 +141,38 @@ export function createMcp (deps: McpDeps) {
     return role !== 'viewer' && actor.permissions.includes('file.write')
   }
 
+  /**
+   * The session a request's calls are logged under: `X-Session-Id` when sent (as on every
+   * route), else the `Mcp-Session-Id` the client got from initialize (it must be the caller's),
+   * else a new one for an `initialize`, else the token's `sid`.
+   */
+  async function session (actor: Actor, headers: McpHeaders, body: unknown): Promise<McpSession> {
+    if (headers.xSessionId !== undefined) return { actor, sessionId: headers.xSessionId }
+    if (headers.mcpSessionId !== undefined) {
+      await sessions.claim(actor.userId, headers.mcpSessionId)
+      return { actor: { ...actor, sessionId: headers.mcpSessionId }, sessionId: headers.mcpSessionId }
+    }
+    if (!isInitialize(body)) return { actor }
+    const sessionId = await sessions.open(actor.userId)
+    return { actor: { ...actor, sessionId }, sessionId }
+  }
+
   return {
     access,
 
     /**
-     * The session a request's calls are logged under: `X-Session-Id` when sent (as on every
-     * route), else the `Mcp-Session-Id` the client got from initialize (it must be the caller's),
-     * else a new one for an `initialize`, else the token's `sid`.
+     * Answers one HTTP request of the Streamable HTTP transport (a JSON response, never a
+     * stream): access first (as REST), then the session, then a server made for this request.
      */
-    async session (actor: Actor, headers: { xSessionId?: string | undefined, mcpSessionId?: string | undefined }, body: unknown): Promise<McpSession> {
-      if (headers.xSessionId !== undefined) return { actor, sessionId: headers.xSessionId }
-      if (headers.mcpSessionId !== undefined) {
-        await sessions.claim(actor.userId, headers.mcpSessionId)
-        return { actor: { ...actor, sessionId: headers.mcpSessionId }, sessionId: headers.mcpSessionId }
-      }
-      if (!isInitialize(body)) return { actor }
-      const sessionId = await sessions.open(actor.userId)
-      return { actor: { ...actor, sessionId }, sessionId }
-    },
-
-    /** Answers one HTTP request of the Streamable HTTP transport (a JSON response, never a stream). */
-    async handle (call: McpCall, request: Request, body: unknown): Promise<Response> {
+    async handle (call: McpCall, headers: McpHeaders, request: Request, body: unknown): Promise<{ response: Response, sessionId?: string }> {
       const canWrite = await access(call.actor, call.workspaceId)
+      const { actor, sessionId } = await session(call.actor, headers, body)
       const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
-      const server = serverFor(call, canWrite)
+      const server = serverFor({ ...call, actor }, canWrite)
       await server.connect(transport)
       try {
-        return await transport.handleRequest(request, { parsedBody: body })
+        const response = await transport.handleRequest(request, { parsedBody: body })
+        return { response, ...(sessionId === undefined ? {} : { sessionId }) }
       } finally {
         void server.close()
       }

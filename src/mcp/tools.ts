@@ -1,6 +1,6 @@
 import picomatch from 'picomatch'
 import type { Actor } from '../accounts/auth.js'
-import { errors } from '../core/errors.js'
+import { batchError, errors, toAppError } from '../core/errors.js'
 import { ROOT, parentOf } from '../files/paths.js'
 import type { FileService } from '../files/service.js'
 import { MutationType } from '../mutations/activity.js'
@@ -168,8 +168,13 @@ const ofData = (data: FileMeta | { deleted: number }): string =>
   'deleted' in data ? `deleted ${data.deleted} entries` : `${data.kind} ${data.path}, etag ${data.etag}`
 
 /** An operation's paths as agents write them, made canonical before the service sees it. */
-function canonicalOperation (op: Operation): Operation {
-  return { ...op, path: agentPath(op.path), ...(op.newPath === undefined ? {} : { newPath: agentPath(op.newPath) }) }
+function canonicalOperation (op: Operation, index: number): Operation {
+  try {
+    return { ...op, path: agentPath(op.path), ...(op.newPath === undefined ? {} : { newPath: agentPath(op.newPath) }) }
+  } catch (err) {
+    // As the batch names any failing operation: its index and code in details.
+    throw batchError(index, toAppError(err))
+  }
 }
 
 export const TOOLS: Tool[] = [
@@ -438,7 +443,7 @@ export const TOOLS: Tool[] = [
     'transaction: all of them or none. On a failure the error names the failing operation\'s index. States the new revision.',
     write('Apply Batch', true, false),
     async (ctx, { operations }) => {
-      const ops = operations.map(canonicalOperation)
+      const ops = operations.map((op, i) => canonicalOperation(op, i))
       const { body } = await ctx.files.batch(ctx.actor, ctx.workspaceId, ops)
       const lines = body.results.map((r, i) => `${i}: ${ops[i]?.type ?? '?'} ${ops[i]?.path ?? ''} -> ${ofData(r.data)} (revision ${r.revision})`)
       return { text: `Applied ${ops.length} operations\n${lines.join('\n')}\n${revisionLine(body.revision)}`, revision: body.revision, rest: () => 'The batch is complete; list its changes with list_changes.' }

@@ -46,7 +46,7 @@ t.test('auth and membership as REST: 401 without a token, 404 for a workspace th
   isError(t, await request(base, 'POST', url, { payload: INITIALIZE, headers: { ...MCP_HEADERS, 'mcp-session-id': 'nope' }, token: ctx.user.token }), 400, 'VALIDATION_FAILED', 'a malformed Mcp-Session-Id')
   const theirs = String(ok.headers['mcp-session-id'])
   isError(t, await request(base, 'POST', url, { payload: { jsonrpc: '2.0', id: 2, method: 'tools/list' }, headers: { ...MCP_HEADERS, 'mcp-session-id': theirs }, token: (await registerUser(ctx.app)).token }),
-    403, 'FORBIDDEN', 'someone else\'s session id is refused first, as X-Session-Id is on REST')
+    404, 'WORKSPACE_NOT_FOUND', 'a stranger with someone\'s session id still cannot see the workspace')
   const member = await registerUser(ctx.app)
   await ctx.send('PUT', `/v1/workspaces/${ctx.ws}/members`, { email: member.email, role: 'editor' })
   isError(t, await request(base, 'POST', url, { payload: { jsonrpc: '2.0', id: 2, method: 'tools/list' }, headers: { ...MCP_HEADERS, 'mcp-session-id': theirs }, token: member.token }),

@@ -182,6 +182,9 @@ t.test('mutating tools: each states the revision REST sees, and errors carry the
   t.match(failed.text, /^FILE_EXISTS: operation 1: \/b\/two\.ts already exists\ndetails: \{"index":1,"code":"FILE_EXISTS"\}/)
   await ctx.unchanged(t, 9, 'a failed batch')
   t.match((await mcp.call('apply_batch', { operations: [{ type: 'explode', path: 'x' }] })).text, /^VALIDATION_FAILED: /)
+  const above = await mcp.call('apply_batch', { operations: [{ type: 'mkdir', path: 'e' }, { type: 'move', path: 'e', newPath: '../e' }] })
+  t.match(above.text, /^INVALID_PATH: operation 1: invalid path "\.\.\/e": outside the workspace \(the root is \/\)\ndetails: \{"index":1,"code":"INVALID_PATH"\}$/, 'a path error names its operation')
+  await ctx.unchanged(t, 9, 'a batch with a bad path')
 })
 
 t.test('edit_file: the edit op, with its diff, dry run, ifMatch and the contract\'s edit errors', async t => {
