@@ -47,17 +47,20 @@ export function capText (text: string, maxBytes: number, rest: (linesShown: numb
   const bytes = Buffer.from(text, 'utf8')
   if (bytes.length <= maxBytes) return { text, truncated: false }
   const totalLines = countLines(text)
-  // Room for the note: it names numbers and one call, never more than this.
-  const budget = Math.max(0, maxBytes - 1024)
+  const noteFor = (end: number, linesShown: number, whole: boolean) =>
+    `\n\n[truncated: this result is ${bytes.length} bytes (${totalLines} lines), over MCP_MAX_RESULT_BYTES (${maxBytes}); ` +
+    `shown: the first ${end} bytes (${linesShown} whole lines${whole ? '' : ' and part of the next'}). ${rest(linesShown, end)}]`
+  // Room for the note: the same note with the largest numbers it can name, and some slack.
+  const budget = Math.max(0, maxBytes - Buffer.byteLength(noteFor(bytes.length, totalLines, false)) - 32)
   let end = budget
   // Back to a character boundary (not inside a multi-byte sequence).
   while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--
-  const lastNewline = bytes.lastIndexOf(0x0a, end - 1)
-  if (lastNewline >= end / 2) end = lastNewline + 1
+  const lastNewline = end > 0 ? bytes.lastIndexOf(0x0a, end - 1) : -1
+  if (lastNewline >= 0 && lastNewline >= end / 2) end = lastNewline + 1
   const shown = bytes.subarray(0, end).toString('utf8')
-  const linesShown = shown.endsWith('\n') ? countLines(shown) : countLines(shown) - 1
-  const note = `\n\n[truncated: this result is ${bytes.length} bytes (${totalLines} lines), over MCP_MAX_RESULT_BYTES (${maxBytes}); ` +
-    `shown: the first ${end} bytes (${linesShown} whole lines${shown.endsWith('\n') ? '' : ' and part of the next'}). ${rest(linesShown, end)}]`
+  const whole = shown.endsWith('\n')
+  const linesShown = whole ? countLines(shown) : Math.max(0, countLines(shown) - 1)
+  const note = noteFor(end, linesShown, whole)
   return { text: shown + note, truncated: true }
 }
 

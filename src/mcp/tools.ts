@@ -117,9 +117,9 @@ async function walk (ctx: ToolContext, base: string): Promise<{ entries: FileMet
   } while (cursor !== undefined && entries.length < MAX_SCAN_ENTRIES)
   const complete = cursor === undefined
   // Bytewise path order puts `/a/b-c` between `/a/b` and `/a/b/x`; a walk visits `/a/b/x` first.
-  const key = (p: string) => p.replaceAll('/', '\u0000')
-  entries.sort((a, b) => { const x = key(a.path); const y = key(b.path); return x < y ? -1 : x > y ? 1 : 0 })
-  return { entries, complete }
+  const keyed = entries.map(e => ({ key: e.path.replaceAll('/', '\u0000'), e }))
+  keyed.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+  return { entries: keyed.map(k => k.e), complete }
 }
 
 /** Leaves out what `excluded` matches (its path relative to `base`) and everything under it. */
@@ -298,12 +298,16 @@ export const TOOLS: Tool[] = [
       const { entries: all, complete } = await walk(ctx, base)
       const entries = prune(all, base, treeExcluder(excludePatterns ?? []))
       let text = renderTree(entries, base, entries.length)
-      const budget = ctx.maxResultBytes - 1024
+      // Room for the note, which names one path (at most 1024 bytes).
+      const budget = ctx.maxResultBytes - 2048
       let truncated = false
-      if (Buffer.byteLength(text) > budget) {
-        // The longest prefix (in walk order) whose tree fits.
+      const full = Buffer.byteLength(text)
+      if (full > budget) {
+        // The longest prefix (in walk order) whose tree fits; searched below twice the share of
+        // entries that fits on average, so no render but the first is much over the budget.
         let lo = 0
-        let hi = entries.length
+        let hi = Math.min(entries.length - 1, Math.ceil(entries.length * budget / full) * 2)
+        while (hi < entries.length - 1 && Buffer.byteLength(renderTree(entries, base, hi)) <= budget) hi = Math.min(entries.length - 1, Math.max(1, hi * 2))
         while (lo < hi) {
           const mid = Math.ceil((lo + hi) / 2)
           if (Buffer.byteLength(renderTree(entries, base, mid)) <= budget) lo = mid
