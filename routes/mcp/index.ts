@@ -39,7 +39,8 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     for (const [name, value] of response.headers) void reply.header(name, value)
     if (sessionId !== undefined) void reply.header('mcp-session-id', sessionId)
     const text = await response.text()
-    return await reply.code(response.status).send(text === '' ? null : text)
+    // A notification's 202 has no body at all (send(null) would write `null`).
+    return await (text === '' ? reply.code(response.status).send() : reply.code(response.status).send(text))
   })
 
   for (const method of ['GET', 'DELETE'] as const) {

@@ -43,6 +43,11 @@ t.test('auth and membership as REST: 401 without a token, 404 for a workspace th
   t.match(ok.json(), { jsonrpc: '2.0', id: 1, result: { serverInfo: { name: 'workbench' }, capabilities: { tools: {} } } })
   t.match(ok.headers['mcp-session-id'], UUID, 'initialize starts a session')
   t.not(ok.headers['mcp-session-id'], ctx.user.sessionId, 'a new one, not the login\'s')
+  const note = await request(base, 'POST', url, { payload: { jsonrpc: '2.0', method: 'notifications/initialized' }, headers: MCP_HEADERS, token: ctx.user.token })
+  t.same([note.statusCode, note.body], [202, ''], 'a notification: 202 with no body')
+  const noAccept = await request(base, 'POST', url, { payload: INITIALIZE, token: ctx.user.token })
+  t.equal(noAccept.statusCode, 406, 'the transport\'s own answer when Accept does not list both types')
+  t.match(noAccept.json(), { jsonrpc: '2.0', error: { code: -32000 } })
   isError(t, await request(base, 'POST', url, { payload: INITIALIZE, headers: { ...MCP_HEADERS, 'mcp-session-id': 'nope' }, token: ctx.user.token }), 400, 'VALIDATION_FAILED', 'a malformed Mcp-Session-Id')
   const theirs = String(ok.headers['mcp-session-id'])
   isError(t, await request(base, 'POST', url, { payload: { jsonrpc: '2.0', id: 2, method: 'tools/list' }, headers: { ...MCP_HEADERS, 'mcp-session-id': theirs }, token: (await registerUser(ctx.app)).token }),
