@@ -21,6 +21,7 @@ import activity from '../plugins/app/activity.js'
 import cache from '../plugins/app/cache.js'
 import retention from '../plugins/app/retention.js'
 import service from '../plugins/app/service.js'
+import mcp from '../plugins/app/mcp.js'
 // Routes.
 import metricsRoutes from '../routes/metrics/index.js'
 import healthRoutes from '../routes/health/index.js'
@@ -30,6 +31,7 @@ import fileRoutes from '../routes/files/index.js'
 import wsRoutes from '../routes/ws/index.js'
 import statsRoutes from '../routes/stats/index.js'
 import sessionRoutes from '../routes/sessions/index.js'
+import mcpRoutes from '../routes/mcp/index.js'
 
 /**
  * The composition root: builds the application from its plugins (shared, not encapsulated) and
@@ -95,12 +97,13 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(websocket)
 
   // App plugins on top of Redis and the database: live events, activity, the read cache,
-  // retention, and the file service the routes call.
+  // retention, the file service the routes call, and the MCP server on top of it.
   await app.register(events)
   await app.register(activity)
   await app.register(cache)
   await app.register(retention)
   await app.register(service)
+  await app.register(mcp)
 
   // Routes, each plugin encapsulated. /metrics, /health and /ready sit outside /v1: no rate limit.
   await app.register(metricsRoutes)
@@ -111,6 +114,7 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(wsRoutes, { prefix: '/v1' })
   await app.register(statsRoutes, { prefix: '/v1' })
   await app.register(sessionRoutes, { prefix: '/v1' })
+  await app.register(mcpRoutes, { prefix: '/v1/workspaces' })
   return app
 }
 

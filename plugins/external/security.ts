@@ -20,8 +20,8 @@ export default fp(async function security (fastify) {
     origin: origins.includes('*') ? true : origins.length === 0 ? false : origins,
     credentials: false,
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
-    exposedHeaders: 'etag, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, x-lines, x-total-lines',
-    allowedHeaders: ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'x-session-id'],
+    exposedHeaders: 'etag, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, x-revision, x-lines, x-total-lines, mcp-session-id',
+    allowedHeaders: ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'x-session-id', 'mcp-session-id', 'mcp-protocol-version'],
     maxAge: 600
   })
   // The security headers that matter for a JSON API, the same on every answer. (helmet's

@@ -30,6 +30,7 @@ export const EnvSchema = Type.Object({
   MAX_ENTRIES_PER_REQUEST: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 10_000, description: 'entries one request may create, move, copy, delete or revert' }),
   REFRESH_REUSE_WINDOW_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 10_000, description: 'a used refresh token presented again within this gets the same new pair (two tabs refreshing at once)' }),
   MAX_NEW_SESSIONS_PER_WINDOW: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100, description: 'new session ids one user may start per RATE_LIMIT_WINDOW_MS' }),
+  MCP_MAX_RESULT_BYTES: Type.Integer({ minimum: 4096, maximum: 64 * 1024 * 1024, default: 256 * 1024, description: 'largest MCP tool result text; longer ones are cut with a note' }),
   CHAT_LOG_DIR: Type.Optional(Type.String({ minLength: 1 })),
   CACHE_MAX_BYTES: Type.Integer({ minimum: 0, maximum: 64 * 1024 * 1024 * 1024, default: 64 * 1024 * 1024, description: 'in-process read cache; 0 disables it' }),
   CACHE_REDIS: Type.Boolean({ default: true, description: 'use Redis as the second cache layer when REDIS_URL is set' }),

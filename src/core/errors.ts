@@ -61,6 +61,10 @@ export const errors = {
   idempotencyInProgress: () => new AppError(409, 'IN_PROGRESS', 'a request with this Idempotency-Key is still in progress'),
   idempotencyKeyReused: (key: string) => new AppError(422, 'IDEMPOTENCY_KEY_REUSED', `Idempotency-Key ${quote(key)} was used with a different request`),
   methodNotFound: (method: string) => new AppError(404, 'METHOD_NOT_FOUND', `unknown rpc method ${quote(method)}`),
+  /** an MCP tools/call naming no tool of this server (src/mcp) */
+  toolNotFound: (name: string) => new AppError(404, 'METHOD_NOT_FOUND', `unknown tool ${quote(name)}`),
+  /** an HTTP method a route does not serve: GET and DELETE of the stateless MCP endpoint */
+  methodNotAllowed: (allow: string) => new AppError(405, 'METHOD_NOT_ALLOWED', `method not allowed; this endpoint accepts ${allow}`, undefined, { allow }),
   /** an edit's oldText is not in the file: `closest` are the lines most like its first line */
   editNoMatch: (path: string, editIndex: number, closest: Array<{ line: number, text: string }>) =>
     new AppError(409, 'EDIT_NO_MATCH', `edit ${editIndex}: oldText was not found in ${path}` +

@@ -64,6 +64,8 @@ const ARGS: { [K in keyof typeof errors]: Parameters<typeof errors[K]> } = {
   idempotencyInProgress: [],
   idempotencyKeyReused: ['k'],
   methodNotFound: ['m'],
+  toolNotFound: ['t'],
+  methodNotAllowed: ['POST'],
   editNoMatch: ['/a', 0, [{ line: 1, text: 'x' }]],
   editAmbiguous: ['/a', 0, 2, [1, 2]],
   preconditionFailed: ['/a', '1', null],
