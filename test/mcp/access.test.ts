@@ -1,5 +1,5 @@
 import t from 'tap'
-import { listen, registerUser } from '../helpers/app.js'
+import { listen, registerUser, sleep } from '../helpers/app.js'
 import { setup } from '../helpers/files.js'
 import { isError, request, type ActivityPage } from '../helpers/http.js'
 import { connectMcp } from '../helpers/mcp.js'
@@ -75,7 +75,12 @@ t.test('a viewer is offered the reading tools; a mutating tool called anyway is 
   }
   await ctx.unchanged(t, 1)
   const sid = mcp.transport.sessionId ?? ''
-  const page = (await request(base, 'GET', `/v1/sessions/${sid}/activity`, { token: viewer.token })).json<ActivityPage>()
+  // Failures are recorded after their rollback, on their own: wait for all four.
+  let page = (await request(base, 'GET', `/v1/sessions/${sid}/activity`, { token: viewer.token })).json<ActivityPage>()
+  for (let i = 0; i < 50 && page.items.length < 4; i++) {
+    await sleep(100)
+    page = (await request(base, 'GET', `/v1/sessions/${sid}/activity`, { token: viewer.token })).json<ActivityPage>()
+  }
   t.match(page.items.map(e => [e.type, e.status, e.code]), [['file.write', 403, 'FORBIDDEN'], ['file.delete', 403, 'FORBIDDEN'], ['revert', 403, 'FORBIDDEN'], ['operation', 403, 'FORBIDDEN']],
     'the refusals are in the viewer\'s MCP session, as REST\'s would be')
 })
