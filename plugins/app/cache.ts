@@ -16,7 +16,8 @@ export default fp(async function cache (fastify) {
     heads: fanout.heads,
     counters: {
       hit: layer => { metrics.cacheHits.inc({ layer }) },
-      miss: layer => { metrics.cacheMisses.inc({ layer }) }
+      miss: layer => { metrics.cacheMisses.inc({ layer }) },
+      evicted: layer => { metrics.cacheEvictions.inc({ layer }) }
     }
   })
   // Member removal and workspace deletion, announced by any instance.

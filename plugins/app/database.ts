@@ -3,10 +3,11 @@ import { join } from 'node:path'
 import fp from 'fastify-plugin'
 import fastifyPostgres from '@fastify/postgres'
 import pg from 'pg'
-import { Kysely, PostgresDialect } from 'kysely'
+import { Kysely, PostgresDialect, type LogEvent } from 'kysely'
 import type { Database, Db } from '../../src/db/schema.js'
 import { migrate } from '../../src/db/migrate.js'
 import { watchConnections } from '../../src/db/watchdog.js'
+import type { Metrics } from '../../src/ops/metrics.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -52,13 +53,17 @@ export default fp(async function database (fastify) {
     } finally {
       client.release()
     }
-    // Bounds the time a transaction holds a connection; started after the migrations, which may take long.
-    if (config.DB_TRANSACTION_TIMEOUT_MS > 0) {
-      const watchdog = watchConnections(pool, { limitMs: config.DB_TRANSACTION_TIMEOUT_MS, connectionString: config.DATABASE_URL, log: fastify.log })
-      fastify.addHook('onClose', async () => { watchdog.stop() })
-    }
+    // Times every connection's hold (the transaction duration metric) and bounds it by
+    // DB_TRANSACTION_TIMEOUT_MS; started after the migrations, which may take long.
+    const watchdog = watchConnections(pool, {
+      limitMs: config.DB_TRANSACTION_TIMEOUT_MS,
+      connectionString: config.DATABASE_URL,
+      log: fastify.log,
+      onRelease: ms => { fastify.metrics.dbTransaction.observe(ms / 1000) }
+    })
+    fastify.addHook('onClose', async () => { watchdog.stop() })
     // No db.destroy() on close: the pool belongs to @fastify/postgres, which ends it.
-    fastify.decorate('db', new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }))
+    fastify.decorate('db', new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: queryLog(fastify.metrics) }))
     fastify.decorate('dbPool', () => ({ kind: 'postgres' as const, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }))
     return
   }
@@ -74,11 +79,30 @@ export default fp(async function database (fastify) {
     query: async <R>(text: string, params?: unknown[]) => (await pglite.query<R>(text, params)).rows
   })
   if (applied.length > 0) fastify.log.info({ applied, dir }, 'migrations applied (embedded PGlite)')
-  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite), log: queryLog(fastify.metrics) })
   fastify.decorate('db', db)
   fastify.decorate('dbPool', () => ({ kind: 'pglite' as const, total: 1, idle: 1, waiting: 0 }))
   fastify.addHook('onClose', async () => { await db.destroy() })
-}, { name: 'database', dependencies: ['config'] })
+}, { name: 'database', dependencies: ['config', 'metrics'] })
+
+/**
+ * Every statement's duration, from Kysely's query log: all of them, those that take a row lock
+ * (`FOR UPDATE`: the workspace lock, so their time is the wait for it, mostly), and the deadlocks
+ * and serialization failures among the errors.
+ * @see https://kysely.dev/docs/recipes/logging
+ */
+function queryLog (metrics: Metrics): (event: LogEvent) => void {
+  return function observeQuery (event) {
+    const seconds = event.queryDurationMillis / 1000
+    metrics.dbQuery.observe({ outcome: event.level === 'error' ? 'error' : 'ok' }, seconds)
+    if (/ for update\b/i.test(event.query.sql)) metrics.dbLockWait.observe(seconds)
+    if (event.level === 'error') {
+      const code = (event.error as { code?: unknown } | null)?.code
+      if (code === '40P01') metrics.dbConflicts.inc({ kind: 'deadlock' })
+      else if (code === '40001') metrics.dbConflicts.inc({ kind: 'serialization' })
+    }
+  }
+}
 
 /**
  * Retries `connect` with backoff until it succeeds or `timeoutMs` has passed: started together

@@ -25,7 +25,8 @@ export default fp(async function metrics (fastify) {
   // The database and WebSocket plugins register after this one: their state is looked up at scrape time.
   const { metrics: metricsApi, duration, lag } = createMetrics({
     wsConnections: () => fastify.hasDecorator('websocketServer') ? fastify.websocketServer.clients.size : 0,
-    dbPool: () => fastify.hasDecorator('dbPool') ? fastify.dbPool() : undefined
+    dbPool: () => fastify.hasDecorator('dbPool') ? fastify.dbPool() : undefined,
+    cacheBytes: async () => fastify.hasDecorator('cache') ? await fastify.cache.bytes() : {}
   })
   if (cluster.isWorker) {
     // The primary gathers every worker's registry over IPC (prom-client's cluster support) and sums them.
@@ -51,6 +52,7 @@ export default fp(async function metrics (fastify) {
     }
     if (fastify.hasDecorator('websocketServer')) {
       fastify.websocketServer.on('connection', socket => {
+        metricsApi.wsConnectionsOpened.inc()
         socket.on('message', () => { metricsApi.wsMessagesIn.inc() })
       })
     }

@@ -62,13 +62,22 @@ const statsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         clientErrorRate: recent.clientErrorRate,
         rateLimited: totals.rateLimited
       },
-      db: pool,
+      db: { ...pool, deadlocks: totals.deadlocks, serializationFailures: totals.serializationFailures },
       websocket: {
         connections: fastify.hasDecorator('websocketServer') ? fastify.websocketServer.clients.size : 0,
+        connectionsOpened: totals.wsConnectionsOpened,
+        subscriptions: totals.wsSubscriptions,
+        resumes: totals.wsResumes,
         messagesIn: totals.wsMessagesIn,
         messagesOut: totals.wsMessagesOut
       },
-      cache: { hits: totals.cacheHits, misses: totals.cacheMisses, hitRate: lookups === 0 ? null : Math.round(totals.cacheHits / lookups * 10_000) / 10_000 },
+      cache: {
+        hits: totals.cacheHits,
+        misses: totals.cacheMisses,
+        hitRate: lookups === 0 ? null : Math.round(totals.cacheHits / lookups * 10_000) / 10_000,
+        evictions: totals.cacheEvictions,
+        bytes: await fastify.cache.bytes()
+      },
       memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external },
       eventLoopDelayMs: eventLoopDelayMs()
     }

@@ -152,6 +152,10 @@ export function toAppError (error: unknown): AppError {
       return errors.validation('content-length does not match the body')
     case '57014':
       return errors.unavailable('the database did not answer in time')
+    case '40P01':
+    case '40001':
+      // A deadlock or a serialization failure: nothing was done, and the same request may succeed now.
+      return errors.unavailable('the request conflicted with another one at the same time; retry')
   }
   if (typeof e.code === 'string' && PG_UNAVAILABLE.has(e.code)) return errors.unavailable('the database is unavailable')
   if (typeof e.message === 'string' && /timeout exceeded when trying to connect|Connection terminated/i.test(e.message)) {

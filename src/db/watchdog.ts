@@ -20,13 +20,20 @@ export interface Watchdog {
 interface Held { since: number, cancelled: boolean, terminated: boolean }
 
 export function watchConnections (pool: pg.Pool, opts: {
+  /** 0: only time the connections (`onRelease`), never cancel */
   limitMs: number
   connectionString: string
   log: { warn: (obj: object, msg: string) => void }
+  /** how long each connection was held, in ms (the transaction duration metric) */
+  onRelease?: (heldMs: number) => void
 }): Watchdog {
   const held = new Map<pg.PoolClient, Held>()
-  pool.on('acquire', client => { held.set(client, { since: Date.now(), cancelled: false, terminated: false }) })
-  pool.on('release', (_err, client) => { held.delete(client) })
+  pool.on('acquire', client => { held.set(client, { since: performance.now(), cancelled: false, terminated: false }) })
+  pool.on('release', (_err, client) => {
+    const h = held.get(client)
+    if (h !== undefined) opts.onRelease?.(performance.now() - h.since)
+    held.delete(client)
+  })
   pool.on('remove', client => { held.delete(client as pg.PoolClient) })
 
   async function signal (fn: 'pg_cancel_backend' | 'pg_terminate_backend', pid: number): Promise<void> {
@@ -39,8 +46,9 @@ export function watchConnections (pool: pg.Pool, opts: {
     }
   }
 
+  if (opts.limitMs <= 0) return { stop: () => {} }
   const tick = setInterval(function watch () {
-    const now = Date.now()
+    const now = performance.now()
     for (const [client, h] of held) {
       const pid = (client as { processID?: number | null }).processID
       if (typeof pid !== 'number') continue

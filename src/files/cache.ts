@@ -23,6 +23,8 @@ export type CacheLayer = 'memory' | 'redis'
 export interface CacheCounters {
   hit: (layer: CacheLayer) => void
   miss: (layer: CacheLayer) => void
+  /** an entry dropped to stay within the bound (the in-process layer; Redis evicts on its own) */
+  evicted?: (layer: CacheLayer) => void
 }
 
 /** Where the cache learns a workspace's current revision without a query (the fan-out). */
@@ -62,7 +64,8 @@ export class ReadCache {
     this.#lru = options.maxBytes > 0
       ? new LRUCache<string, Buffer | { value: unknown, size: number }>({
         maxSize: options.maxBytes,
-        sizeCalculation: v => Math.max(1, Buffer.isBuffer(v) ? v.length : v.size)
+        sizeCalculation: v => Math.max(1, Buffer.isBuffer(v) ? v.length : v.size),
+        dispose: (_value, _key, reason) => { if (reason === 'evict') options.counters?.evicted?.('memory') }
       })
       : undefined
     this.#redis = options.redis
@@ -90,6 +93,21 @@ export class ReadCache {
       this.#heads.watch(workspaceId)
     }
     return facts
+  }
+
+  /**
+   * Bytes held per layer, for /metrics: the in-process LRU's own count, and (when connected) the
+   * Redis server's used memory, which it shares with pub/sub and the rate limits.
+   */
+  async bytes (): Promise<Partial<Record<CacheLayer, number>>> {
+    const held: Partial<Record<CacheLayer, number>> = {}
+    if (this.#lru !== undefined) held.memory = this.#lru.calculatedSize
+    const redis = this.#liveRedis()
+    if (redis !== undefined) {
+      const used = /^used_memory:(\d+)/m.exec(await redis.info('memory').catch(() => ''))?.[1]
+      if (used !== undefined) held.redis = Number(used)
+    }
+    return held
   }
 
   /** These users' access to the workspace may have changed: ask the database next time. */

@@ -317,6 +317,7 @@ export class Connection implements Subscriber {
   /** `channel` as the client wrote it, which its errors name */
   async #subscribe (actor: Actor, channel: string, since: number | undefined): Promise<void> {
     const workspaceId = parseChannel(channel)
+    this.#app.metrics.wsSubscriptions.inc({ resume: String(since !== undefined) })
     if (!await this.#mayRead(actor, workspaceId, channel)) return
     const { fanout } = this.#app
     if (this.#subscriptions.has(workspaceId)) await fanout.leave(workspaceId, this)
