@@ -1,8 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Text, UUID_PATTERN, Uuid } from './common.js'
-import { ChangesQuery, Encoding, LineRange, MediaType, Metadata, Operation, TreeQuery } from './files.js'
+import { Change, ChangesQuery, Encoding, LineRange, MediaType, Metadata, Operation, TreeQuery } from './files.js'
 
-/** Client → server WebSocket messages, and the params of each RPC method. */
+/**
+ * The WebSocket protocol's messages, both ways, and the params of each RPC method: the source of
+ * the AsyncAPI document (/docs/asyncapi.json) and of the server's own frame types.
+ */
 
 /** `workspace:<id>`, the id spelled as every id is (lower-case hex 8-4-4-4-12). */
 export const Channel = Type.String({ pattern: `^workspace:${UUID_PATTERN.slice(1)}` })
@@ -53,3 +56,52 @@ export const RpcParams = {
   'changes.list': Type.Composite([Workspace, ChangesQuery], strict)
 }
 export type RpcMethod = keyof typeof RpcParams
+
+const RpcId = Type.Union([Type.String({ maxLength: 200 }), Type.Number()])
+const ErrorBody = { code: Type.String(), message: Type.String() }
+
+/** Server → client messages (docs/api.md, "WebSocket"). */
+export const ServerMessages = {
+  connected: Type.Object({
+    type: Type.Literal('connected'),
+    clientId: Type.String(),
+    serverTime: Type.String({ format: 'date-time' }),
+    config: Type.Object({ heartbeatMs: Type.Integer(), maxPayload: Type.Integer() })
+  }, { description: 'the socket is authenticated' }),
+  event: Type.Object({
+    type: Type.Literal('event'),
+    channel: Channel,
+    event: Type.Literal('file.changed'),
+    revision: Type.Integer({ minimum: 1 }),
+    data: Change
+  }, { description: 'one change of a subscribed workspace, replayed or live, in revision order' }),
+  subscribed: Type.Object({
+    type: Type.Literal('subscribed'),
+    channel: Channel,
+    revision: Type.Integer({ minimum: 0 }),
+    reset: Type.Optional(Type.Literal(true))
+  }, { description: 'after the replay: the head; reset when `since` is older than the history kept' }),
+  unsubscribed: Type.Object({ type: Type.Literal('unsubscribed'), channel: Channel }),
+  broadcast: Type.Object({
+    type: Type.Literal('broadcast'),
+    channel: Channel,
+    data: Type.Unknown(),
+    from: Type.Object({ userId: Uuid, sessionId: Uuid }),
+    timestamp: Type.String({ format: 'date-time' })
+  }, { description: 'an ephemeral message from another subscriber of the channel' }),
+  'rpc.result': Type.Object({ type: Type.Literal('rpc.result'), id: RpcId, result: Type.Unknown() }),
+  'rpc.error': Type.Object({
+    type: Type.Literal('rpc.error'),
+    id: RpcId,
+    error: Type.Object({ ...ErrorBody, details: Type.Optional(Type.Record(Type.String(), Type.Unknown())) })
+  }),
+  pong: Type.Object({ type: Type.Literal('pong'), timestamp: Type.String({ format: 'date-time' }) }),
+  error: Type.Object({
+    type: Type.Literal('error'),
+    ...ErrorBody,
+    channel: Type.Optional(Type.String()),
+    id: Type.Optional(RpcId)
+  }, { additionalProperties: true, description: 'a message that could not be handled; the socket stays open' })
+}
+export const ServerMessage = Type.Union(Object.values(ServerMessages))
+export type ServerMessage = Static<typeof ServerMessage>

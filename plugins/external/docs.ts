@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import { asyncApiDocument } from '../../schemas/asyncapi.js'
 
 const WS_PATH = {
   get: {
@@ -16,7 +17,8 @@ const WS_PATH = {
 }
 
 /**
- * The OpenAPI 3 document at /docs/json and Swagger UI at /docs, generated from the route schemas.
+ * The OpenAPI 3 document at /docs/json and Swagger UI at /docs, generated from the route schemas;
+ * the WebSocket protocol's AsyncAPI 3 document at /docs/asyncapi.json (schemas/asyncapi.ts).
  * @see https://github.com/fastify/fastify-swagger
  */
 export default fp(async function docs (fastify) {
@@ -41,4 +43,8 @@ export default fp(async function docs (fastify) {
     }
   })
   await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  const asyncApi = JSON.stringify(asyncApiDocument('1.0.0'))
+  fastify.get('/docs/asyncapi.json', { schema: { hide: true } }, async function asyncApiJson (_request, reply) {
+    return await reply.type('application/json; charset=utf-8').send(asyncApi)
+  })
 }, { name: 'docs' })

@@ -11,6 +11,7 @@ import { channelName, Close, parseChannel, parseClientMessage, type Frame } from
 import { Inbox } from './inbox.js'
 import { callRpc } from './rpc.js'
 import type { Sockets } from './sockets.js'
+import type { ServerMessage } from '../../schemas/ws.js'
 
 /** `send` options for a Buffer that holds text (the hub's frames) */
 const TEXT = { binary: false } as const
@@ -156,7 +157,8 @@ export class Connection implements Subscriber {
     }
   }
 
-  #reply (message: Record<string, unknown>): void {
+  /** A frame to this client: one of the server messages of schemas/ws.ts (the AsyncAPI document's). */
+  #reply (message: ServerMessage): void {
     this.send(JSON.stringify(message))
   }
 
