@@ -16,6 +16,31 @@ const WS_PATH = {
   }
 }
 
+type Paths = Record<string, Record<string, { parameters?: Array<{ name: string, in: string, description?: string }> }>>
+
+/**
+ * Fastify's wildcard (`…/files/*`) becomes `{*}` in the document, with a path parameter named `*`
+ * that client generators cannot name, and the routes without it (`…/files`, the root) declare it
+ * too although their template has none (invalid OpenAPI). Here the wildcard is `{path}`, and the
+ * routes without one declare no such parameter.
+ */
+function namedWildcards (paths: Paths): Paths {
+  return Object.fromEntries(Object.entries(paths).map(([template, operations]) => {
+    const named = template.replace('{*}', '{path}')
+    const hasWildcard = named !== template
+    return [named, Object.fromEntries(Object.entries(operations).map(([method, operation]) => [method, {
+      ...operation,
+      ...(operation.parameters === undefined
+        ? {}
+        : {
+            parameters: operation.parameters.flatMap(p => p.in !== 'path' || p.name !== '*'
+              ? [p]
+              : hasWildcard ? [{ ...p, name: 'path', description: 'the path inside the workspace, without its leading slash (e.g. src/a.ts); its slashes are not escaped' }] : [])
+          })
+    }]))]
+  }))
+}
+
 /**
  * The OpenAPI 3 document at /docs/json and Swagger UI at /docs, generated from the route schemas;
  * the WebSocket protocol's AsyncAPI 3 document at /docs/asyncapi.json (schemas/asyncapi.ts).
@@ -38,7 +63,8 @@ export default fp(async function docs (fastify) {
     // @fastify/websocket hides WebSocket routes from the document; describe /v1/ws by hand.
     transformObject: document => {
       if (!('openapiObject' in document)) return document.swaggerObject
-      document.openapiObject.paths = { ...document.openapiObject.paths, '/v1/ws': WS_PATH }
+      const paths = namedWildcards((document.openapiObject.paths ?? {}) as unknown as Paths)
+      document.openapiObject.paths = { ...paths as unknown as typeof document.openapiObject.paths, '/v1/ws': WS_PATH }
       return document.openapiObject
     }
   })
