@@ -21,6 +21,7 @@ import activity from '../plugins/app/activity.js'
 import cache from '../plugins/app/cache.js'
 import retention from '../plugins/app/retention.js'
 import service from '../plugins/app/service.js'
+import search from '../plugins/app/search.js'
 // Routes.
 import metricsRoutes from '../routes/metrics/index.js'
 import healthRoutes from '../routes/health/index.js'
@@ -30,6 +31,7 @@ import fileRoutes from '../routes/files/index.js'
 import wsRoutes from '../routes/ws/index.js'
 import statsRoutes from '../routes/stats/index.js'
 import sessionRoutes from '../routes/sessions/index.js'
+import searchRoutes from '../routes/search/index.js'
 
 /**
  * The composition root: builds the application from its plugins (shared, not encapsulated) and
@@ -101,6 +103,7 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(cache)
   await app.register(retention)
   await app.register(service)
+  await app.register(search)
 
   // Routes, each plugin encapsulated. /metrics, /health and /ready sit outside /v1: no rate limit.
   await app.register(metricsRoutes)
@@ -111,6 +114,7 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(wsRoutes, { prefix: '/v1' })
   await app.register(statsRoutes, { prefix: '/v1' })
   await app.register(sessionRoutes, { prefix: '/v1' })
+  await app.register(searchRoutes, { prefix: '/v1/workspaces' })
   return app
 }
 

@@ -1,0 +1,232 @@
+import { isUtf8 } from 'node:buffer'
+import { sql } from 'kysely'
+import type { Db } from '../db/schema.js'
+import type { SearchMatch, SearchSummary } from '../../schemas/search.js'
+import type { CompiledQuery } from './pattern.js'
+import type { TreeFile } from './tree.js'
+
+/**
+ * Running a compiled query over a list of files: the trigram prefilter in PostgreSQL, then the
+ * candidates' contents in path order, in chunks (the next one read while this one is matched),
+ * line by line as ripgrep does. Stops at maxResults, at the deadline, or when `signal` aborts (a
+ * client gone): no query is started after that.
+ */
+
+/** Contents over this are not in the trigram index (sql/005-search.sql): always candidates. */
+export const INDEXED_MAX_BYTES = 1024 * 1024
+const PREVIEW_CHARS = 250
+const CHUNK_FILES = 64
+const CHUNK_BYTES = 4 * 1024 * 1024
+/** Below this many files the prefilter costs more than reading them. */
+const PREFILTER_MIN_FILES = 32
+
+export interface RunOptions {
+  query: CompiledQuery
+  files: TreeFile[]
+  revision: number
+  contextLines: number
+  maxResults: number
+  /** performance.now() value after which the search answers what it has */
+  deadline: number
+  started: number
+  signal?: AbortSignal | undefined
+}
+
+const likeEscape = (s: string): string => s.replace(/[\\%_]/g, m => '\\' + m)
+
+/**
+ * The files whose content can hold every required literal, through the trigram index. A
+ * statement timeout bounds it by the time left; undefined when it ran out.
+ */
+async function prefilter (db: Db, o: RunOptions): Promise<TreeFile[] | undefined> {
+  const { required, caseInsensitive } = o.query
+  if (required.length === 0 || o.files.length < PREFILTER_MIN_FILES) return o.files
+  const shas = [...new Set(o.files.filter(f => f.size <= INDEXED_MAX_BYTES).map(f => f.sha256))]
+  const patterns = required.map(r => `%${likeEscape(r)}%`)
+  const left = Math.floor(o.deadline - performance.now())
+  if (left <= 0) return undefined
+  const op = sql.raw(caseInsensitive ? 'ILIKE' : 'LIKE')
+  try {
+    const hits = await db.transaction().execute(async trx => {
+      await sql.raw(`SET LOCAL statement_timeout = ${Math.max(1, left)}`).execute(trx)
+      return await sql<{ sha256: string }>`SELECT sha256 FROM blobs
+        WHERE sha256 = ANY(${shas}::text[]) AND search_text(content) ${op} ALL(${patterns}::text[])`.execute(trx)
+    })
+    const keep = new Set(hits.rows.map(r => r.sha256))
+    return o.files.filter(f => f.size > INDEXED_MAX_BYTES || keep.has(f.sha256))
+  } catch (err) {
+    if ((err as { code?: unknown }).code === '57014') return undefined
+    throw err
+  }
+}
+
+/** Files in chunks of at most CHUNK_FILES files and CHUNK_BYTES bytes (at least one file each). */
+function chunks (files: TreeFile[]): TreeFile[][] {
+  const out: TreeFile[][] = []
+  let current: TreeFile[] = []
+  let bytes = 0
+  for (const f of files) {
+    if (current.length > 0 && (current.length >= CHUNK_FILES || bytes + f.size > CHUNK_BYTES)) {
+      out.push(current)
+      current = []
+      bytes = 0
+    }
+    current.push(f)
+    bytes += f.size
+  }
+  if (current.length > 0) out.push(current)
+  return out
+}
+
+async function loadChunk (db: Db, files: TreeFile[]): Promise<Map<string, Buffer>> {
+  const shas = [...new Set(files.map(f => f.sha256))]
+  const rows = await sql<{ sha256: string, content: Uint8Array }>`SELECT sha256, content FROM blobs WHERE sha256 = ANY(${shas}::text[])`.execute(db)
+  return new Map(rows.rows.map(r => [r.sha256, Buffer.from(r.content.buffer, r.content.byteOffset, r.content.byteLength)]))
+}
+
+/** Text as search sees it, or undefined for a binary file (a NUL byte, or not valid UTF-8). */
+export function textOf (bytes: Buffer): string | undefined {
+  if (bytes.includes(0) || !isUtf8(bytes)) return undefined
+  return bytes.toString('utf8')
+}
+
+/** The line without a trailing carriage return, cut to PREVIEW_CHARS around [start, end). */
+function preview (line: string, start: number, end: number): { preview: string, previewStart: number } {
+  const text = line.endsWith('\r') ? line.slice(0, -1) : line
+  if (text.length <= PREVIEW_CHARS) return { preview: text, previewStart: 0 }
+  let from = Math.max(0, Math.min(start - Math.max(0, Math.floor((PREVIEW_CHARS - (end - start)) / 2)), text.length - PREVIEW_CHARS))
+  // never split a surrogate pair
+  const low = (i: number): boolean => { const c = text.charCodeAt(i); return c >= 0xdc00 && c <= 0xdfff }
+  if (from > 0 && low(from)) from++
+  let to = Math.min(text.length, from + PREVIEW_CHARS)
+  if (to < text.length && low(to)) to--
+  return { preview: text.slice(from, to), previewStart: from }
+}
+
+function contextLine (line: string): string {
+  const text = line.endsWith('\r') ? line.slice(0, -1) : line
+  if (text.length <= PREVIEW_CHARS) return text
+  const c = text.charCodeAt(PREVIEW_CHARS - 1)
+  return text.slice(0, c >= 0xd800 && c <= 0xdbff ? PREVIEW_CHARS - 1 : PREVIEW_CHARS)
+}
+
+/** Up to `n` lines before the line starting at `start`. */
+function linesBefore (text: string, start: number, n: number): string[] {
+  const out: string[] = []
+  let end = start - 1
+  while (out.length < n && end >= 0) {
+    const s = text.lastIndexOf('\n', end - 1) + 1
+    out.unshift(contextLine(text.slice(s, end)))
+    end = s - 1
+  }
+  return out
+}
+
+/** Up to `n` lines after the line ending at `end` (the index of its newline, or the text's length). */
+function linesAfter (text: string, end: number, n: number): string[] {
+  const out: string[] = []
+  let s = end + 1
+  while (out.length < n && s < text.length) {
+    let e = text.indexOf('\n', s)
+    if (e < 0) e = text.length
+    out.push(contextLine(text.slice(s, e)))
+    s = e + 1
+  }
+  return out
+}
+
+/** Every match in one file's text, in line order; stops early when `more` says so. */
+export function * matchText (path: string, text: string, query: CompiledQuery, contextLines: number): Generator<SearchMatch> {
+  const next = query.scan(text)
+  let pos = 0
+  let lineNo = 1
+  let counted = 0
+  while (pos < text.length) {
+    const start = next(pos)
+    if (start < 0) break
+    // line numbers: count the newlines skipped over
+    for (let i = text.indexOf('\n', counted); i >= 0 && i < start; i = text.indexOf('\n', i + 1)) lineNo++
+    counted = start
+    let end = text.indexOf('\n', start)
+    if (end < 0) end = text.length
+    const line = text.slice(start, end)
+    const found = query.matchLine(line)
+    if (found.length > 0) {
+      const before = contextLines > 0 ? linesBefore(text, start, contextLines) : []
+      const after = contextLines > 0 ? linesAfter(text, end, contextLines) : []
+      for (const [s, e] of found) {
+        yield { path, line: lineNo, column: s + 1, length: e - s, ...preview(line, s, e), before, after }
+      }
+    }
+    pos = end + 1
+  }
+}
+
+export type SearchEvents = AsyncGenerator<SearchMatch, SearchSummary>
+
+/** The matches, one by one, then the summary (as the generator's return value). */
+export async function * runSearch (db: Db, o: RunOptions): SearchEvents {
+  let filesSearched = 0
+  let filesMatched = 0
+  let emitted = 0
+  let truncated = false
+  let timedOut = false
+  const aborted = (): boolean => o.signal?.aborted === true
+  const late = (): boolean => performance.now() >= o.deadline
+  const summary = (): SearchSummary => ({
+    revision: o.revision,
+    filesSearched,
+    filesMatched,
+    truncated: truncated || timedOut,
+    timedOut,
+    elapsedMs: Math.round((performance.now() - o.started) * 10) / 10
+  })
+
+  const candidates = await prefilter(db, o)
+  if (candidates === undefined) {
+    timedOut = true
+    return summary()
+  }
+  // Files the index ruled out were searched (by the index).
+  filesSearched = o.files.length - candidates.length
+  const parts = chunks(candidates)
+  let pending = parts.length > 0 && !aborted() ? loadChunk(db, parts[0] ?? []) : undefined
+  try {
+    for (let c = 0; c < parts.length && pending !== undefined; c++) {
+      const contents = await pending
+      pending = undefined
+      if (aborted()) break
+      if (late()) { timedOut = true; break }
+      const nextPart = parts[c + 1]
+      // the next chunk is read while this one is matched
+      if (nextPart !== undefined && !truncated) pending = loadChunk(db, nextPart)
+      for (const f of parts[c] ?? []) {
+        if (late()) { timedOut = true; break }
+        const bytes = contents.get(f.sha256)
+        // gone since the tree was read (retention): nothing to search
+        if (bytes === undefined) continue
+        const text = textOf(bytes)
+        if (text === undefined) continue
+        filesSearched++
+        let matched = false
+        for (const m of matchText(f.path, text, o.query, o.contextLines)) {
+          if (emitted >= o.maxResults) { truncated = true; break }
+          if (!matched) { matched = true; filesMatched++ }
+          emitted++
+          yield m
+          if (aborted()) return summary()
+        }
+        if (truncated) break
+      }
+      if (truncated || timedOut) break
+    }
+  } finally {
+    // a read still in flight is awaited, never left to fail unobserved
+    if (pending !== undefined) await pending.catch(() => {})
+  }
+  if (truncated || timedOut) {
+    // The files not reached were not searched.
+    filesSearched = Math.min(filesSearched, o.files.length)
+  }
+  return summary()
+}

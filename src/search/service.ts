@@ -1,0 +1,108 @@
+import type { Db } from '../db/schema.js'
+import type { Config } from '../core/config.js'
+import type { Actor } from '../accounts/auth.js'
+import { readAccess, requireRead } from '../accounts/workspaces.js'
+import { canonicalPath } from '../files/paths.js'
+import type { FindResult, SearchBody, SearchMatch, SearchResult, SearchSummary } from '../../schemas/search.js'
+import { compileQuery } from './pattern.js'
+import { fileFilter } from './globs.js'
+import { filesAt } from './tree.js'
+import { runSearch, type SearchEvents } from './content.js'
+import { rankPaths } from './fuzzy.js'
+
+/**
+ * The search service as REST routes, WebSocket RPC (and the MCP tools) call it: content search
+ * over the tree at one revision, and the fuzzy file finder. Read access as every read: a viewer
+ * may search, a non-member gets WORKSPACE_NOT_FOUND.
+ */
+
+/** A search's parameters; what is left out takes the API's defaults (schemas/search.ts). */
+export type SearchParams = { workspaceId: string, query: string } & Partial<Omit<SearchBody, 'query'>>
+
+export interface SearchRun {
+  revision: number
+  /** the matches in order, then the summary as the generator's return value */
+  events: SearchEvents
+}
+
+export interface FindParams {
+  workspaceId: string
+  q: string
+  limit?: number
+}
+
+export type SearchService = ReturnType<typeof createSearchService>
+
+/** Workspaces whose file list the finder keeps (by revision: a newer one replaces it). */
+const PATH_LISTS = 32
+
+export function createSearchService (deps: { db: Db, config: Config }) {
+  const { db, config } = deps
+  const pathLists = new Map<string, { revision: number, paths: string[] }>()
+
+  /**
+   * Checks access and the query and reads the tree: everything that can fail with a 4xx happens
+   * here, before a streamed answer starts. The events then run the search itself.
+   */
+  async function open (actor: Actor, p: SearchParams, options: { signal?: AbortSignal } = {}): Promise<SearchRun> {
+    const started = performance.now()
+    await requireRead(db, actor, p.workspaceId)
+    const query = compileQuery({
+      query: p.query,
+      isRegex: p.isRegex ?? false,
+      caseSensitive: p.caseSensitive ?? 'smart',
+      wholeWord: p.wholeWord ?? false
+    })
+    const root = canonicalPath(p.path ?? '/')
+    const selected = fileFilter(p.include ?? [], p.exclude ?? [], root)
+    const maxFileBytes = p.maxFileBytes ?? 1024 * 1024
+    const tree = await filesAt(db, p.workspaceId, root, p.revision)
+    const files = tree.files.filter(f => f.size <= maxFileBytes && selected(f.path))
+    const events = runSearch(db, {
+      query,
+      files,
+      revision: tree.revision,
+      contextLines: p.contextLines ?? 0,
+      maxResults: p.maxResults ?? 1000,
+      started,
+      deadline: started + config.SEARCH_TIMEOUT_MS,
+      signal: options.signal
+    })
+    return { revision: tree.revision, events }
+  }
+
+  return {
+    open,
+
+    /** The whole answer at once (REST without streaming, RPC, MCP). */
+    async search (actor: Actor, p: SearchParams, options: { signal?: AbortSignal } = {}): Promise<SearchResult> {
+      const { events } = await open(actor, p, options)
+      const matches: SearchMatch[] = []
+      let step = await events.next()
+      while (step.done !== true) {
+        matches.push(step.value)
+        step = await events.next()
+      }
+      const summary: SearchSummary = step.value
+      const { revision, ...rest } = summary
+      return { revision, matches, ...rest }
+    },
+
+    /** Paths of the current tree ranked against `q` (src/search/fuzzy.ts). */
+    async find (actor: Actor, p: FindParams): Promise<FindResult> {
+      const head = await readAccess(db, actor, p.workspaceId)
+      let list = pathLists.get(p.workspaceId)
+      if (list === undefined || list.revision !== head.revision) {
+        const tree = await filesAt(db, p.workspaceId, '/', undefined)
+        list = { revision: tree.revision, paths: tree.files.map(f => f.path) }
+        pathLists.delete(p.workspaceId)
+        pathLists.set(p.workspaceId, list)
+        for (const key of pathLists.keys()) {
+          if (pathLists.size <= PATH_LISTS) break
+          pathLists.delete(key)
+        }
+      }
+      return { revision: list.revision, results: rankPaths(list.paths, p.q, p.limit ?? 50) }
+    }
+  }
+}
