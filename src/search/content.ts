@@ -15,8 +15,8 @@ import type { TreeFile } from './tree.js'
 /** Contents over this are not in the trigram index (sql/005-search.sql): always candidates. */
 export const INDEXED_MAX_BYTES = 1024 * 1024
 const PREVIEW_CHARS = 250
-const CHUNK_FILES = 64
-const CHUNK_BYTES = 4 * 1024 * 1024
+const CHUNK_FILES = 500
+const CHUNK_BYTES = 8 * 1024 * 1024
 /** Below this many files the prefilter costs more than reading them. */
 const PREFILTER_MIN_FILES = 32
 
@@ -49,8 +49,11 @@ async function prefilter (db: Db, o: RunOptions): Promise<TreeFile[] | undefined
   try {
     const hits = await db.transaction().execute(async trx => {
       await sql.raw(`SET LOCAL statement_timeout = ${Math.max(1, left)}`).execute(trx)
-      return await sql<{ sha256: string }>`SELECT sha256 FROM blobs
-        WHERE sha256 = ANY(${shas}::text[]) AND search_text(content) ${op} ALL(${patterns}::text[])`.execute(trx)
+      // One condition per literal (`LIKE ALL (array)` cannot use the index); the index is read
+      // first, then its candidates are kept to this tree's contents.
+      const conditions = sql.join(patterns.map(p => sql`search_text(content) ${op} ${p}`), sql` AND `)
+      return await sql<{ sha256: string }>`WITH hits AS MATERIALIZED (SELECT sha256 FROM blobs WHERE ${conditions})
+        SELECT sha256 FROM hits WHERE sha256 = ANY(${shas}::text[])`.execute(trx)
     })
     const keep = new Set(hits.rows.map(r => r.sha256))
     return o.files.filter(f => f.size > INDEXED_MAX_BYTES || keep.has(f.sha256))
@@ -135,30 +138,44 @@ function linesAfter (text: string, end: number, n: number): string[] {
   return out
 }
 
-/** Every match in one file's text, in line order; stops early when `more` says so. */
+/** Lines tested together before each is tested alone. */
+const BLOCK_LINES = 64
+
+/**
+ * Every match in one file's text, in line order. The whole text is tested first (most files do
+ * not match), then blocks of lines, then the lines of a block that may match.
+ */
 export function * matchText (path: string, text: string, query: CompiledQuery, contextLines: number): Generator<SearchMatch> {
-  const next = query.scan(text)
-  let pos = 0
+  if (!query.mayMatch(text)) return
   let lineNo = 1
-  let counted = 0
+  let pos = 0
   while (pos < text.length) {
-    const start = next(pos)
-    if (start < 0) break
-    // line numbers: count the newlines skipped over
-    for (let i = text.indexOf('\n', counted); i >= 0 && i < start; i = text.indexOf('\n', i + 1)) lineNo++
-    counted = start
-    let end = text.indexOf('\n', start)
-    if (end < 0) end = text.length
-    const line = text.slice(start, end)
-    const found = query.matchLine(line)
-    if (found.length > 0) {
-      const before = contextLines > 0 ? linesBefore(text, start, contextLines) : []
-      const after = contextLines > 0 ? linesAfter(text, end, contextLines) : []
-      for (const [s, e] of found) {
-        yield { path, line: lineNo, column: s + 1, length: e - s, ...preview(line, s, e), before, after }
-      }
+    // the block: BLOCK_LINES whole lines from `pos`
+    let blockEnd = pos
+    for (let n = 0; n < BLOCK_LINES && blockEnd < text.length; n++) {
+      const nl = text.indexOf('\n', blockEnd)
+      blockEnd = nl < 0 ? text.length : nl + 1
     }
-    pos = end + 1
+    if (!query.mayMatch(text.slice(pos, blockEnd))) {
+      for (let i = text.indexOf('\n', pos); i >= 0 && i < blockEnd; i = text.indexOf('\n', i + 1)) lineNo++
+      pos = blockEnd
+      continue
+    }
+    while (pos < blockEnd) {
+      let end = text.indexOf('\n', pos)
+      if (end < 0) end = text.length
+      const line = text.slice(pos, end)
+      const found = query.matchLine(line)
+      if (found.length > 0) {
+        const before = contextLines > 0 ? linesBefore(text, pos, contextLines) : []
+        const after = contextLines > 0 ? linesAfter(text, end, contextLines) : []
+        for (const [s, e] of found) {
+          yield { path, line: lineNo, column: s + 1, length: e - s, ...preview(line, s, e), before, after }
+        }
+      }
+      lineNo++
+      pos = end + 1
+    }
   }
 }
 
@@ -223,10 +240,6 @@ export async function * runSearch (db: Db, o: RunOptions): SearchEvents {
   } finally {
     // a read still in flight is awaited, never left to fail unobserved
     if (pending !== undefined) await pending.catch(() => {})
-  }
-  if (truncated || timedOut) {
-    // The files not reached were not searched.
-    filesSearched = Math.min(filesSearched, o.files.length)
   }
   return summary()
 }

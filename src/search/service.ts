@@ -2,11 +2,11 @@ import type { Db } from '../db/schema.js'
 import type { Config } from '../core/config.js'
 import type { Actor } from '../accounts/auth.js'
 import { readAccess, requireRead } from '../accounts/workspaces.js'
-import { canonicalPath } from '../files/paths.js'
+import { canonicalPath, ROOT } from '../files/paths.js'
 import type { FindResult, SearchBody, SearchMatch, SearchResult, SearchSummary } from '../../schemas/search.js'
 import { compileQuery } from './pattern.js'
 import { fileFilter } from './globs.js'
-import { filesAt } from './tree.js'
+import { filesAt, type TreeFile } from './tree.js'
 import { runSearch, type SearchEvents } from './content.js'
 import { rankPaths } from './fuzzy.js'
 
@@ -33,12 +33,36 @@ export interface FindParams {
 
 export type SearchService = ReturnType<typeof createSearchService>
 
-/** Workspaces whose file list the finder keeps (by revision: a newer one replaces it). */
-const PATH_LISTS = 32
+/** Workspaces whose head tree is kept in memory (about 1.5 MB for 10,000 files). */
+const HEAD_TREES = 16
 
 export function createSearchService (deps: { db: Db, config: Config }) {
   const { db, config } = deps
-  const pathLists = new Map<string, { revision: number, paths: string[] }>()
+  /** the finder's path list of a head tree */
+  const paths = new WeakMap<object, string[]>()
+
+  /**
+   * Checks access and the query and reads the tree: everything that can fail with a 4xx happens
+   * here, before a streamed answer starts. The events then run the search itself.
+   */
+  /**
+   * The tree at the head, kept per workspace and revision (a newer revision replaces it): a search
+   * and the finder at the head need no more than the access query when nothing was written since.
+   */
+  const heads = new Map<string, { revision: number, files: TreeFile[] }>()
+  async function headTree (actor: Actor, workspaceId: string): Promise<{ revision: number, files: TreeFile[] }> {
+    const head = await readAccess(db, actor, workspaceId)
+    const known = heads.get(workspaceId)
+    if (known !== undefined && known.revision === head.revision) return known
+    const tree = await filesAt(db, workspaceId, ROOT, undefined)
+    heads.delete(workspaceId)
+    heads.set(workspaceId, tree)
+    for (const key of heads.keys()) {
+      if (heads.size <= HEAD_TREES) break
+      heads.delete(key)
+    }
+    return tree
+  }
 
   /**
    * Checks access and the query and reads the tree: everything that can fail with a 4xx happens
@@ -46,18 +70,24 @@ export function createSearchService (deps: { db: Db, config: Config }) {
    */
   async function open (actor: Actor, p: SearchParams, options: { signal?: AbortSignal } = {}): Promise<SearchRun> {
     const started = performance.now()
-    await requireRead(db, actor, p.workspaceId)
+    const root = canonicalPath(p.path ?? '/')
+    let tree: { revision: number, files: TreeFile[] }
+    if (p.revision === undefined) {
+      tree = await headTree(actor, p.workspaceId)
+    } else {
+      await requireRead(db, actor, p.workspaceId)
+      tree = await filesAt(db, p.workspaceId, root, p.revision)
+    }
     const query = compileQuery({
       query: p.query,
       isRegex: p.isRegex ?? false,
       caseSensitive: p.caseSensitive ?? 'smart',
       wholeWord: p.wholeWord ?? false
     })
-    const root = canonicalPath(p.path ?? '/')
     const selected = fileFilter(p.include ?? [], p.exclude ?? [], root)
     const maxFileBytes = p.maxFileBytes ?? 1024 * 1024
-    const tree = await filesAt(db, p.workspaceId, root, p.revision)
-    const files = tree.files.filter(f => f.size <= maxFileBytes && selected(f.path))
+    const within = (path: string): boolean => root === ROOT || path === root || path.startsWith(root + '/')
+    const files = tree.files.filter(f => f.size <= maxFileBytes && within(f.path) && selected(f.path))
     const events = runSearch(db, {
       query,
       files,
@@ -90,19 +120,13 @@ export function createSearchService (deps: { db: Db, config: Config }) {
 
     /** Paths of the current tree ranked against `q` (src/search/fuzzy.ts). */
     async find (actor: Actor, p: FindParams): Promise<FindResult> {
-      const head = await readAccess(db, actor, p.workspaceId)
-      let list = pathLists.get(p.workspaceId)
-      if (list === undefined || list.revision !== head.revision) {
-        const tree = await filesAt(db, p.workspaceId, '/', undefined)
-        list = { revision: tree.revision, paths: tree.files.map(f => f.path) }
-        pathLists.delete(p.workspaceId)
-        pathLists.set(p.workspaceId, list)
-        for (const key of pathLists.keys()) {
-          if (pathLists.size <= PATH_LISTS) break
-          pathLists.delete(key)
-        }
+      const tree = await headTree(actor, p.workspaceId)
+      let list = paths.get(tree)
+      if (list === undefined) {
+        list = tree.files.map(f => f.path)
+        paths.set(tree, list)
       }
-      return { revision: list.revision, results: rankPaths(list.paths, p.q, p.limit ?? 50) }
+      return { revision: tree.revision, results: rankPaths(list, p.q, p.limit ?? 50) }
     }
   }
 }
