@@ -64,13 +64,44 @@ export function fuzzyQuery (q: string): FuzzyQuery {
 
 const NONE = -1e9
 
-/** The path's score and matched positions, or undefined when the query is not a subsequence of it. */
-export function fuzzyScore (query: FuzzyQuery, path: string): Omit<FindHit, 'path'> | undefined {
+/** Per-character bonuses of a path (a word start, camelCase…), computed once per path. */
+export function pathBonuses (path: string): Int8Array {
+  const bonus = new Int8Array(path.length)
+  let prev = Cls.Delimiter
+  for (let j = 0; j < path.length; j++) {
+    const cls = classOf(path.charCodeAt(j))
+    bonus[j] = bonusFor(prev, cls)
+    prev = cls
+  }
+  return bonus
+}
+
+/** Scratch matrices shared by every call (grown when needed): no allocation per path. */
+let M = new Float64Array(4096)
+let run = new Int32Array(4096)
+let from = new Int32Array(4096)
+
+function ensure (cells: number): void {
+  if (M.length >= cells) return
+  const size = Math.max(cells, M.length * 2)
+  M = new Float64Array(size)
+  run = new Int32Array(size)
+  from = new Int32Array(size)
+}
+
+/**
+ * The path's score and matched positions, or undefined when the query is not a subsequence of
+ * it. `lower` is the path lower-cased (same length) and `bonus` its pathBonuses, when known.
+ */
+export function fuzzyScore (query: FuzzyQuery, path: string, lower?: string, bonus?: Int8Array): Omit<FindHit, 'path'> | undefined {
   const q = query.chars
   const m = q.length
-  const text = query.caseSensitive ? path : path.toLowerCase()
-  // toLowerCase may change the length (rare letters): positions would not line up, so compare as is
-  const t = text.length === path.length ? text : path
+  let t = path
+  if (!query.caseSensitive) {
+    const l = lower ?? path.toLowerCase()
+    // toLowerCase may change the length (rare letters): positions would not line up, so compare as is
+    if (l.length === path.length) t = l
+  }
   const n = t.length
   if (m === 0) return { score: 0, positions: [] }
   // subsequence test, and the window the alignment can lie in
@@ -85,45 +116,38 @@ export function fuzzyScore (query: FuzzyQuery, path: string): Omit<FindHit, 'pat
   if (seen < m) return undefined
   let last = n - 1
   while (last >= 0 && t.charCodeAt(last) !== q.charCodeAt(m - 1)) last--
+  const bonuses = bonus ?? pathBonuses(path)
   const width = last - first + 1
-  const bonus = new Int32Array(width)
-  let prev = first === 0 ? Cls.Delimiter : classOf(path.charCodeAt(first - 1))
-  for (let j = 0; j < width; j++) {
-    const cls = classOf(path.charCodeAt(first + j))
-    bonus[j] = bonusFor(prev, cls)
-    prev = cls
-  }
-  // M: best score with query char i matched at j; run: length of the consecutive run ending there
-  const M = new Float64Array(m * width).fill(NONE)
-  const run = new Int32Array(m * width)
-  const from = new Int32Array(m * width).fill(-1)
+  ensure(m * width)
+  // M: best score with query char i matched at first + j; run: the consecutive run ending there
   for (let i = 0; i < m; i++) {
     const qc = q.charCodeAt(i)
+    const row = i * width
+    const prevRow = row - width
     // best (score, position) of row i-1 with a gap before j: the previous match at k < j - 1
     let gapBest = NONE
     let gapFrom = -1
-    for (let j = i; j < width; j++) {
+    for (let j = 0; j < width; j++) {
+      const at = row + j
+      M[at] = NONE
       if (i > 0 && j >= 2) {
-        const k = j - 2
-        const cand = M[(i - 1) * width + k] ?? NONE
-        gapBest = gapBest + GAP_EXTENSION
-        if (cand + GAP_START > gapBest) { gapBest = cand + GAP_START; gapFrom = k }
+        const cand = M[prevRow + j - 2] ?? NONE
+        gapBest += GAP_EXTENSION
+        if (cand + GAP_START > gapBest) { gapBest = cand + GAP_START; gapFrom = j - 2 }
       }
-      if (t.charCodeAt(first + j) !== qc) continue
-      const b = bonus[j] ?? 0
-      const at = i * width + j
+      if (j < i || t.charCodeAt(first + j) !== qc) continue
+      const b = bonuses[first + j] ?? 0
       if (i === 0) {
         M[at] = SCORE_MATCH + b * BONUS_FIRST_CHAR_MULTIPLIER
         run[at] = 1
         continue
       }
       let best = NONE
-      const diag = j > 0 ? M[(i - 1) * width + j - 1] ?? NONE : NONE
+      const diag = j > 0 ? M[prevRow + j - 1] ?? NONE : NONE
       if (diag > NONE) {
-        const r = (run[(i - 1) * width + j - 1] ?? 0) + 1
-        const runStart = bonus[j - r + 1] ?? 0
-        const cb = Math.max(b, BONUS_CONSECUTIVE, runStart)
-        best = diag + SCORE_MATCH + cb
+        const r = (run[prevRow + j - 1] ?? 0) + 1
+        const runStart = bonuses[first + j - r + 1] ?? 0
+        best = diag + SCORE_MATCH + Math.max(b, BONUS_CONSECUTIVE, runStart)
         from[at] = j - 1
         run[at] = r
       }
@@ -138,8 +162,8 @@ export function fuzzyScore (query: FuzzyQuery, path: string): Omit<FindHit, 'pat
   let score = NONE
   let end = -1
   for (let j = 0; j < width; j++) {
-    const s = M[(m - 1) * width + j] ?? NONE
-    if (s > score) { score = s; end = j }
+    const v = M[(m - 1) * width + j] ?? NONE
+    if (v > score) { score = v; end = j }
   }
   if (end < 0) return undefined
   const positions: number[] = new Array<number>(m)
@@ -148,21 +172,40 @@ export function fuzzyScore (query: FuzzyQuery, path: string): Omit<FindHit, 'pat
     j = from[i * width + j] ?? -1
   }
   const slash = path.lastIndexOf('/')
-  const name = (query.caseSensitive ? path : t).slice(slash + 1)
+  const name = t.slice(slash + 1)
   const dot = name.lastIndexOf('.')
   if (name === q) score += EXACT_NAME
   else if (dot > 0 && name.slice(0, dot) === q) score += EXACT_STEM
   return { score, positions }
 }
 
-/** The `limit` best paths, best first; ties by shorter path, then by path. */
-export function rankPaths (paths: readonly string[], q: string, limit: number): FindHit[] {
-  const query = fuzzyQuery(q)
-  const hits: FindHit[] = []
-  for (const path of paths) {
-    const r = fuzzyScore(query, path)
-    if (r !== undefined) hits.push({ path, score: r.score, positions: r.positions })
+/** Paths prepared for ranking: lower-cased and their bonuses computed once. */
+export class PathIndex {
+  readonly #paths: readonly string[]
+  readonly #lower: string[]
+  readonly #bonus: Int8Array[]
+
+  constructor (paths: readonly string[]) {
+    this.#paths = paths
+    this.#lower = paths.map(p => p.toLowerCase())
+    this.#bonus = paths.map(pathBonuses)
   }
-  hits.sort((a, b) => b.score - a.score || a.path.length - b.path.length || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-  return hits.slice(0, limit)
+
+  /** The `limit` best paths, best first; ties by shorter path, then by path. */
+  rank (q: string, limit: number): FindHit[] {
+    const query = fuzzyQuery(q)
+    const hits: FindHit[] = []
+    for (let i = 0; i < this.#paths.length; i++) {
+      const path = this.#paths[i] ?? ''
+      const r = fuzzyScore(query, path, this.#lower[i], this.#bonus[i])
+      if (r !== undefined) hits.push({ path, score: r.score, positions: r.positions })
+    }
+    hits.sort((a, b) => b.score - a.score || a.path.length - b.path.length || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    return hits.slice(0, limit)
+  }
+}
+
+/** rank() over paths not prepared beforehand. */
+export function rankPaths (paths: readonly string[], q: string, limit: number): FindHit[] {
+  return new PathIndex(paths).rank(q, limit)
 }

@@ -8,7 +8,7 @@ import { compileQuery } from './pattern.js'
 import { fileFilter } from './globs.js'
 import { filesAt, type TreeFile } from './tree.js'
 import { runSearch, type SearchEvents } from './content.js'
-import { rankPaths } from './fuzzy.js'
+import { PathIndex } from './fuzzy.js'
 
 /**
  * The search service as REST routes, WebSocket RPC (and the MCP tools) call it: content search
@@ -39,7 +39,7 @@ const HEAD_TREES = 16
 export function createSearchService (deps: { db: Db, config: Config }) {
   const { db, config } = deps
   /** the finder's path list of a head tree */
-  const paths = new WeakMap<object, string[]>()
+  const paths = new WeakMap<object, PathIndex>()
 
   /**
    * Checks access and the query and reads the tree: everything that can fail with a 4xx happens
@@ -121,12 +121,12 @@ export function createSearchService (deps: { db: Db, config: Config }) {
     /** Paths of the current tree ranked against `q` (src/search/fuzzy.ts). */
     async find (actor: Actor, p: FindParams): Promise<FindResult> {
       const tree = await headTree(actor, p.workspaceId)
-      let list = paths.get(tree)
-      if (list === undefined) {
-        list = tree.files.map(f => f.path)
-        paths.set(tree, list)
+      let index = paths.get(tree)
+      if (index === undefined) {
+        index = new PathIndex(tree.files.map(f => f.path))
+        paths.set(tree, index)
       }
-      return { revision: tree.revision, results: rankPaths(list, p.q, p.limit ?? 50) }
+      return { revision: tree.revision, results: index.rank(p.q, p.limit ?? 50) }
     }
   }
 }
