@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer'
 import { sql } from 'kysely'
+import { LRUCache } from 'lru-cache'
 import type { Db } from '../db/schema.js'
 import type { SearchMatch, SearchSummary } from '../../schemas/search.js'
 import type { CompiledQuery } from './pattern.js'
@@ -20,7 +21,35 @@ const CHUNK_BYTES = 8 * 1024 * 1024
 /** Below this many files the prefilter costs more than reading them. */
 const PREFILTER_MIN_FILES = 32
 
+/**
+ * Decoded texts by sha256 (`false`: binary), bounded by SEARCH_CACHE_BYTES: a search over
+ * contents already read needs no query for them. Contents never change under a sha256.
+ */
+export class TextCache {
+  readonly #lru: LRUCache<string, string | false> | undefined
+
+  constructor (maxBytes: number) {
+    this.#lru = maxBytes > 0 ? new LRUCache({ maxSize: maxBytes, sizeCalculation: v => v === false ? 64 : v.length + 64 }) : undefined
+  }
+
+  get (sha256: string): string | false | undefined {
+    return this.#lru?.get(sha256)
+  }
+
+  has (sha256: string): boolean {
+    return this.#lru?.has(sha256) ?? false
+  }
+
+  set (sha256: string, text: string | false): void {
+    this.#lru?.set(sha256, text)
+  }
+}
+
+/** Below this many bytes still to read, reading them costs less than asking the index. */
+const PREFILTER_MIN_UNREAD_BYTES = 2 * 1024 * 1024
+
 export interface RunOptions {
+  cache?: TextCache | undefined
   query: CompiledQuery
   files: TreeFile[]
   revision: number
@@ -41,6 +70,9 @@ const likeEscape = (s: string): string => s.replace(/[\\%_]/g, m => '\\' + m)
 async function prefilter (db: Db, o: RunOptions): Promise<TreeFile[] | undefined> {
   const { required, caseInsensitive } = o.query
   if (required.length === 0 || o.files.length < PREFILTER_MIN_FILES) return o.files
+  let unread = 0
+  for (const f of o.files) if (o.cache?.has(f.sha256) !== true) unread += f.size
+  if (unread < PREFILTER_MIN_UNREAD_BYTES) return o.files
   const shas = [...new Set(o.files.filter(f => f.size <= INDEXED_MAX_BYTES).map(f => f.sha256))]
   const patterns = required.map(r => `%${likeEscape(r)}%`)
   const left = Math.floor(o.deadline - performance.now())
@@ -64,7 +96,7 @@ async function prefilter (db: Db, o: RunOptions): Promise<TreeFile[] | undefined
 }
 
 /** Files in chunks of at most CHUNK_FILES files and CHUNK_BYTES bytes (at least one file each). */
-function chunks (files: TreeFile[]): TreeFile[][] {
+function chunks (files: TreeFile[], cache: TextCache | undefined): TreeFile[][] {
   const out: TreeFile[][] = []
   let current: TreeFile[] = []
   let bytes = 0
@@ -75,16 +107,29 @@ function chunks (files: TreeFile[]): TreeFile[][] {
       bytes = 0
     }
     current.push(f)
-    bytes += f.size
+    if (cache?.has(f.sha256) !== true) bytes += f.size
   }
   if (current.length > 0) out.push(current)
   return out
 }
 
-async function loadChunk (db: Db, files: TreeFile[]): Promise<Map<string, Buffer>> {
-  const shas = [...new Set(files.map(f => f.sha256))]
-  const rows = await sql<{ sha256: string, content: Uint8Array }>`SELECT sha256, content FROM blobs WHERE sha256 = ANY(${shas}::text[])`.execute(db)
-  return new Map(rows.rows.map(r => [r.sha256, Buffer.from(r.content.buffer, r.content.byteOffset, r.content.byteLength)]))
+/** The texts of a chunk's files (`false`: binary; none: gone), from the cache or one query. */
+async function loadChunk (db: Db, files: TreeFile[], cache: TextCache | undefined): Promise<Map<string, string | false>> {
+  const texts = new Map<string, string | false>()
+  const wanted = new Set<string>()
+  for (const f of files) {
+    const known = cache?.get(f.sha256)
+    if (known === undefined) wanted.add(f.sha256)
+    else texts.set(f.sha256, known)
+  }
+  if (wanted.size === 0) return texts
+  const rows = await sql<{ sha256: string, content: Uint8Array }>`SELECT sha256, content FROM blobs WHERE sha256 = ANY(${[...wanted]}::text[])`.execute(db)
+  for (const r of rows.rows) {
+    const text = textOf(Buffer.from(r.content.buffer, r.content.byteOffset, r.content.byteLength)) ?? false
+    texts.set(r.sha256, text)
+    cache?.set(r.sha256, text)
+  }
+  return texts
 }
 
 /** Text as search sees it, or undefined for a binary file (a NUL byte, or not valid UTF-8). */
@@ -206,8 +251,8 @@ export async function * runSearch (db: Db, o: RunOptions): SearchEvents {
   }
   // Files the index ruled out were searched (by the index).
   filesSearched = o.files.length - candidates.length
-  const parts = chunks(candidates)
-  let pending = parts.length > 0 && !aborted() ? loadChunk(db, parts[0] ?? []) : undefined
+  const parts = chunks(candidates, o.cache)
+  let pending = parts.length > 0 && !aborted() ? loadChunk(db, parts[0] ?? [], o.cache) : undefined
   try {
     for (let c = 0; c < parts.length && pending !== undefined; c++) {
       const contents = await pending
@@ -216,14 +261,12 @@ export async function * runSearch (db: Db, o: RunOptions): SearchEvents {
       if (late()) { timedOut = true; break }
       const nextPart = parts[c + 1]
       // the next chunk is read while this one is matched
-      if (nextPart !== undefined && !truncated) pending = loadChunk(db, nextPart)
+      if (nextPart !== undefined && !truncated) pending = loadChunk(db, nextPart, o.cache)
       for (const f of parts[c] ?? []) {
         if (late()) { timedOut = true; break }
-        const bytes = contents.get(f.sha256)
-        // gone since the tree was read (retention): nothing to search
-        if (bytes === undefined) continue
-        const text = textOf(bytes)
-        if (text === undefined) continue
+        const text = contents.get(f.sha256)
+        // gone since the tree was read (retention), or binary: nothing to search
+        if (text === undefined || text === false) continue
         filesSearched++
         let matched = false
         for (const m of matchText(f.path, text, o.query, o.contextLines)) {

@@ -7,7 +7,7 @@ import type { FindResult, SearchBody, SearchMatch, SearchResult, SearchSummary }
 import { compileQuery } from './pattern.js'
 import { fileFilter } from './globs.js'
 import { filesAt, type TreeFile } from './tree.js'
-import { runSearch, type SearchEvents } from './content.js'
+import { runSearch, TextCache, type SearchEvents } from './content.js'
 import { PathIndex } from './fuzzy.js'
 
 /**
@@ -38,6 +38,7 @@ const HEAD_TREES = 16
 
 export function createSearchService (deps: { db: Db, config: Config }) {
   const { db, config } = deps
+  const texts = new TextCache(config.SEARCH_CACHE_BYTES)
   /** the finder's path list of a head tree */
   const paths = new WeakMap<object, PathIndex>()
 
@@ -89,6 +90,7 @@ export function createSearchService (deps: { db: Db, config: Config }) {
     const within = (path: string): boolean => root === ROOT || path === root || path.startsWith(root + '/')
     const files = tree.files.filter(f => f.size <= maxFileBytes && within(f.path) && selected(f.path))
     const events = runSearch(db, {
+      cache: texts,
       query,
       files,
       revision: tree.revision,
