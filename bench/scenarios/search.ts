@@ -16,7 +16,7 @@ const QUERIES: Query[] = [
   { id: '9a', name: 'search: literal, case-sensitive (createServer)', body: { query: 'createServer' }, rg: ['-S', '-F', '-e', 'createServer'], targetMs: 300 },
   { id: '9b', name: 'search: literal, smart case → insensitive (deprecated)', body: { query: 'deprecated' }, rg: ['-S', '-F', '-e', 'deprecated'], targetMs: 300 },
   { id: '9c', name: 'search: simple regex (interface \\w+Options\\b)', body: { query: 'interface \\w+Options\\b', isRegex: true }, rg: ['-S', '-e', 'interface \\w+Options\\b'], targetMs: 300 },
-  { id: '9d', name: 'search: regex, whole word (\\w+Sync)', body: { query: 'readFile\\w*', isRegex: true, wholeWord: true }, rg: ['-S', '-w', '-e', 'readFile\\w*'], targetMs: 300 },
+  { id: '9d', name: 'search: regex, whole word (readFile\\w*)', body: { query: 'readFile\\w*', isRegex: true, wholeWord: true }, rg: ['-S', '-w', '-e', 'readFile\\w*'], targetMs: 300 },
   { id: '9e', name: 'search: no usable trigram (\\d{4}-\\d\\d-\\d\\d)', body: { query: '\\d{4}-\\d\\d-\\d\\d', isRegex: true }, rg: ['-S', '-e', '\\d{4}-\\d\\d-\\d\\d'], targetMs: 2000 }
 ]
 
