@@ -27,9 +27,26 @@ const PREFILTER_MIN_FILES = 32
  */
 export class TextCache {
   readonly #lru: LRUCache<string, string | false> | undefined
+  /**
+   * The trigram index's answers by literals: which contents it was asked about, and which of
+   * them hold the literals. A content never changes under its sha256, so an answer stays true;
+   * only contents not asked about yet need a query.
+   */
+  readonly #answers: LRUCache<string, { asked: Set<string>, hits: Set<string> }> | undefined
 
   constructor (maxBytes: number) {
     this.#lru = maxBytes > 0 ? new LRUCache({ maxSize: maxBytes, sizeCalculation: v => v === false ? 64 : v.length + 64 }) : undefined
+    this.#answers = maxBytes > 0 ? new LRUCache({ max: 64 }) : undefined
+  }
+
+  answers (key: string): { asked: Set<string>, hits: Set<string> } | undefined {
+    if (this.#answers === undefined) return undefined
+    let known = this.#answers.get(key)
+    if (known === undefined) {
+      known = { asked: new Set(), hits: new Set() }
+      this.#answers.set(key, known)
+    }
+    return known
   }
 
   get (sha256: string): string | false | undefined {
@@ -44,6 +61,9 @@ export class TextCache {
     this.#lru?.set(sha256, text)
   }
 }
+
+/** Fewer contents than this are checked one by one rather than through the index. */
+const FEW_CONTENTS = 200
 
 /** Below this many bytes still to read, reading them costs less than asking the index. */
 const PREFILTER_MIN_UNREAD_BYTES = 2 * 1024 * 1024
@@ -73,22 +93,28 @@ async function prefilter (db: Db, o: RunOptions): Promise<TreeFile[] | undefined
   let unread = 0
   for (const f of o.files) if (o.cache?.has(f.sha256) !== true) unread += f.size
   if (unread < PREFILTER_MIN_UNREAD_BYTES) return o.files
-  const shas = [...new Set(o.files.filter(f => f.size <= INDEXED_MAX_BYTES).map(f => f.sha256))]
+  const known = o.cache?.answers(`${caseInsensitive ? 'i' : 's'}\0${required.join('\0')}`) ?? { asked: new Set<string>(), hits: new Set<string>() }
+  const shas = [...new Set(o.files.filter(f => f.size <= INDEXED_MAX_BYTES && !known.asked.has(f.sha256)).map(f => f.sha256))]
   const patterns = required.map(r => `%${likeEscape(r)}%`)
   const left = Math.floor(o.deadline - performance.now())
   if (left <= 0) return undefined
   const op = sql.raw(caseInsensitive ? 'ILIKE' : 'LIKE')
   try {
-    const hits = await db.transaction().execute(async trx => {
-      await sql.raw(`SET LOCAL statement_timeout = ${Math.max(1, left)}`).execute(trx)
-      // One condition per literal (`LIKE ALL (array)` cannot use the index); the index is read
-      // first, then its candidates are kept to this tree's contents.
-      const conditions = sql.join(patterns.map(p => sql`search_text(content) ${op} ${p}`), sql` AND `)
-      return await sql<{ sha256: string }>`WITH hits AS MATERIALIZED (SELECT sha256 FROM blobs WHERE ${conditions})
-        SELECT sha256 FROM hits WHERE sha256 = ANY(${shas}::text[])`.execute(trx)
-    })
-    const keep = new Set(hits.rows.map(r => r.sha256))
-    return o.files.filter(f => f.size > INDEXED_MAX_BYTES || keep.has(f.sha256))
+    if (shas.length > 0) {
+      const hits = await db.transaction().execute(async trx => {
+        await sql.raw(`SET LOCAL statement_timeout = ${Math.max(1, left)}`).execute(trx)
+        // One condition per literal (`LIKE ALL (array)` cannot use the index). For many contents
+        // the index is read first, then its candidates kept to these; for a few, these are read.
+        const conditions = sql.join(patterns.map(p => sql`search_text(content) ${op} ${p}`), sql` AND `)
+        return shas.length > FEW_CONTENTS
+          ? await sql<{ sha256: string }>`WITH hits AS MATERIALIZED (SELECT sha256 FROM blobs WHERE ${conditions})
+              SELECT sha256 FROM hits WHERE sha256 = ANY(${shas}::text[])`.execute(trx)
+          : await sql<{ sha256: string }>`SELECT sha256 FROM blobs WHERE sha256 = ANY(${shas}::text[]) AND ${conditions}`.execute(trx)
+      })
+      for (const sha of shas) known.asked.add(sha)
+      for (const r of hits.rows) known.hits.add(r.sha256)
+    }
+    return o.files.filter(f => f.size > INDEXED_MAX_BYTES || known.hits.has(f.sha256))
   } catch (err) {
     if ((err as { code?: unknown }).code === '57014') return undefined
     throw err
