@@ -216,7 +216,8 @@ const BLOCK_LINES = 64
  * Every match in one file's text, in line order. The whole text is tested first (most files do
  * not match), then blocks of lines, then the lines of a block that may match.
  */
-export function * matchText (path: string, text: string, query: CompiledQuery, contextLines: number): Generator<SearchMatch> {
+export function * matchText (path: string, text: string, compiled: CompiledQuery, contextLines: number): Generator<SearchMatch> {
+  const query = compiled.forText(text)
   if (!query.mayMatch(text)) return
   let lineNo = 1
   let pos = 0

@@ -32,6 +32,8 @@ export interface CompiledQuery {
   /** substrings every match contains, for the trigram prefilter (empty: none usable) */
   required: string[]
   caseInsensitive: boolean
+  /** the same query, as fast as it can be for this text (the same matches) */
+  forText: (text: string) => CompiledQuery
 }
 
 // ripgrep's Unicode classes (Rust regex: \w is Alphabetic, marks, decimal digits, connectors).
@@ -41,9 +43,20 @@ const OUTSIDE: Record<string, string> = { w: `[${WORD}]`, W: `[^${WORD}]`, d: '\
 /** the same class for a JavaScript RegExp (`u` mode) */
 const JS_WORD = '\\p{L}\\p{M}\\p{Nd}\\p{Pc}'
 const INSIDE: Record<string, string> = { w: WORD, d: '\\p{Nd}', D: '\\P{Nd}', s: SPACE }
+/**
+ * For a text with no character past U+007F the Unicode classes match what RE2's ASCII ones do,
+ * and run much faster; but for \s, to which Unicode adds the vertical tab.
+ */
+const ASCII_SPACE = '\\t\\n\\x0B\\f\\r '
+const OUTSIDE_ASCII: Record<string, string> = { s: `[${ASCII_SPACE}]`, S: `[^${ASCII_SPACE}]`, A: '^', z: '$' }
+const INSIDE_ASCII: Record<string, string> = { s: ASCII_SPACE }
+const ASCII_WORD = '0-9A-Za-z_'
+const NON_ASCII = /[^\u0000-\u007f]/u // eslint-disable-line no-control-regex
 
 /** The user's regex in RE2 syntax (see above); throws INVALID_PATTERN for a literal newline. */
-export function translate (pattern: string): string {
+export function translate (pattern: string, ascii = false): string {
+  const inside = ascii ? INSIDE_ASCII : INSIDE
+  const outside = ascii ? OUTSIDE_ASCII : OUTSIDE
   let out = ''
   let inClass = false
   for (let i = 0; i < pattern.length; i++) {
@@ -52,7 +65,7 @@ export function translate (pattern: string): string {
     if (c === '\\') {
       const next = pattern[i + 1] ?? ''
       if (next === 'n') throw errors.invalidPattern('the literal "\\n" is not allowed in a search (matches are within one line)', i)
-      const swap = inClass ? INSIDE[next] : OUTSIDE[next]
+      const swap = inClass ? inside[next] : outside[next]
       out += swap ?? c + next
       i++
       continue
@@ -257,9 +270,10 @@ export function compileQuery (o: QueryOptions): CompiledQuery {
     const flags = caseInsensitive ? 'iu' : 'u'
     const test = new RegExp(source, flags + 'm')
     const line = new RegExp(source, flags + 'gd')
-    return {
+    const literal: CompiledQuery = {
       caseInsensitive,
       required,
+      forText: () => literal,
       mayMatch: text => test.test(text),
       matchLine (s) {
         const found: Array<[number, number]> = []
@@ -274,19 +288,28 @@ export function compileQuery (o: QueryOptions): CompiledQuery {
         return found
       }
     }
+    return literal
   }
   const flags = caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0
   // The pattern as written must parse (errors point into it), then its translation.
   compile(o.query, flags, o.query)
-  const body = translate(o.query)
-  const full = o.wholeWord ? `(?:^|[^${WORD}])(${body})(?:$|[^${WORD}])` : body
-  const line = compile(full, flags, o.query)
-  const text = compile(full, flags | RE2JS.MULTILINE, o.query)
   // The literals every match holds, looked for first: far cheaper than any automaton.
   const holds = required.map(r => caseInsensitive ? new RegExp(jsLiteral(r), 'iu') : r)
+  const unicode = re2Query(o, translate(o.query), WORD, flags, group, caseInsensitive, required, holds)
+  const ascii = re2Query(o, translate(o.query, true), ASCII_WORD, flags, group, caseInsensitive, required, holds)
+  unicode.forText = text => NON_ASCII.test(text) ? unicode : ascii
+  ascii.forText = unicode.forText
+  return unicode
+}
+
+function re2Query (o: QueryOptions, body: string, word: string, flags: number, group: number, caseInsensitive: boolean, required: string[], holds: Array<string | RegExp>): CompiledQuery {
+  const full = o.wholeWord ? `(?:^|[^${word}])(${body})(?:$|[^${word}])` : body
+  const line = compile(full, flags, o.query)
+  const text = compile(full, flags | RE2JS.MULTILINE, o.query)
   return {
     caseInsensitive,
     required,
+    forText: () => { throw new Error('set by compileQuery') },
     mayMatch: s => holds.every(h => typeof h === 'string' ? s.includes(h) : h.test(s)) && text.test(s),
     matchLine (s) {
       const found: Array<[number, number]> = []
