@@ -69,7 +69,11 @@ export const search: Scenario = {
       const base = context.project().base
       let errors = 0
       let non2xx = 0
-      for (let w = 0; w < 2; w++) { await post(base, token, c.workspace, q.body); await rgRun(c.dir, q.rg) }
+      // The first run of a query is the cold one (the index asked, the texts read): kept apart.
+      const cold = await post(base, token, c.workspace, q.body)
+      const rgCold = await rgRun(c.dir, q.rg)
+      await post(base, token, c.workspace, q.body)
+      await rgRun(c.dir, q.rg)
       const ours: number[] = []
       const theirs: number[] = []
       let oursLines = 0
@@ -92,7 +96,7 @@ export const search: Scenario = {
       const lb = latency(theirs)
       const rate = round(1000 / (ours.reduce((a, b) => a + b, 0) / Math.max(1, ours.length)), 1)
       const baseRate = round(1000 / (theirs.reduce((a, b) => a + b, 0) / Math.max(1, theirs.length)), 1)
-      log(`${q.id}: p50 ${lp.p50} ms, p95 ${lp.p95} ms (${oursLines} lines${truncated ? ', truncated' : ''}); rg p50 ${lb.p50} ms, p95 ${lb.p95} ms (${rgLines} lines)`)
+      log(`${q.id}: first run ${Math.round(cold.ms)} ms, then p50 ${lp.p50} ms, p95 ${lp.p95} ms (${oursLines} lines${truncated ? ', truncated' : ''}); rg first ${Math.round(rgCold.ms)} ms, then p50 ${lb.p50} ms, p95 ${lb.p95} ms (${rgLines} lines)`)
       if (oursLines !== rgLines) log(`${q.id}: WARNING: ${oursLines} matching lines, rg ${rgLines}`)
       rows.push({
         id: q.id,
@@ -108,7 +112,7 @@ export const search: Scenario = {
         ratio: round(rate / baseRate, 2),
         target: `p95 < ${q.targetMs.toLocaleString('en-US')} ms`,
         met: lp.p95 < q.targetMs,
-        detail: { runs: n, files: c.files, bytes: c.bytes, matchingLines: oursLines, rgMatchingLines: rgLines, truncated, projectMs: ours.map(x => round(x, 1)), rgMs: theirs.map(x => round(x, 1)), rgP50: lb.p50, rgP95: lb.p95, medianRatioOfTimes: round(median(ours) / median(theirs), 2) }
+        detail: { firstRunMs: round(cold.ms, 1), rgFirstRunMs: round(rgCold.ms, 1), runs: n, files: c.files, bytes: c.bytes, matchingLines: oursLines, rgMatchingLines: rgLines, truncated, projectMs: ours.map(x => round(x, 1)), rgMs: theirs.map(x => round(x, 1)), rgP50: lb.p50, rgP95: lb.p95, medianRatioOfTimes: round(median(ours) / median(theirs), 2) }
       })
     }
     return rows
