@@ -62,7 +62,7 @@ export function fuzzyQuery (q: string): FuzzyQuery {
   return { chars: caseSensitive ? chars : chars.toLowerCase(), caseSensitive }
 }
 
-const NONE = -1e9
+const NONE = -1_000_000_000
 
 /** Per-character bonuses of a path (a word start, camelCase…), computed once per path. */
 export function pathBonuses (path: string): Int8Array {
@@ -77,14 +77,14 @@ export function pathBonuses (path: string): Int8Array {
 }
 
 /** Scratch matrices shared by every call (grown when needed): no allocation per path. */
-let M = new Float64Array(4096)
+let M = new Int32Array(4096)
 let run = new Int32Array(4096)
 let from = new Int32Array(4096)
 
 function ensure (cells: number): void {
   if (M.length >= cells) return
   const size = Math.max(cells, M.length * 2)
-  M = new Float64Array(size)
+  M = new Int32Array(size)
   run = new Int32Array(size)
   from = new Int32Array(size)
 }
@@ -119,9 +119,14 @@ export function fuzzyScore (query: FuzzyQuery, path: string, lower?: string, bon
   const bonuses = bonus ?? pathBonuses(path)
   const width = last - first + 1
   ensure(m * width)
+  // the query's and the window's characters, read once
+  const qs = new Int32Array(m)
+  for (let i = 0; i < m; i++) qs[i] = q.charCodeAt(i)
+  const ts = new Int32Array(width)
+  for (let j = 0; j < width; j++) ts[j] = t.charCodeAt(first + j)
   // M: best score with query char i matched at first + j; run: the consecutive run ending there
   for (let i = 0; i < m; i++) {
-    const qc = q.charCodeAt(i)
+    const qc = qs[i] as number
     const row = i * width
     const prevRow = row - width
     // best (score, position) of row i-1 with a gap before j: the previous match at k < j - 1
@@ -131,22 +136,22 @@ export function fuzzyScore (query: FuzzyQuery, path: string, lower?: string, bon
       const at = row + j
       M[at] = NONE
       if (i > 0 && j >= 2) {
-        const cand = M[prevRow + j - 2] ?? NONE
+        const cand = M[prevRow + j - 2] as number
         gapBest += GAP_EXTENSION
         if (cand + GAP_START > gapBest) { gapBest = cand + GAP_START; gapFrom = j - 2 }
       }
-      if (j < i || t.charCodeAt(first + j) !== qc) continue
-      const b = bonuses[first + j] ?? 0
+      if (j < i || ts[j] !== qc) continue
+      const b = bonuses[first + j] as number
       if (i === 0) {
         M[at] = SCORE_MATCH + b * BONUS_FIRST_CHAR_MULTIPLIER
         run[at] = 1
         continue
       }
       let best = NONE
-      const diag = j > 0 ? M[prevRow + j - 1] ?? NONE : NONE
+      const diag = j > 0 ? M[prevRow + j - 1] as number : NONE
       if (diag > NONE) {
-        const r = (run[prevRow + j - 1] ?? 0) + 1
-        const runStart = bonuses[first + j - r + 1] ?? 0
+        const r = (run[prevRow + j - 1] as number) + 1
+        const runStart = bonuses[first + j - r + 1] as number
         best = diag + SCORE_MATCH + Math.max(b, BONUS_CONSECUTIVE, runStart)
         from[at] = j - 1
         run[at] = r
