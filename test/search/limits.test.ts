@@ -160,6 +160,20 @@ t.test('a streamed search cancelled by the client stops using the database', asy
   const full = await searchApi(c, { query: 'compute\\(\\d+\\)', isRegex: true, maxResults: 10_000, contextLines: 10 })
   t.equal(full.matches.length, 10_000)
   t.ok(acquired > after, 'a full search does query')
+
+  // The service itself: once its signal aborts, the search ends at the next match and reads nothing more.
+  const controller = new AbortController()
+  const actor = { userId: c.user.id, sessionId: c.user.sessionId, permissions: ['file.read'] }
+  const run = await c.app.searchService.open(actor, { workspaceId: c.ws, query: 'compute\\(\\d+\\)', isRegex: true, maxResults: 10_000 }, { signal: controller.signal })
+  const first = await run.events.next()
+  t.equal(first.done, false, 'a first match')
+  controller.abort()
+  const atAbort = acquired
+  const last = await run.events.next()
+  t.equal(last.done, true, 'the next step ends the search')
+  t.match(last.value, { truncated: false, timedOut: false }, 'with its summary')
+  await sleep(300)
+  t.equal(acquired, atAbort, 'no query after the abort')
 })
 
 t.test('RPC search and find answer as the routes do', async t => {
