@@ -194,7 +194,9 @@ export function smartCaseInsensitive (pattern: string, isRegex: boolean): boolea
  */
 export function requiredLiterals (pattern: string, isRegex: boolean): string[] {
   const useful = (s: string): boolean => /[\p{L}\p{N}]{3}/u.test(s)
-  if (!isRegex) return useful(pattern) ? [pattern] : []
+  // a prefix of a required literal is required too (and a whole surrogate pair kept)
+  const bounded = (s: string): string => s.length <= SHORT_LITERAL ? s : s.slice(0, /[\ud800-\udbff]/.test(s[SHORT_LITERAL - 1] ?? '') ? SHORT_LITERAL - 1 : SHORT_LITERAL)
+  if (!isRegex) return useful(pattern) ? [bounded(pattern)] : []
   const runs: string[] = []
   let run = ''
   let depth = 0
@@ -242,8 +244,15 @@ export function requiredLiterals (pattern: string, isRegex: boolean): string[] {
     run += c
   }
   end()
-  return runs.filter(useful)
+  return runs.map(bounded).filter(useful)
 }
+
+/**
+ * Literals up to this long run on V8's RegExp, literal runs a regex requires are looked for with
+ * it (or String.includes) up to this long (a longer one: its first SHORT_LITERAL characters):
+ * their worst case is the text's length times the literal's, which this bounds.
+ */
+const SHORT_LITERAL = 64
 
 /** A JavaScript RegExp source matching `literal` exactly (`u` mode: only syntax characters escaped). */
 const jsLiteral = (literal: string): string => literal.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&')
@@ -262,8 +271,8 @@ export function compileQuery (o: QueryOptions): CompiledQuery {
   const caseInsensitive = o.caseSensitive === 'smart' ? smartCaseInsensitive(o.query, o.isRegex) : !o.caseSensitive
   const required = o.query === '' ? [] : requiredLiterals(o.query, o.isRegex)
   const group = o.wholeWord ? 1 : 0
-  if (!o.isRegex) {
-    if (o.query.includes('\n')) throw errors.invalidPattern('the query may not contain a newline (matches are within one line)', o.query.indexOf('\n'))
+  if (!o.isRegex && o.query.includes('\n')) throw errors.invalidPattern('the query may not contain a newline (matches are within one line)', o.query.indexOf('\n'))
+  if (!o.isRegex && o.query.length <= SHORT_LITERAL) {
     const body = jsLiteral(o.query)
     // ripgrep 13's -w: the match with a non-word character (or a line end) on each side.
     const source = o.wholeWord ? `(?:^|[^${JS_WORD}])(${body})(?:$|[^${JS_WORD}])` : body
@@ -291,12 +300,14 @@ export function compileQuery (o: QueryOptions): CompiledQuery {
     return literal
   }
   const flags = caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0
-  // The pattern as written must parse (errors point into it), then its translation.
-  compile(o.query, flags, o.query)
+  // The pattern as written must parse (errors point into it), then its translation. A long
+  // literal runs here too, quoted.
+  if (o.isRegex) compile(o.query, flags, o.query)
   // The literals every match holds, looked for first: far cheaper than any automaton.
   const holds = required.map(r => caseInsensitive ? new RegExp(jsLiteral(r), 'iu') : r)
-  const unicode = re2Query(o, translate(o.query), WORD, flags, group, caseInsensitive, required, holds)
-  const ascii = re2Query(o, translate(o.query, true), ASCII_WORD, flags, group, caseInsensitive, required, holds)
+  const quoted = RE2JS.quote(o.query)
+  const unicode = re2Query(o, o.isRegex ? translate(o.query) : quoted, WORD, flags, group, caseInsensitive, required, holds)
+  const ascii = re2Query(o, o.isRegex ? translate(o.query, true) : quoted, ASCII_WORD, flags, group, caseInsensitive, required, holds)
   unicode.forText = text => NON_ASCII.test(text) ? unicode : ascii
   ascii.forText = unicode.forText
   return unicode

@@ -64,6 +64,18 @@ t.test('runaway patterns, the time budget, invalid regexes', async t => {
     t.ok(ms < 3000, `${query}: under SEARCH_TIMEOUT_MS`)
   }
 
+  // A long literal against a text made to cost a naive search its length times the literal's.
+  await c.write('/many-a.txt', 'a'.repeat(1024 * 1024 - 2) + '\n')
+  for (const [query, caseSensitive] of [['a'.repeat(999) + 'b', true], ['A'.repeat(999) + 'b', false], ['b' + 'a'.repeat(999), true]] as const) {
+    const t0 = performance.now()
+    const r = await searchApi(c, { query, caseSensitive, path: '/many-a.txt' })
+    const ms = performance.now() - t0
+    // within the budget (checked between files), give or take the one file being read
+    t.ok(ms < 6000 && r.matches.length === 0, `a ${query.length}-character literal over 1 MiB of 'a': ${Math.round(ms)} ms${r.timedOut ? ', timed out' : ''}`)
+  }
+  const found = await searchApi(c, { query: 'a'.repeat(100), path: '/many-a.txt', maxResults: 5 })
+  t.same(found.matches.map(m => m.column), [1, 101, 201, 301, 401], 'a long literal still finds its matches')
+
   const invalid: Array<[string, number]> = [['(abc', 0], ['ab)c', 2], ['a[b-', 1], ['x{2,1}', 1], ['foo\\q', 3], ['a**', 1], ['(?=x)', 0]]
   for (const [query, position] of invalid) {
     const res = await c.send('POST', searchUrl(c), { query, isRegex: true })
