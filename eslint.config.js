@@ -32,7 +32,7 @@ export default [
 /**
  * The layers (docs/architecture.md), as import rules: src/core imports nothing else of the
  * project (schemas/ for types); src/db only src/core; src/ops (running the service) only those
- * two; the features import downwards only (accounts ← mutations ← files ← live, mcp); schemas/ only
+ * two; the features import downwards only (accounts ← mutations ← files ← search ← live, mcp); schemas/ only
  * each other; nothing in src/ reaches plugins/ or routes/ except the composition root, src/app.ts.
  * ESLint keeps the last matching setting of a rule per file, so each block lists everything its
  * files may not import.
@@ -59,8 +59,9 @@ function layers () {
     below('accounts', ['core', 'db']),
     below('mutations', ['core', 'db', 'accounts']),
     below('files', ['core', 'db', 'accounts', 'mutations']),
-    below('live', ['core', 'db', 'accounts', 'mutations', 'files']),
-    below('mcp', ['core', 'db', 'accounts', 'mutations', 'files']),
+    below('search', ['core', 'db', 'accounts', 'mutations', 'files']),
+    below('live', ['core', 'db', 'accounts', 'mutations', 'files', 'search']),
+    below('mcp', ['core', 'db', 'accounts', 'mutations', 'files', 'search']),
     {
       name: 'workbench/layers-schemas',
       files: ['schemas/**/*.ts'],

@@ -17,6 +17,7 @@ import treePages from './scenarios/tree-pages.js'
 import fanoutOneInstance from './scenarios/fanout-one-instance.js'
 import memory from './scenarios/memory.js'
 import fanoutTwoInstances from './scenarios/fanout-two-instances.js'
+import { find, search } from './scenarios/search.js'
 
 /**
  * `npm run bench` / `npm run bench:ci`: starts the server on real PostgreSQL and Redis, seeds a
@@ -46,7 +47,7 @@ const PROFILE_DIR = join(ROOT, 'bench/results/profiles')
  * In table order. The HTTP scenarios run beside the bare HTTP baseline, the fan-out ones after it
  * has stopped; 8 reads the memory of 6's series, so its rows come before 7's second instance.
  */
-const SCENARIOS: Scenario[] = [readCached, readUncached, writeIfMatch, batchCreate, treePages, fanoutOneInstance, memory, fanoutTwoInstances]
+const SCENARIOS: Scenario[] = [readCached, readUncached, writeIfMatch, batchCreate, treePages, fanoutOneInstance, memory, fanoutTwoInstances, search, find]
 
 const loadAtStart = loadavg().map(x => round(x, 2))
 const procs = new Set<Proc>()

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Text, UUID_PATTERN, Uuid } from './common.js'
 import { Change, ChangesQuery, Encoding, LineRange, MediaType, Metadata, Operation, TreeQuery } from './files.js'
+import { FindQuery, SearchBody } from './search.js'
 
 /**
  * The WebSocket protocol's messages, both ways, and the params of each RPC method: the source of
@@ -53,7 +54,9 @@ export const RpcParams = {
   'operations.apply': Type.Composite([Operation, Workspace, IdempotencyKey], strict),
   'operations.batch': Type.Composite([Workspace, IdempotencyKey, Type.Object({ operations: Type.Array(Operation, { minItems: 1, maxItems: 1000 }) })], strict),
   'tree.list': Type.Composite([Workspace, TreeQuery], strict),
-  'changes.list': Type.Composite([Workspace, ChangesQuery], strict)
+  'changes.list': Type.Composite([Workspace, ChangesQuery], strict),
+  search: Type.Composite([Workspace, SearchBody], strict),
+  find: Type.Composite([Workspace, FindQuery], strict)
 }
 export type RpcMethod = keyof typeof RpcParams
 

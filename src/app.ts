@@ -22,6 +22,7 @@ import cache from '../plugins/app/cache.js'
 import retention from '../plugins/app/retention.js'
 import service from '../plugins/app/service.js'
 import mcp from '../plugins/app/mcp.js'
+import search from '../plugins/app/search.js'
 // Routes.
 import metricsRoutes from '../routes/metrics/index.js'
 import healthRoutes from '../routes/health/index.js'
@@ -32,6 +33,7 @@ import wsRoutes from '../routes/ws/index.js'
 import statsRoutes from '../routes/stats/index.js'
 import sessionRoutes from '../routes/sessions/index.js'
 import mcpRoutes from '../routes/mcp/index.js'
+import searchRoutes from '../routes/search/index.js'
 
 /**
  * The composition root: builds the application from its plugins (shared, not encapsulated) and
@@ -104,6 +106,7 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(retention)
   await app.register(service)
   await app.register(mcp)
+  await app.register(search)
 
   // Routes, each plugin encapsulated. /metrics, /health and /ready sit outside /v1: no rate limit.
   await app.register(metricsRoutes)
@@ -115,6 +118,7 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(statsRoutes, { prefix: '/v1' })
   await app.register(sessionRoutes, { prefix: '/v1' })
   await app.register(mcpRoutes, { prefix: '/v1/workspaces' })
+  await app.register(searchRoutes, { prefix: '/v1/workspaces' })
   return app
 }
 

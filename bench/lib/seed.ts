@@ -29,7 +29,7 @@ export async function createWorkspace (base: string, token: string, name: string
   return (await api<{ id: string }>(base, 'POST', '/v1/workspaces', token, { name }, 201)).id
 }
 
-export interface Op { type: 'create' | 'mkdir', path: string, content?: string }
+export interface Op { type: 'create' | 'mkdir', path: string, content?: string, encoding?: 'utf8' | 'base64' }
 interface BatchReply { results: Array<{ data: { path?: string, etag?: string } }>, revision: number }
 
 /** Applies operations in batches of 1,000; returns path → etag of every entry created. */

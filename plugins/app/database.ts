@@ -73,7 +73,9 @@ export default fp(async function database (fastify) {
   // Loaded only in embedded mode: PGlite costs some 20 MB of memory just by being imported.
   const { PGlite } = await import('@electric-sql/pglite')
   const { PGliteDialect } = await import('kysely-pglite-dialect')
-  const pglite = await PGlite.create(dir, { parsers: { 20: (v: string) => Number(v) } })
+  // pg_trgm: the search index (sql/005-search.sql) needs the extension loaded before CREATE EXTENSION.
+  const { pg_trgm: pgTrgm } = await import('@electric-sql/pglite/contrib/pg_trgm')
+  const pglite = await PGlite.create(dir, { parsers: { 20: (v: string) => Number(v) }, extensions: { pg_trgm: pgTrgm } })
   const applied = await migrate({
     exec: async script => { await pglite.exec(script) },
     query: async <R>(text: string, params?: unknown[]) => (await pglite.query<R>(text, params)).rows

@@ -34,6 +34,8 @@ export const EnvSchema = Type.Object({
   CHAT_LOG_DIR: Type.Optional(Type.String({ minLength: 1 })),
   CACHE_MAX_BYTES: Type.Integer({ minimum: 0, maximum: 64 * 1024 * 1024 * 1024, default: 64 * 1024 * 1024, description: 'in-process read cache; 0 disables it' }),
   CACHE_REDIS: Type.Boolean({ default: true, description: 'use Redis as the second cache layer when REDIS_URL is set' }),
+  SEARCH_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 600_000, default: 5_000, description: 'time budget of one content search; then it answers what it found, truncated' }),
+  SEARCH_CACHE_BYTES: Type.Integer({ minimum: 0, maximum: 64 * 1024 * 1024 * 1024, default: 64 * 1024 * 1024, description: 'in-process cache of decoded file texts for search; 0 disables it' }),
   RETENTION_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 60_000, description: '0: never run the retention job' }),
   WS_HEARTBEAT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000 }),
   WS_MAX_PAYLOAD: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),

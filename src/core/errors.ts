@@ -42,6 +42,8 @@ export const errors = {
   invalidSessionHeader: () => new AppError(400, 'VALIDATION_FAILED', 'X-Session-Id must be a UUID in lower-case hex (8-4-4-4-12)'),
   invalidPath: (path: string, why: string) => new AppError(400, 'INVALID_PATH', `invalid path ${quote(path)}: ${why}`),
   invalidMove: (from: string, to: string) => new AppError(400, 'INVALID_MOVE', `cannot move or copy ${from} into its own subtree (${to})`),
+  /** a search regex RE2 cannot parse (or a newline in a query); `position` is a UTF-16 index into the query */
+  invalidPattern: (message: string, position: number) => new AppError(400, 'INVALID_PATTERN', message, { position }),
   isADirectory: (path: string) => new AppError(400, 'IS_A_DIRECTORY', `${path} is a directory`),
   notADirectory: (path: string) => new AppError(409, 'NOT_A_DIRECTORY', `${path} is a file, not a directory`),
   unauthenticated: (message = 'authentication required') => new AppError(401, 'UNAUTHENTICATED', message),

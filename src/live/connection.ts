@@ -247,9 +247,9 @@ export class Connection implements Subscriber {
   }
 
   async #rpc (actor: Actor, id: string | number, method: string, params: Record<string, unknown>): Promise<void> {
-    const { files, config } = this.#app
+    const { files, searchService: search, config } = this.#app
     const admit = async (): Promise<void> => { await this.#app.chargeUser(this.#request, actor) }
-    const context = { files, actor, log: this.#log, exposeInternal: config.NODE_ENV === 'development', admit }
+    const context = { files, search, actor, log: this.#log, exposeInternal: config.NODE_ENV === 'development', admit }
     this.#reply(await callRpc(context, id, method, params))
   }
 

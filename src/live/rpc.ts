@@ -4,6 +4,7 @@ import type { Actor } from '../accounts/auth.js'
 import { errors, publicError, toAppError } from '../core/errors.js'
 import { makeAjv } from '../core/validation.js'
 import type { FileService } from '../files/service.js'
+import type { SearchService } from '../search/service.js'
 import { MutationType } from '../mutations/activity.js'
 import { RpcParams, type RpcMethod } from '../../schemas/ws.js'
 import { validationError } from './protocol.js'
@@ -17,19 +18,19 @@ interface Method {
   /** a mutating method's activity type, as its REST twin logs it: its refusals are logged too */
   activity?: MutationType
   /** validates (and fills defaults into) the params, then calls the service */
-  run: (files: FileService, actor: Actor, params: Record<string, unknown>) => Promise<unknown>
+  run: (files: FileService, actor: Actor, params: Record<string, unknown>, ctx: RpcContext) => Promise<unknown>
 }
 
 const ajv = makeAjv()
 
 /** A table entry: the params schema is compiled once, and `call` gets the params as it declares them. */
-function method<S extends TSchema> (schema: S, activity: MutationType | undefined, call: (files: FileService, actor: Actor, params: Static<S>) => Promise<unknown>): Method {
+function method<S extends TSchema> (schema: S, activity: MutationType | undefined, call: (files: FileService, actor: Actor, params: Static<S>, ctx: RpcContext) => Promise<unknown>): Method {
   const validate = ajv.compile<Static<S>>(schema)
   return {
     ...(activity === undefined ? {} : { activity }),
-    run: async function run (files, actor, params) {
+    run: async function run (files, actor, params, ctx) {
       if (!validate(params)) throw validationError(validate)
-      return await call(files, actor, params)
+      return await call(files, actor, params, ctx)
     }
   }
 }
@@ -50,13 +51,21 @@ const METHODS: Record<RpcMethod, Method> = {
   'tree.list': method(RpcParams['tree.list'], undefined,
     async (files, actor, { workspaceId, ...query }) => await files.tree(actor, workspaceId, query)),
   'changes.list': method(RpcParams['changes.list'], undefined,
-    async (files, actor, p) => await files.changes(actor, p.workspaceId, p.since, p.limit))
+    async (files, actor, p) => await files.changes(actor, p.workspaceId, p.since, p.limit)),
+  // search (issue 13): the search service, as POST …/search (never streamed here) and GET …/find
+  search: method(RpcParams.search, undefined, async (_files, actor, p, ctx) => await searchOf(ctx, 'search').search(actor, p)),
+  find: method(RpcParams.find, undefined, async (_files, actor, p, ctx) => await searchOf(ctx, 'find').find(actor, p))
+}
+function searchOf (ctx: RpcContext, name: string): SearchService {
+  if (ctx.search === undefined) throw errors.methodNotFound(name)
+  return ctx.search
 }
 /** a Map, so that names like `toString` are unknown methods rather than the prototype's */
 const methods = new Map<string, Method>(Object.entries(METHODS))
 
 export interface RpcContext {
   files: FileService
+  search?: SearchService
   actor: Actor
   log: Pick<FastifyBaseLogger, 'error'>
   /** a 500's own message goes to the client only in development, as REST does (error-handler) */
@@ -77,7 +86,7 @@ export async function callRpc (ctx: RpcContext, id: string | number, name: strin
     // Every call counts, as every REST request does, before anything else is looked at.
     await ctx.admit?.()
     if (entry === undefined) throw errors.methodNotFound(name)
-    return { type: 'rpc.result', id, result: await entry.run(ctx.files, ctx.actor, params) }
+    return { type: 'rpc.result', id, result: await entry.run(ctx.files, ctx.actor, params, ctx) }
   } catch (err) {
     if (entry?.activity !== undefined) {
       // The service logs what fails inside it (and `rejected` skips those); this adds refusals before it.

@@ -47,6 +47,7 @@ const ARGS: { [K in keyof typeof errors]: Parameters<typeof errors[K]> } = {
   invalidSessionHeader: [],
   invalidPath: ['/a', 'why'],
   invalidMove: ['/a', '/a/b'],
+  invalidPattern: ['bad', 0],
   isADirectory: ['/a'],
   notADirectory: ['/a'],
   unauthenticated: [],
