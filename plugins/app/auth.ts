@@ -51,13 +51,13 @@ export default fp(async function auth (fastify) {
 
   const sessions = new SessionRegistry(fastify.db, { max: config.MAX_NEW_SESSIONS_PER_WINDOW, windowMs: config.RATE_LIMIT_WINDOW_MS })
 
-  // Every instance reads the sessions ended by logout twice a second; a restarted one looks back
-  // as far as an access token lives.
+  // Every instance reads the sessions ended by logout every SESSION_END_POLL_MS (twice a second);
+  // a restarted one looks back as far as an access token lives.
   const endedSessions = new EndedSessions(fastify.db, (ACCESS_TOKEN_SECONDS + 60) * 1000)
   await endedSessions.poll()
   const endedPoll = setInterval(function readEndedSessions () {
     endedSessions.poll().catch((err: unknown) => { fastify.log.warn({ err }, 'reading ended sessions failed; retrying') })
-  }, ENDED_SESSIONS_POLL_MS)
+  }, config.SESSION_END_POLL_MS)
   endedPoll.unref()
   fastify.addHook('onClose', async function stopEndedSessions () { clearInterval(endedPoll) })
 
@@ -119,9 +119,6 @@ export default fp(async function auth (fastify) {
     request.actor = actor
   })
 }, { name: 'auth', dependencies: ['config', 'database'] })
-
-/** How often each instance reads the sessions ended by logout: their tokens stop within a second. */
-const ENDED_SESSIONS_POLL_MS = 500
 
 function publicKeyAlgorithm (pem: string): 'RS256' | 'ES256' {
   const type = createPublicKey(pem).asymmetricKeyType

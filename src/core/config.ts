@@ -28,6 +28,7 @@ export const EnvSchema = Type.Object({
   CHANGE_RETENTION: Type.String({ pattern: '^(0|[1-9]\\d*(s|m|h|d))$', default: '0', description: 'how long changes are kept: 0 (forever) or e.g. 30d, 12h' }),
   ACTIVITY_RETENTION: Type.String({ pattern: '^(0|[1-9]\\d*(s|m|h|d))$', default: '30d', description: 'how long activity entries are kept: 0 (forever) or e.g. 30d, 12h' }),
   MAX_ENTRIES_PER_REQUEST: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 10_000, description: 'entries one request may create, move, copy, delete or revert' }),
+  SESSION_END_POLL_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 500, description: 'how often each instance reads the sessions ended by logout (their tokens stop within this plus a query)' }),
   REFRESH_REUSE_WINDOW_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 10_000, description: 'a used refresh token presented again within this gets the same new pair (two tabs refreshing at once)' }),
   MAX_NEW_SESSIONS_PER_WINDOW: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100, description: 'new session ids one user may start per RATE_LIMIT_WINDOW_MS' }),
   MCP_MAX_RESULT_BYTES: Type.Integer({ minimum: 4096, maximum: 64 * 1024 * 1024, default: 256 * 1024, description: 'largest MCP tool result text; longer ones are cut with a note' }),

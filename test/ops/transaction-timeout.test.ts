@@ -10,7 +10,7 @@ import { expectStatus, isError, request, type WriteResult } from '../helpers/htt
  */
 t.test('a transaction is bounded by DB_TRANSACTION_TIMEOUT_MS', async t => {
   const DATABASE_URL = await createTestDatabase(t)
-  const app = await build(t, { DATABASE_URL, DB_TRANSACTION_TIMEOUT_MS: '1000', DB_STATEMENT_TIMEOUT_MS: '0', DB_POOL_MAX: '4' })
+  const app = await build(t, { DATABASE_URL, DB_TRANSACTION_TIMEOUT_MS: '1000', DB_STATEMENT_TIMEOUT_MS: '0', DB_POOL_MAX: '4', SESSION_END_POLL_MS: '60000' })
   const user = await registerUser(app)
   const workspaceId = await createWorkspace(app, user)
   const locker = await dbClient(t, DATABASE_URL)

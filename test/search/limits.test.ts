@@ -131,7 +131,8 @@ t.test('NDJSON: matches one per line, then the summary; the same answer as JSON'
 })
 
 t.test('a streamed search cancelled by the client stops using the database', async t => {
-  const c = await setup(t, { SEARCH_TIMEOUT_MS: '60000' })
+  // The ended-sessions read (twice a second) would count as pool acquisitions: slowed out of the way.
+  const c = await setup(t, { SEARCH_TIMEOUT_MS: '60000', SESSION_END_POLL_MS: '60000' })
   // Thousands of lines that all match, with context: far more than the client will read.
   const files = new Map<string, string>()
   const line = (i: number): string => `const value${i} = compute(${i}) // some text to make the line longer than it needs to be\n`
