@@ -5,9 +5,13 @@ import { UUID_PATTERN, JSON_DOCUMENT } from '../../schemas/common.js'
 /**
  * The JSON Schema validator behind every TypeBox schema: HTTP bodies, query strings, WebSocket
  * messages and RPC params. Unknown properties are errors (never silently removed).
+ * JSON numbers must be finite (`strictNumbers`): `1e400` parses to Infinity, which Ajv otherwise
+ * takes for an integer. Not when coercing (query strings): there Ajv lets a coerced `"1e400"`
+ * skip every check, so the integers of query strings carry a `maximum` instead (schemas/files.ts).
  */
 export function makeAjv (options: AjvOptions = {}): Ajv {
-  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: false, strict: false, coerceTypes: false, ...options })
+  const coercing = options.coerceTypes !== undefined && options.coerceTypes !== false
+  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: false, strict: false, coerceTypes: false, strictNumbers: !coercing, ...options })
   addFormats.default(ajv)
   const jsonDocument: SchemaValidateFunction = (schema: { maxDepth: number }, data: unknown) => {
     const problem = jsonDocumentProblem(data, schema.maxDepth)
