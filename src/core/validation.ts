@@ -54,3 +54,22 @@ export function jsonDocumentProblem (value: unknown, maxDepth: number): string |
   }
   return undefined
 }
+
+/**
+ * True when a parsed JSON value has an own `__proto__` key, or a `constructor` object with a
+ * `prototype` key, anywhere: what Fastify refuses in a REST body (secure-json-parse,
+ * `onProtoPoisoning: 'error'`), refused the same way in WebSocket messages. `raw` is the text it
+ * was parsed from: without either word in it (the usual case) nothing is walked.
+ */
+export function hasPoisonedKey (raw: string, value: unknown): boolean {
+  if (!raw.includes('__proto__') && !raw.includes('constructor')) return false
+  const stack: unknown[] = [value]
+  for (let v = stack.pop(); v !== undefined || stack.length > 0; v = stack.pop()) {
+    if (v === null || typeof v !== 'object') continue
+    if (Object.hasOwn(v, '__proto__')) return true
+    const ctor = Object.hasOwn(v, 'constructor') ? (v as { constructor: unknown }).constructor : undefined
+    if (ctor !== null && typeof ctor === 'object' && Object.hasOwn(ctor, 'prototype')) return true
+    stack.push(...(Array.isArray(v) ? v : Object.values(v)))
+  }
+  return false
+}

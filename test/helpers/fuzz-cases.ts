@@ -38,18 +38,18 @@ function queryValue (s: string): string {
 // --- valid values --------------------------------------------------------------------------
 
 /** A path no entry has, with odd but valid segments. */
-function freshPath (d: Draw): string {
+export function freshPath (d: Draw): string {
   return `/fz/${oddSegment(d)}${d.chance(50) ? '/' + oddSegment(d) : ''}/${uuid().slice(0, 8)}.txt`
 }
 
-function validMetadata (d: Draw): Record<string, Json> {
+export function validMetadata (d: Draw): Record<string, Json> {
   const out: Record<string, Json> = {}
   const n = d.int(0, 3)
   for (let i = 0; i < n; i++) out[d.oddText(6)] = d.pick<Json>([d.oddText(10), d.int(-5, 5), null, true, [1, 'x'], { k: { k: d.oddText(3) } }])
   return out
 }
 
-function validContent (d: Draw): { content: string, encoding?: string } {
+export function validContent (d: Draw): { content: string, encoding?: string } {
   if (d.chance(25)) return { content: Buffer.from(d.oddText(20)).toString('base64'), encoding: 'base64' }
   return { content: d.oddText(30), ...(d.chance(30) ? { encoding: 'utf8' } : {}) }
 }
@@ -57,7 +57,7 @@ function validContent (d: Draw): { content: string, encoding?: string } {
 const VALID_MEDIA = ['text/plain', 'text/x-fuzz; a=b', 'application/json', 'application/octet-stream', 'image/png', "x-a/b+c!#$%&'*.^_`|~"]
 
 /** A valid operation: its path exists or not as its type needs. */
-function validOperation (d: Draw, w: World): Record<string, Json> {
+export function validOperation (d: Draw, w: World): Record<string, Json> {
   const type = d.pick(['create', 'update', 'delete', 'move', 'copy', 'mkdir'])
   const op: Record<string, Json> = { type }
   switch (type) {
@@ -137,7 +137,8 @@ function sitesOf (schema: Schema, value: Json, at: Pointer = [], name = '', requ
   if (schema.type === 'object' && value !== null && typeof value === 'object' && !Array.isArray(value) && schema['x-json-document'] === undefined) {
     for (const [k, s] of Object.entries(schema.properties ?? {})) {
       const present = k in (value as Record<string, Json>)
-      const req = (schema.required ?? []).includes(k)
+      // A property with a default is filled in when missing (Ajv useDefaults): not dropping it is no fault.
+      const req = (schema.required ?? []).includes(k) && s.default === undefined
       if (present) out.push(...sitesOf(s, (value as Record<string, Json>)[k], [...at, k], k, req))
       else out.push({ at: [...at, k], schema: s, name: k, required: req })
     }
@@ -180,7 +181,7 @@ function wrongType (d: Draw, s: Schema): Json {
     ['object', () => d.pick<Json>([{}, { a: 1 }, nested(d.pick([100, 1000]), 'object')])]
   ]
   const others = all.filter(([t]) => t !== type && !(type === 'number' && t === 'integer') && !(type === 'integer' && t === 'number'))
-  if (type === 'integer') others.push(['fraction', () => d.pick<Json>([1.5, new Raw('1e400'), new Raw('-1e400'), new Raw('1e-400')])])
+  if (type === 'integer') others.push(['fraction', () => d.pick<Json>([1.5, new Raw('1e400'), new Raw('-1e400'), new Raw('1.000001')])])
   return d.pick(others)[1]()
 }
 
@@ -199,7 +200,7 @@ function outOfBounds (d: Draw, s: Schema, w: World): Json | undefined {
   if (s.type === 'integer') {
     if (s.minimum !== undefined) options.push(() => (s.minimum as number) - d.pick([1, 1000]))
     if (s.maximum !== undefined) options.push(() => (s.maximum as number) + d.pick([1, 1000]))
-    options.push(() => d.pick<Json>([new Raw('1e400'), new Raw('9007199254740993'), new Raw('1e20'), 0.5]))
+    options.push(() => d.pick<Json>([new Raw('1e400'), new Raw('-1e400'), 0.5]))
   }
   if (s.type === 'array') {
     if (s.minItems !== undefined && s.minItems > 0) options.push(() => [])
@@ -219,11 +220,40 @@ function outOfBounds (d: Draw, s: Schema, w: World): Json | undefined {
 /** Keys no schema here allows, some of which a careless parser would treat specially. */
 const EXTRA_KEYS = ['x', '', '\u0000', 'é', '😀', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'Type', 'PATH', 'path ', 'content\u0000']
 
+/**
+ * One fault at one place of `value` that `schema` describes: a required property dropped, an
+ * unknown one added, a value past its bounds or pattern, or one of another type.
+ */
+export function siteFault (d: Draw, schema: Schema, value: Json, w: World): { value: Json, raw?: string, label: string } {
+  const site = d.pick(sitesOf(schema, value))
+  const where = '/' + site.at.join('/')
+  const c = d.int(0, 9)
+  if (c < 2 && site.required && site.at.length > 0 && getAt(value, site.at) !== undefined) {
+    return { value: setAt(value, site.at, undefined), label: `drop ${where}` }
+  }
+  if (c < 4 && site.schema.type === 'object' && site.schema.additionalProperties === false) {
+    const target = getAt(value, site.at)
+    if (target !== null && typeof target === 'object' && !Array.isArray(target)) {
+      if (site.at.length === 0 && d.chance(20)) return { value, raw: toJson(value).replace(/^\{/, '{"__proto__":{"x":1},'), label: 'extra /__proto__' }
+      const key = d.pick(EXTRA_KEYS)
+      return { value: setAt(value, [...site.at, key], d.pick<Json>([1, 'x', null, {}])), label: `extra ${where}/${JSON.stringify(key)}` }
+    }
+  }
+  if (c < 7) {
+    const v = outOfBounds(d, site.schema, w)
+    if (v !== undefined) return { value: setAt(value, site.at, v), label: `bounds ${where}=${toJson(v).slice(0, 40)}` }
+  }
+  const v = wrongType(d, site.schema)
+  return { value: setAt(value, site.at, v), label: `type ${where}=${toJson(v).slice(0, 40)}` }
+}
+
 // --- faults ----------------------------------------------------------------------------------
 
 interface Draft {
   method: string
   params: Record<string, string>
+  /** the valid path parameters, before any fault */
+  valid: Record<string, string>
   /** the URL tail after `/files` or `/history`, percent-encoded */
   tail: string
   query: Array<[string, string]>
@@ -258,7 +288,7 @@ function faultKinds (r: Route): string[] {
 }
 
 /** Requests the schemas accept that the contract refuses, for the routes whose meaning is known here. */
-function semanticFaults (r: Route): string[] {
+export function semanticFaults (r: Route): string[] {
   if (r.template.endsWith('/operations') || r.template.endsWith('/operations/batch')) {
     return ['op:create-existing', 'op:update-missing', 'op:update-directory', 'op:delete-missing', 'op:move-no-newPath', 'op:move-into-itself',
       'op:copy-onto-existing', 'op:mkdir-on-file', 'op:under-a-file', 'op:ifMatch-stale', 'op:root', 'op:foreign-session', 'op:bad-path',
@@ -273,15 +303,20 @@ function semanticFaults (r: Route): string[] {
   return []
 }
 
-function applySemantic (d: Draw, r: Route, w: World, f: Draft): string {
+export function applySemantic (d: Draw, r: Route, w: World, f: Draft): string {
   const kind = d.pick(semanticFaults(r))
+  const isObject = (v: Json): v is Record<string, Json> => v !== null && typeof v === 'object' && !Array.isArray(v)
   const op = (mutate: (op: Record<string, Json>) => Record<string, Json>): void => {
+    // An earlier fault may have replaced the body: start again from a valid one.
     if (r.template.endsWith('/batch')) {
+      if (!isObject(f.body) || !Array.isArray(f.body.operations) || f.body.operations.length === 0 || !f.body.operations.every(isObject)) {
+        f.body = { operations: [validOperation(d, w)] }
+      }
       const ops = (f.body as { operations: Array<Record<string, Json>> }).operations
       const i = d.int(0, ops.length - 1)
       f.body = { ...(f.body as object), operations: ops.map((o, j) => j === i ? mutate(o) : o) }
     } else {
-      f.body = mutate(f.body as Record<string, Json>)
+      f.body = mutate(isObject(f.body) ? f.body : validOperation(d, w))
     }
   }
   const big = (): string => 'x'.repeat(65_537)
@@ -361,7 +396,7 @@ function applyFault (d: Draw, r: Route, w: World, f: Draft, kind: string): strin
       f.http ||= http
       return `path ${tail.slice(0, 40)}`
     }
-    const valid = f.params[name] ?? ''
+    const valid = f.valid[name] ?? ''
     const options = badIds(d, valid).filter(s => !(s === '' || s === '.' || s === '..'))
     if (name === 'id') options.push(uuid(), uuid(), w.stranger.ws)
     if (name === 'userId') options.push(w.owner.id, uuid(), w.stranger.id)
@@ -434,36 +469,10 @@ function applyFault (d: Draw, r: Route, w: World, f: Draft, kind: string): strin
     return 'body over the limit'
   }
   if (kind === 'body-site') {
-    const sites = sitesOf(r.body as Schema, f.body)
-    const site = d.pick(sites)
-    const where = '/' + site.at.join('/')
-    const c = d.int(0, 9)
-    if (c < 2 && site.required && site.at.length > 0 && getAt(f.body, site.at) !== undefined) {
-      f.body = setAt(f.body, site.at, undefined)
-      return `drop ${where}`
-    }
-    if (c < 4 && site.schema.type === 'object' && site.schema.additionalProperties === false) {
-      const key = d.pick(EXTRA_KEYS)
-      const target = getAt(f.body, site.at)
-      if (target !== null && typeof target === 'object' && !Array.isArray(target)) {
-        f.body = setAt(f.body, [...site.at, key], d.pick<Json>([1, 'x', null, {}]))
-        return `extra ${where}/${JSON.stringify(key)}`
-      }
-      if (site.at.length === 0) {
-        f.rawBody = toJson(f.body).replace(/^\{/, '{"__proto__":{"x":1},')
-        return 'extra /__proto__'
-      }
-    }
-    if (c < 7) {
-      const v = outOfBounds(d, site.schema, w)
-      if (v !== undefined) {
-        f.body = setAt(f.body, site.at, v)
-        return `bounds ${where}=${toJson(v).slice(0, 40)}`
-      }
-    }
-    const v = wrongType(d, site.schema)
-    f.body = setAt(f.body, site.at, v)
-    return `type ${where}=${toJson(v).slice(0, 40)}`
+    const fault = siteFault(d, r.body as Schema, f.body, w)
+    f.body = fault.value
+    if (fault.raw !== undefined) f.rawBody = fault.raw
+    return fault.label
   }
   if (kind === 'semantic') return applySemantic(d, r, w, f)
   if (kind === 'get-missing') {
@@ -475,9 +484,9 @@ function applyFault (d: Draw, r: Route, w: World, f: Draft, kind: string): strin
 
 /** A valid request for the route, from its schemas and the world. */
 function draft (d: Draw, r: Route, w: World): Draft {
-  const f: Draft = { method: r.method, params: {}, tail: '', query: [], headers: {}, body: undefined, rawBody: undefined, http: false }
+  const f: Draft = { method: r.method, params: {}, valid: {}, tail: '', query: [], headers: {}, body: undefined, rawBody: undefined, http: false }
   for (const p of r.params) {
-    if (p.in === 'path' && p.name !== '*') f.params[p.name] = validFor(d, p.schema, p.name, w, r) as string
+    if (p.in === 'path' && p.name !== '*') f.params[p.name] = f.valid[p.name] = validFor(d, p.schema, p.name, w, r) as string
     if (p.in === 'query' && (p.required !== true || d.chance(60)) && d.chance(60)) {
       const s = p.schema
       let v: string
@@ -521,8 +530,11 @@ export function makeCase (d: Draw, r: Route, w: World): Case {
   const faults: string[] = []
   if (!isOpenRoute(r)) {
     const kinds = faultKinds(r)
-    const n = d.chance(80) ? 1 : 2
-    for (let i = 0; i < n; i++) faults.push(applyFault(d, r, w, f, d.pick(kinds)))
+    const first = d.pick(kinds)
+    faults.push(applyFault(d, r, w, f, first))
+    // A second fault of another kind (the same kind twice could undo the first).
+    const others = kinds.filter(k => k !== first && k !== 'body-site')
+    if (d.chance(20) && others.length > 0) faults.push(applyFault(d, r, w, f, d.pick(others)))
   } else {
     // Nothing to get wrong: junk the route must shrug off.
     if (d.chance(50)) f.query.push([d.pick(['x', '__proto__', 'a[b]']), queryValue(d.oddText(5))])
