@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import t from 'tap'
-import { build, createTestDatabase, createWorkspace, dbClient, listen, PASSWORD, registerUser, TEST_SECRET } from '../helpers/app.js'
+import { buildApp } from '../../src/app.js'
+import { createTestDatabase, createWorkspace, dbClient, listen, PASSWORD, registerUser, TEST_SECRET, testConfig } from '../helpers/app.js'
 import { expectStatus, request } from '../helpers/http.js'
 import { accessClaims, nowSeconds, signJwt } from '../helpers/jwt.js'
 import { Draw, FUZZ_RUNS, FUZZ_SEED, describe, errorShapeProblem, routesOf, sendHttp, uuid, type Case, type OpenApiDocument, type Route, type World } from '../helpers/fuzz.js'
@@ -21,7 +22,21 @@ interface Failure { problem: string, c: Case, reply: Reply }
 t.test('malformed requests to every route of the OpenAPI document: 4xx in the error shape, never 5xx, nothing changed', async t => {
   const databaseUrl = await createTestDatabase(t)
   // Small files, so that boundary sizes are cheap; sessions unbounded, so that the bound is not what answers.
-  const app = await build(t, { DATABASE_URL: databaseUrl, MAX_FILE_BYTES: '65536', MAX_NEW_SESSIONS_PER_WINDOW: '1000000' })
+  // Warnings and errors are collected, not printed: a refused request must log no error either.
+  const logs: Array<{ level: number, msg?: string, err?: { message?: string } }> = []
+  const stream = { write: (line: string) => { logs.push(JSON.parse(line) as { level: number }) } }
+  const app = await buildApp(testConfig({ DATABASE_URL: databaseUrl, MAX_FILE_BYTES: '65536', MAX_NEW_SESSIONS_PER_WINDOW: '1000000' }), { logger: { level: 'warn', stream } })
+  t.teardown(() => app.close())
+  await app.ready()
+  // Refused mutations are recorded after the answer, and a failure there is silent: watch for it.
+  const activityErrors: string[] = []
+  const record = app.activity.record.bind(app.activity)
+  app.activity.record = async (entry, onError) => {
+    await record(entry, err => {
+      activityErrors.push(`${String(err)} recording ${JSON.stringify(entry).slice(0, 300)}`)
+      onError?.(err)
+    })
+  }
   const base = await listen(app)
   const db = await dbClient(t, databaseUrl)
 
@@ -123,6 +138,10 @@ t.test('malformed requests to every route of the OpenAPI document: 4xx in the er
       statuses[reply.statusCode] = (statuses[reply.statusCode] ?? 0) + 1
       let problem = reply.statusCode === 0 ? `no answer: ${reply.body}` : problemOf(route, reply)
       const now = await snapshot()
+      const logged = logs.splice(0).filter(l => l.level >= 50)
+      if (logged.length > 0) problem = `${problem ?? ''} logged ${logged.map(l => `${l.msg ?? ''}: ${l.err?.message ?? ''}`).join('; ').slice(0, 300)}`
+      const unrecorded = activityErrors.splice(0)
+      if (unrecorded.length > 0) problem = `${problem ?? ''} its activity entry failed: ${unrecorded.join('; ').slice(0, 400)}`
       if (now !== baseline) {
         problem = `${problem ?? ''}${problem === undefined ? '' : '; '}changed the database (answered ${reply.statusCode})`
         baseline = now

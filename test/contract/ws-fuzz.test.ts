@@ -22,6 +22,15 @@ t.test('malformed WebSocket frames: one error frame each, never INTERNAL, the so
   const databaseUrl = await createTestDatabase(t)
   const app = await build(t, { DATABASE_URL: databaseUrl, MAX_FILE_BYTES: '65536', WS_MESSAGES_PER_SECOND: '1000000', MAX_NEW_SESSIONS_PER_WINDOW: '1000000' })
   const base = await listen(app)
+  // A refused RPC mutation is recorded after its answer; a failure there is silent: watch for it.
+  const activityErrors: string[] = []
+  const record = app.activity.record.bind(app.activity)
+  app.activity.record = async (entry, onError) => {
+    await record(entry, err => {
+      activityErrors.push(`${String(err)} recording ${JSON.stringify(entry).slice(0, 300)}`)
+      onError?.(err)
+    })
+  }
   const db = await dbClient(t, databaseUrl)
   const owner = await registerUser(app)
   const stranger = await registerUser(app)
@@ -191,6 +200,8 @@ t.test('malformed WebSocket frames: one error frame each, never INTERNAL, the so
         }
       }
       if (await snapshot() !== baseline) problem = `${problem ?? ''} changed the database`
+      const unrecorded = activityErrors.splice(0)
+      if (unrecorded.length > 0) problem = `${problem ?? ''} its activity entry failed: ${unrecorded.join('; ').slice(0, 300)}`
       if (problem !== undefined && !failures.has(problem)) failures.set(problem, `${label}: ${frame.slice(0, 300)} → ${JSON.stringify(answers).slice(0, 400)}`)
       return !client.isClosed
     }), { numRuns: RUNS, seed: FUZZ_SEED + 100 + index })

@@ -195,7 +195,7 @@ function outOfBounds (d: Draw, s: Schema, w: World): Json | undefined {
   if (s.maxLength !== undefined) options.push(() => 'x'.repeat(s.maxLength as number + d.pick([1, 2, 100])))
   if (s.minLength !== undefined && s.minLength > 0) options.push(() => 'x'.repeat(s.minLength as number - 1))
   if (s.enum !== undefined || s.anyOf?.every(a => a.enum !== undefined) === true) {
-    options.push(() => d.pick(['', 'CREATE', 'UTF8', 'rename', 'owner', 'utf-8', 'hex', 'create ', '\u0000', 'ｃｒｅａｔｅ']))
+    options.push(() => d.pick(['', 'CREATE', 'UTF8', 'rename', 'owner', 'utf-8', 'hex', 'create ', '\u0000', 'create\u0000', 'ｃｒｅａｔｅ', '\ud800']))
   }
   if (s.type === 'integer') {
     if (s.minimum !== undefined) options.push(() => (s.minimum as number) - d.pick([1, 1000]))
