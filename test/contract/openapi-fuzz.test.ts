@@ -4,7 +4,7 @@ import { buildApp } from '../../src/app.js'
 import { createTestDatabase, createWorkspace, dbClient, listen, PASSWORD, registerUser, TEST_SECRET, testConfig } from '../helpers/app.js'
 import { expectStatus, request } from '../helpers/http.js'
 import { accessClaims, nowSeconds, signJwt } from '../helpers/jwt.js'
-import { Draw, FUZZ_RUNS, FUZZ_SEED, describe, errorShapeProblem, routesOf, sendHttp, uuid, type Case, type OpenApiDocument, type Route, type World } from '../helpers/fuzz.js'
+import { Draw, FUZZ_RUNS, FUZZ_SEED, describe, errorShapeProblem, malformedHttp, routesOf, sendHttp, sendRaw, uuid, type Case, type OpenApiDocument, type Route, type World } from '../helpers/fuzz.js'
 import { isOpenRoute, makeCase } from '../helpers/fuzz-cases.js'
 
 /**
@@ -170,6 +170,38 @@ t.test('malformed requests to every route of the OpenAPI document: 4xx in the er
       t.fail(`${name}: ${f.problem}`, { key, case: describe(f.c), answer: `${f.reply.statusCode} ${f.reply.body.slice(0, 500)}`, seed: FUZZ_SEED + index })
     }
     if (failures.size === 0) t.pass(`${name}: ${tried} malformed requests, each 4xx in the error shape, nothing changed`)
+  }
+  // Below the routes: HTTP that Node's parser refuses, over raw sockets. Same answer shape.
+  if (only === undefined || 'raw http'.includes(only)) {
+    const requests: Array<[string, string, Record<string, string>, string | undefined]> = [
+      ['GET', '/health', {}, undefined],
+      ['GET', '/v1/me', { Authorization: `Bearer ${owner.token}` }, undefined],
+      ['POST', '/v1/auth/login', { 'Content-Type': 'application/json' }, JSON.stringify({ email: owner.email, password: 'wrong password' })],
+      ['PUT', `/v1/workspaces/${ws}/files/a.txt`, { Authorization: `Bearer ${owner.token}`, 'Content-Type': 'application/json' }, '{"content":"x","metadata":[]}']
+    ]
+    const failures = new Map<string, string>()
+    const statuses: Record<number, number> = {}
+    let tried = 0
+    await fc.assert(fc.asyncProperty(fc.gen(), async g => {
+      const d = new Draw(g)
+      const [method, path, headers, body] = d.pick(requests)
+      const { raw, label } = malformedHttp(d, method, path, headers, body)
+      tried++
+      const reply = await sendRaw(base, raw)
+      statuses[reply.statusCode] = (statuses[reply.statusCode] ?? 0) + 1
+      let problem = reply.statusCode < 400 || reply.statusCode >= 500
+        ? `answered ${reply.statusCode}`
+        : errorShapeProblem(reply.statusCode, reply.headers['content-type'], reply.body)
+      if (await snapshot() !== baseline) problem = `${problem ?? ''} changed the database`
+      const logged = logs.splice(0).filter(l => l.level >= 50)
+      if (logged.length > 0) problem = `${problem ?? ''} logged ${logged.map(l => `${l.msg ?? ''}: ${JSON.stringify(l.err).slice(0, 300)}`).join('; ')}`
+      if (problem !== undefined && !failures.has(`${label}: ${problem}`)) failures.set(`${label}: ${problem}`, `${JSON.stringify(raw.toString('latin1').slice(0, 300))} → ${reply.statusCode} ${reply.body.slice(0, 200)}`)
+      return true
+    }), { numRuns: FUZZ_RUNS, seed: FUZZ_SEED + 1000 })
+    total += tried
+    t.comment(`raw HTTP: ${tried} cases; statuses ${JSON.stringify(statuses)}`)
+    for (const [problem, example] of failures) t.fail(`raw HTTP: ${problem}`, { example })
+    if (failures.size === 0) t.pass(`raw HTTP: ${tried} requests Node's parser refuses, each 4xx in the error shape`)
   }
   t.comment(`${total} cases over ${routes.length} routes in ${((Date.now() - started) / 1000).toFixed(1)} s (FUZZ_SEED=${FUZZ_SEED}, FUZZ_RUNS=${FUZZ_RUNS})`)
   console.log(`openapi-fuzz: ${total} cases over ${routes.length} routes, seed ${FUZZ_SEED}`)

@@ -288,3 +288,54 @@ export function describe (c: Case, max = 400): string {
   return `${c.method} ${clip(c.url)} ${c.http ? '(http) ' : ''}faults=[${c.faults.join(', ')}] headers=${JSON.stringify(headers)}` +
     (c.body === undefined ? '' : ` body=${JSON.stringify(clip(c.body))}`)
 }
+
+/** Sends raw bytes on a new TCP connection and reads the answer until the server closes it. */
+export async function sendRaw (base: string, raw: Buffer | string, timeoutMs = 5_000): Promise<{ statusCode: number, headers: Record<string, string>, body: string }> {
+  const { connect } = await import('node:net')
+  const url = new URL(base)
+  const text = await new Promise<string>(resolve => {
+    const socket = connect(Number(url.port), url.hostname, () => { socket.end(raw) })
+    const chunks: Buffer[] = []
+    socket.on('data', (d: Buffer) => chunks.push(d))
+    socket.on('close', () => { resolve(Buffer.concat(chunks).toString('latin1')) })
+    socket.on('error', () => {})
+    socket.setTimeout(timeoutMs, () => { socket.destroy() })
+  })
+  const [head = '', ...rest] = text.split('\r\n\r\n')
+  const [status = '', ...lines] = head.split('\r\n')
+  const headers = Object.fromEntries(lines.map(l => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]))
+  return { statusCode: Number(/^HTTP\/1\.[01] (\d{3})/.exec(status)?.[1] ?? 0), headers, body: Buffer.from(rest.join('\r\n\r\n'), 'latin1').toString('utf8') }
+}
+
+/**
+ * A request Node's HTTP parser refuses: a valid request (`lines`, then the body) with one thing
+ * broken in its framing. Each is 400 (or 413 for headers over the limit).
+ */
+export function malformedHttp (d: Draw, method: string, path: string, headers: Record<string, string>, body: string | undefined): { raw: Buffer, label: string } {
+  const head = [`${method} ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: close', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)]
+  const len = body === undefined ? [] : [`Content-Length: ${Buffer.byteLength(body)}`]
+  const b = body ?? ''
+  const make = (lines: string[], rest = b): Buffer => Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), Buffer.from(rest)])
+  const i = d.int(1, head.length - 1)
+  const kinds: Array<[string, () => Buffer]> = [
+    ['NUL in a header value', () => make([...head.slice(0, i), 'X-A: a\u0000b', ...head.slice(i), ...len])],
+    ['CR in a header value', () => make([...head, 'X-A: a\rb', ...len])],
+    ['space before the colon', () => make([...head, 'X-A : b', ...len])],
+    ['no colon', () => make([...head, 'X-A', ...len])],
+    ['control char in a name', () => make([...head, 'X\u0001A: b', ...len])],
+    ['non-token name', () => make([...head, 'X(A): b', ...len])],
+    ['obsolete line folding', () => make([...head, 'X-A: a', ' folded', ...len])],
+    ['two different Content-Lengths', () => make([...head, `Content-Length: ${b.length}`, `Content-Length: ${b.length + 1}`])],
+    ['Content-Length not a number', () => make([...head, `Content-Length: ${d.pick(['x', '-1', '1.5', '0x10', '1 2', '99999999999999999999'])}`])],
+    ['Content-Length and chunked', () => make([...head, `Content-Length: ${b.length}`, 'Transfer-Encoding: chunked'], `${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`)],
+    ['bad chunk size', () => make([...head, 'Transfer-Encoding: chunked'], `${d.pick(['zz', '-1', 'ffffffffffffffffff', '1 ; x\u0000'])}\r\n${b}\r\n0\r\n\r\n`)],
+    ['unknown transfer coding', () => make([...head, `Transfer-Encoding: ${d.pick(['gzip', 'chunked, identity', 'x'])}`], b)],
+    ['headers over the limit', () => make([...head, `X-Big: ${'a'.repeat(d.pick([17_000, 70_000]))}`, ...len])],
+    // (Node itself takes a doubled space, answers an HTTP/0.9 line with nothing, and a request
+    // without Host with an empty 400 of its own, before any handler: not generated here.)
+    ['bad request line', () => make([d.pick([`${method} ${path} HTTP/1.1 x`, `G\u0000T ${path} HTTP/1.1`, `${method} ${path} HTTP/9.9`, `${method} ${path} FTP/1.1`, `${method} ${path.replace('/', '/ ')} HTTP/1.1`, `${method} ${path}\u0000 HTTP/1.1`, `${method} /\u007f HTTP/1.1`]), ...head.slice(1), ...len])],
+    ['LF only, then NUL', () => Buffer.from(`${method} ${path} HTTP/1.1\nHost: x\n\u0000\n\n`, 'latin1')]
+  ]
+  const [label, build] = d.pick(kinds)
+  return { raw: build(), label }
+}
