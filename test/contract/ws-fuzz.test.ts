@@ -4,7 +4,8 @@ import { ClientMessage, RpcParams } from '../../schemas/ws.js'
 import { build, createTestDatabase, createWorkspace, dbClient, listen, PASSWORD, registerUser } from '../helpers/app.js'
 import { expectStatus, request } from '../helpers/http.js'
 import { connect, type Client, type Msg } from '../helpers/ws.js'
-import { Draw, FUZZ_RUNS, FUZZ_SEED, NESTING, Raw, badIds, badPath, badTreeCursor, nested, toJson, uuid, type Schema, type World } from '../helpers/fuzz.js'
+import WebSocket from 'ws'
+import { Draw, FUZZ_RUNS, FUZZ_SEED, NESTING, Raw, badIds, badPath, badTreeCursor, errorShapeProblem, nested, toJson, uuid, type Schema, type World } from '../helpers/fuzz.js'
 import { applySemantic, freshPath, siteFault, validContent, validOperation } from '../helpers/fuzz-cases.js'
 
 /**
@@ -215,7 +216,54 @@ t.test('malformed WebSocket frames: one error frame each, never INTERNAL, the so
     for (const [problem, example] of failures) t.fail(`${kind}: ${problem}`, { example })
     if (failures.size === 0) t.pass(`${kind}: ${tried} malformed frames, one error frame each, never INTERNAL`)
   }
+  // The upgrade itself: a malformed X-Session-Id is refused over HTTP (400 in the error shape); a
+  // bad token or another user's session is let in and closed (4401, 4403), never `connected`.
+  const upgradeFailures = new Map<string, string>()
+  const outcomes: Record<string, number> = {}
+  let upgrades = 0
+  await fc.assert(fc.asyncProperty(fc.gen(), async g => {
+    const d = new Draw(g)
+    const badSession = d.chance(50)
+    const headers: Record<string, string> = {}
+    if (badSession) {
+      headers['x-session-id'] = d.pick(badIds(d, owner.sessionId).filter(v => /^[\x21-\x7e]+$/.test(v)))
+      if (d.chance(70)) headers.authorization = `Bearer ${owner.token}`
+    } else {
+      headers.authorization = d.pick(['Bearer x', `Bearer ${owner.token}x`, `Basic ${owner.token}`, 'Bearer a.b.c', `Bearer ${owner.token.split('.').slice(0, 2).join('.')}.`])
+      if (d.chance(30)) headers['x-session-id'] = stranger.sessionId
+    }
+    upgrades++
+    const socket = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/ws`, { headers })
+    const outcome = await new Promise<{ status?: number, body?: string, close?: number, connected: boolean }>(resolve => {
+      let connected = false
+      socket.on('message', data => { if (String(data).includes('"connected"')) connected = true })
+      socket.once('unexpected-response', (_req, res) => {
+        let body = ''
+        res.on('data', (c: Buffer) => { body += c.toString() })
+        res.on('end', () => { resolve({ status: res.statusCode ?? 0, body, connected }) })
+      })
+      socket.once('close', code => { resolve({ close: code, connected }) })
+      socket.on('error', () => {})
+      setTimeout(() => { socket.terminate(); resolve({ close: -1, connected }) }, 7_000)
+    })
+    const key = outcome.status !== undefined ? `HTTP ${outcome.status}` : `close ${outcome.close ?? ''}`
+    outcomes[key] = (outcomes[key] ?? 0) + 1
+    let problem: string | undefined
+    if (badSession && headers['x-session-id'] !== stranger.sessionId) {
+      if (outcome.status !== 400) problem = `malformed X-Session-Id: ${key}`
+      else if (errorShapeProblem(400, 'application/json', outcome.body ?? '') !== undefined) problem = `not the error shape: ${outcome.body ?? ''}`
+    } else if (outcome.connected || !(outcome.status === 401 || outcome.close === 4401 || outcome.close === 4403)) {
+      problem = `bad token or foreign session: ${key}${outcome.connected ? ' after connected' : ''}`
+    }
+    if (problem !== undefined && !upgradeFailures.has(problem)) upgradeFailures.set(problem, JSON.stringify(headers).slice(0, 300))
+    return true
+  }), { numRuns: Math.min(RUNS, 100), seed: FUZZ_SEED + 99 })
+  total += upgrades
+  t.comment(`upgrade: ${upgrades} upgrades; ${JSON.stringify(outcomes)}`)
+  for (const [problem, example] of upgradeFailures) t.fail(`upgrade: ${problem}`, { example })
+  if (upgradeFailures.size === 0) t.pass(`upgrade: ${upgrades} bad upgrades refused or closed, never connected`)
+
   t.notOk(client.isClosed, 'the socket is still open')
-  t.comment(`${total} frames over ${kinds.length} message types in ${((Date.now() - started) / 1000).toFixed(1)} s (FUZZ_SEED=${FUZZ_SEED})`)
-  console.log(`ws-fuzz: ${total} frames over ${kinds.length} message types, seed ${FUZZ_SEED}`)
+  t.comment(`${total} frames over ${kinds.length} message types and upgrades in ${((Date.now() - started) / 1000).toFixed(1)} s (FUZZ_SEED=${FUZZ_SEED})`)
+  console.log(`ws-fuzz: ${total} cases (frames over ${kinds.length} message types, and upgrades), seed ${FUZZ_SEED}`)
 })
