@@ -303,6 +303,9 @@ export function semanticFaults (r: Route): string[] {
   return []
 }
 
+/** Faults that hold only while the entries they name are as the world says. */
+const STATEFUL = new Set(['op:create-existing', 'op:copy-onto-existing', 'op:mkdir-on-file', 'op:under-a-file'])
+
 export function applySemantic (d: Draw, r: Route, w: World, f: Draft): string {
   const kind = d.pick(semanticFaults(r))
   const isObject = (v: Json): v is Record<string, Json> => v !== null && typeof v === 'object' && !Array.isArray(v)
@@ -313,7 +316,8 @@ export function applySemantic (d: Draw, r: Route, w: World, f: Draft): string {
         f.body = { operations: [validOperation(d, w)] }
       }
       const ops = (f.body as { operations: Array<Record<string, Json>> }).operations
-      const i = d.int(0, ops.length - 1)
+      // A conflict with what exists goes first: an earlier operation could remove what it conflicts with.
+      const i = STATEFUL.has(kind) ? 0 : d.int(0, ops.length - 1)
       f.body = { ...(f.body as object), operations: ops.map((o, j) => j === i ? mutate(o) : o) }
     } else {
       f.body = mutate(isObject(f.body) ? f.body : validOperation(d, w))
