@@ -65,7 +65,7 @@ export const LineRange = Type.String({
 
 export const ReadQuery = Type.Object({
   format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('raw')], { default: 'json' })),
-  revision: Type.Optional(Type.Integer({ minimum: 0, description: 'read the entry as it was right after this revision' })),
+  revision: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'read the entry as it was right after this revision' })),
   lines: Type.Optional(LineRange)
 })
 
@@ -178,7 +178,8 @@ export const Change = Type.Object({
 export type Change = Static<typeof Change>
 
 export const ChangesQuery = Type.Object({
-  since: Type.Integer({ minimum: 0, default: 0 }),
+  // A maximum, so that a query's `since=1e400` (Infinity once coerced) is refused: see makeAjv.
+  since: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 }),
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 500 })
 })
 

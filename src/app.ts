@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './core/config.js'
-import { errors, publicError, toAppError } from './core/errors.js'
+import { clientErrorAnswer, errors, publicError, toAppError } from './core/errors.js'
 // App plugins the external ones build on.
 import configPlugin from '../plugins/app/config.js'
 import errorHandler from '../plugins/app/error-handler.js'
@@ -63,6 +63,12 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
     keepAliveTimeout: 10_000,
     trustProxy: trustProxy(config.TRUST_PROXY),
     // A URL that cannot be decoded (`%ZZ`) is a bad path, in the contract's error shape.
+    // HTTP that Node's parser refuses, answered in the contract's error shape too.
+    clientErrorHandler: function clientError (error, socket) {
+      if ((error as { code?: string }).code === 'ECONNRESET' || socket.destroyed) return
+      if (socket.writable) socket.write(clientErrorAnswer(error as { code?: string }))
+      socket.destroy(error)
+    },
     frameworkErrors: function frameworkErrors (error, request, reply) {
       const appError = error.code === 'FST_ERR_BAD_URL' ? errors.invalidPath(request.url, 'malformed percent-encoding') : toAppError(error)
       void (reply as FastifyReply).code(appError.statusCode).send(publicError(appError, config.NODE_ENV === 'development').toJSON())

@@ -98,6 +98,21 @@ export const errors = {
 }
 
 /**
+ * The raw HTTP answer to a request Node's parser refused (a NUL or CR in a header, a garbled
+ * request line, conflicting Content-Length, bad chunked encoding, headers over the limit, a
+ * request not received in time): the contract's error shape and codes, where Fastify's default
+ * answer has no `code` (and 431 or 408, statuses the contract does not have).
+ */
+export function clientErrorAnswer (err: { code?: string }): string {
+  const e = err.code === 'HPE_HEADER_OVERFLOW'
+    ? errors.payloadTooLarge('request headers are too large')
+    : errors.validation(err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'the request was not received in time' : 'malformed HTTP request')
+  const body = JSON.stringify(e.toJSON())
+  return `HTTP/1.1 ${e.statusCode} ${STATUS_CODES[e.statusCode] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+}
+
+/**
  * An error answered earlier and stored (an Idempotency-Key's failed first response), made again
  * from its status and body so that a replay answers exactly as the first request did.
  */
@@ -159,12 +174,14 @@ export function toAppError (error: unknown): AppError {
       // A deadlock or a serialization failure: nothing was done, and the same request may succeed now.
       return errors.unavailable('the request conflicted with another one at the same time; retry')
   }
+  // Before the database's codes: a client that aborts its request body is an ECONNRESET with
+  // statusCode 400 (Node's 'aborted'), not a database outage.
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return new AppError(e.statusCode, typeof e.code === 'string' ? e.code : 'BAD_REQUEST', e.message ?? 'bad request')
+  }
   if (typeof e.code === 'string' && PG_UNAVAILABLE.has(e.code)) return errors.unavailable('the database is unavailable')
   if (typeof e.message === 'string' && /timeout exceeded when trying to connect|Connection terminated/i.test(e.message)) {
     return errors.unavailable('the database is unavailable')
-  }
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return new AppError(e.statusCode, typeof e.code === 'string' ? e.code : 'BAD_REQUEST', e.message ?? 'bad request')
   }
   return new AppError(500, 'INTERNAL', e.message ?? 'internal error')
 }

@@ -5,9 +5,13 @@ import { UUID_PATTERN, JSON_DOCUMENT } from '../../schemas/common.js'
 /**
  * The JSON Schema validator behind every TypeBox schema: HTTP bodies, query strings, WebSocket
  * messages and RPC params. Unknown properties are errors (never silently removed).
+ * JSON numbers must be finite (`strictNumbers`): `1e400` parses to Infinity, which Ajv otherwise
+ * takes for an integer. Not when coercing (query strings): there Ajv lets a coerced `"1e400"`
+ * skip every check, so the integers of query strings carry a `maximum` instead (schemas/files.ts).
  */
 export function makeAjv (options: AjvOptions = {}): Ajv {
-  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: false, strict: false, coerceTypes: false, ...options })
+  const coercing = options.coerceTypes !== undefined && options.coerceTypes !== false
+  const ajv = new Ajv({ removeAdditional: false, useDefaults: true, allErrors: false, strict: false, coerceTypes: false, strictNumbers: !coercing, ...options })
   addFormats.default(ajv)
   const jsonDocument: SchemaValidateFunction = (schema: { maxDepth: number }, data: unknown) => {
     const problem = jsonDocumentProblem(data, schema.maxDepth)
@@ -49,4 +53,23 @@ export function jsonDocumentProblem (value: unknown, maxDepth: number): string |
     }
   }
   return undefined
+}
+
+/**
+ * True when a parsed JSON value has an own `__proto__` key, or a `constructor` object with a
+ * `prototype` key, anywhere: what Fastify refuses in a REST body (secure-json-parse,
+ * `onProtoPoisoning: 'error'`), refused the same way in WebSocket messages. `raw` is the text it
+ * was parsed from: without either word in it (the usual case) nothing is walked.
+ */
+export function hasPoisonedKey (raw: string, value: unknown): boolean {
+  if (!raw.includes('__proto__') && !raw.includes('constructor')) return false
+  const stack: unknown[] = [value]
+  for (let v = stack.pop(); v !== undefined || stack.length > 0; v = stack.pop()) {
+    if (v === null || typeof v !== 'object') continue
+    if (Object.hasOwn(v, '__proto__')) return true
+    const ctor = Object.hasOwn(v, 'constructor') ? (v as { constructor: unknown }).constructor : undefined
+    if (ctor !== null && typeof ctor === 'object' && Object.hasOwn(ctor, 'prototype')) return true
+    stack.push(...(Array.isArray(v) ? v : Object.values(v)))
+  }
+  return false
 }

@@ -130,7 +130,10 @@ function encodeCursor (c: TreeCursor): string {
  */
 function decodeCursor (s: string): TreeCursor {
   try {
-    const c = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as Partial<TreeCursor> | null
+    // Node's decoder skips what is not base64url (`!`, padding, a trailing `+/`): only the one spelling passes.
+    const bytes = Buffer.from(s, 'base64url')
+    if (bytes.toString('base64url') !== s) throw errors.validation('cursor is not valid')
+    const c = JSON.parse(bytes.toString('utf8')) as Partial<TreeCursor> | null
     const p = c?.p
     const r = c?.r
     if (typeof p === 'string' && canonicalPath(p) === p && typeof r === 'number' && Number.isSafeInteger(r) && r >= 0) return { p, r }

@@ -2,7 +2,7 @@ import type { ValidateFunction } from 'ajv'
 import type { Change } from '../../schemas/files.js'
 import { ClientMessage } from '../../schemas/ws.js'
 import { errors, schemaErrors, type AppError } from '../core/errors.js'
-import { makeAjv } from '../core/validation.js'
+import { hasPoisonedKey, makeAjv } from '../core/validation.js'
 
 /** The WebSocket protocol's wire format (docs/api.md, "WebSocket"): close codes, channels, frames, client messages. */
 
@@ -53,6 +53,8 @@ export function parseClientMessage (raw: string): { message: ClientMessage } | {
   } catch {
     return { error: errors.validation('message is not valid JSON') }
   }
+  // As a REST body with them is refused: metadata must not be stored with them over one door only.
+  if (hasPoisonedKey(raw, parsed)) return { error: errors.validation('message contains a forbidden prototype property (__proto__ or constructor.prototype)') }
   const type = typeof parsed === 'object' && parsed !== null && 'type' in parsed ? parsed.type : undefined
   const validate = typeof type === 'string' ? messageValidators.get(type) : undefined
   if (validate === undefined) return { error: errors.validation(`unknown message type ${JSON.stringify(type ?? null)}`) }

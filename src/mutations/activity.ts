@@ -43,8 +43,15 @@ export interface NewActivity {
 function settle (e: NewActivity): NewActivity {
   e.at ??= new Date()
   e.durationMs = Math.max(0, Math.round(e.durationMs))
+  // A refused request's op and paths are recorded as sent, and PostgreSQL refuses NUL in text (the
+  // entry would be lost); a lone surrogate it would store as U+FFFD, as the mirror now shows too.
+  if (typeof e.op === 'string') e.op = storable(e.op)
+  if (typeof e.path === 'string') e.path = storable(e.path)
+  if (typeof e.newPath === 'string') e.newPath = storable(e.newPath)
   return e
 }
+
+const storable = (s: string): string => s.replaceAll('\u0000', '\ufffd').toWellFormed()
 
 export async function insertActivity (db: Executor, entry: NewActivity): Promise<void> {
   const e = settle(entry)

@@ -113,6 +113,14 @@ const MAPPED: Array<[label: string, thrown: unknown, code: string, status: numbe
 // server answers 409, a decision docs/api.md records ("Decisions (files and directories)").
 const TABLE_STATUS_DIFFERS: Record<string, number> = { NOT_A_DIRECTORY: 400 }
 
+t.test('a client that aborts its request body is a 4xx of its own, not a database outage', async t => {
+  // Node's 'aborted' error carries ECONNRESET, one of the database's unavailable codes (found by
+  // the raw-HTTP part of test/contract/openapi-fuzz.test.ts: logged as a 503 error).
+  const aborted = Object.assign(new Error('aborted'), { code: 'ECONNRESET', statusCode: 400 })
+  t.equal(toAppError(aborted).statusCode, 400)
+  t.equal(toAppError({ code: 'ECONNRESET' }).code, 'UNAVAILABLE', 'without a status it is still the database')
+})
+
 t.test('toAppError maps what it recognises to our codes', async t => {
   for (const [label, thrown, code, status] of MAPPED) {
     const e = toAppError(thrown)
