@@ -83,6 +83,8 @@ t.test('malformed WebSocket frames: one error frame each, never INTERNAL, the so
       case 'operations.batch': return { workspaceId: ws, operations: [validOperation(d, world), ...(d.chance(50) ? [validOperation(d, world)] : [])] }
       case 'tree.list': return { workspaceId: ws, ...(d.chance(50) ? { path: d.pick(['/', '/d']) } : {}), ...(d.chance(30) ? { depth: d.int(0, 3) } : {}) }
       case 'changes.list': return { workspaceId: ws, ...(d.chance(50) ? { since: d.int(0, head) } : {}) }
+      case 'search': return { workspaceId: ws, query: d.pick(['a', 'x', 'content']), ...(d.chance(30) ? { isRegex: true } : {}) }
+      case 'find': return { workspaceId: ws, q: d.pick(['a', 'fz', 'txt']) }
     }
     throw new Error(method)
   }

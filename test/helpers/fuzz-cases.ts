@@ -170,7 +170,9 @@ function getAt (root: Json, at: Pointer): Json {
 
 /** A value of another JSON type than the schema's. */
 function wrongType (d: Draw, s: Schema): Json {
-  const type = s.type ?? (s.anyOf !== undefined ? 'string' : undefined)
+  // A union's branches each allow their own type (`"smart" | true | false`: string and boolean).
+  const types = new Set(s.anyOf !== undefined ? s.anyOf.map(b => b.type ?? 'string') : [s.type])
+  const type = [...types][0]
   const all: Array<[string, () => Json]> = [
     ['string', () => d.pick(['', '1', 'true', 'null', '{}', d.oddText(5)])],
     ['integer', () => d.pick([0, 1, -1, 1.5])],
@@ -180,7 +182,7 @@ function wrongType (d: Draw, s: Schema): Json {
     ['array', () => d.pick<Json>([[], [1], [[]], nested(d.pick([100, 1000]), 'array')])],
     ['object', () => d.pick<Json>([{}, { a: 1 }, nested(d.pick([100, 1000]), 'object')])]
   ]
-  const others = all.filter(([t]) => t !== type && !(type === 'number' && t === 'integer') && !(type === 'integer' && t === 'number'))
+  const others = all.filter(([t]) => !types.has(t) && !(types.has('number') && t === 'integer') && !(types.has('integer') && t === 'number'))
   if (type === 'integer') others.push(['fraction', () => d.pick<Json>([1.5, new Raw('1e400'), new Raw('-1e400'), new Raw('1.000001')])])
   return d.pick(others)[1]()
 }
@@ -264,7 +266,6 @@ interface Draft {
   http: boolean
 }
 
-function isFileRoute (r: Route): boolean { return /\/(files|history)(\/\{\*\})?$/.test(r.template) }
 
 /** The faults that can be applied to a route, each with its weight. */
 function faultKinds (r: Route): string[] {
@@ -283,7 +284,7 @@ function faultKinds (r: Route): string[] {
     if (semanticFaults(r).length > 0) kinds.push('semantic', 'semantic', 'semantic')
   }
   // A path no entry has: 404 for a read.
-  if (r.method === 'GET' && isFileRoute(r) && r.template.includes('/files')) kinds.push('get-missing')
+  if (r.method === 'GET' && r.template.endsWith('/files/{*}')) kinds.push('get-missing')
   return kinds
 }
 

@@ -59,12 +59,16 @@ export interface Route {
 
 export function routesOf (doc: OpenApiDocument): Route[] {
   const out: Route[] = []
-  for (const [template, methods] of Object.entries(doc.paths)) {
+  for (const [documented, methods] of Object.entries(doc.paths)) {
+    // The file routes' wildcard is documented as `{path}` (the rest of the URL, slashes and all):
+    // the generators know it as Fastify's `*`, a tail of raw path segments.
+    const wildcard = documented.endsWith('/{path}')
+    const template = wildcard ? documented.replace(/\{path\}$/, '{*}') : documented
     for (const [method, op] of Object.entries(methods)) {
       out.push({
         method: method.toUpperCase(),
         template,
-        params: op.parameters ?? [],
+        params: (op.parameters ?? []).map(p => wildcard && p.in === 'path' && p.name === 'path' ? { ...p, name: '*' } : p),
         body: op.requestBody?.content['application/json']?.schema,
         secured: op.security === undefined ? (doc.security ?? []).length > 0 : op.security.some(s => Object.keys(s).length > 0)
       })
