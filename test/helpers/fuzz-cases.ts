@@ -266,7 +266,6 @@ interface Draft {
   http: boolean
 }
 
-
 /** The faults that can be applied to a route, each with its weight. */
 function faultKinds (r: Route): string[] {
   const kinds: string[] = ['method']
