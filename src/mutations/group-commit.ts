@@ -51,6 +51,8 @@ interface Queued {
   member: GroupMember<unknown>
   resolve: (value: unknown) => void
   reject: (err: unknown) => void
+  /** already run once more after a deadlock */
+  retried?: boolean
 }
 
 export class GroupCommit {
@@ -87,7 +89,12 @@ export class GroupCommit {
 
   async #drain (workspaceId: string, queue: Queued[]): Promise<void> {
     try {
-      while (queue.length > 0) await this.#commitGroup(this.#take(queue), queue)
+      while (queue.length > 0) {
+        const group = this.#take(queue)
+        queue.unshift(...await this.#commitGroup(group))
+      }
+    } catch (err) {
+      for (const q of queue.splice(0)) q.reject(err) // (a bug: never leave a request waiting)
     } finally {
       this.#queues.delete(workspaceId)
     }
@@ -109,27 +116,31 @@ export class GroupCommit {
     return queue.splice(0, n)
   }
 
-  async #commitGroup (group: Queued[], queue: Queued[]): Promise<void> {
+  /** Runs one group; returns the members that go to the front of the queue, for the next group. */
+  async #commitGroup (group: Queued[]): Promise<Queued[]> {
     let trx: Awaited<ReturnType<ReturnType<Db['startTransaction']>['execute']>>
     try {
       trx = await this.#db.startTransaction().execute()
     } catch (err) {
       for (const q of group) q.reject(err)
-      return
+      return []
     }
-    const started = performance.now()
     const done: Array<{ q: Queued, value: unknown }> = []
+    const retry: Queued[] = []
+    let rest: Queued[] = []
     let broken: unknown = null
+    // Counted from when the first member is done (the lock is held from then on).
+    let locked = Infinity
     for (const [i, q] of group.entries()) {
-      if (i > 0 && performance.now() - started > this.#opts.maxMs) {
-        queue.unshift(...group.slice(i))
+      if (performance.now() - locked > this.#opts.maxMs) {
+        rest = group.slice(i)
         break
       }
       try {
         await sql`savepoint member`.execute(trx)
       } catch (err) {
         broken = err
-        queue.unshift(...group.slice(i))
+        rest = group.slice(i)
         break
       }
       let value: unknown
@@ -141,23 +152,36 @@ export class GroupCommit {
         } catch (rollbackErr) {
           broken = rollbackErr
           q.reject(err)
-          queue.unshift(...group.slice(i + 1))
+          rest = group.slice(i + 1)
           break
         }
-        // A deadlock (its key's claim waited on another instance's transaction that waits for
-        // this workspace's lock) could not have happened alone, where the claim comes before the
-        // lock: it runs again first in the next group.
-        if (i > 0 && (err as { code?: unknown }).code === '40P01') queue.unshift(q)
-        else q.reject(err)
+        // A deadlock (e.g. its key's claim waited for another instance's request that waits for
+        // this workspace's lock, a cycle that needs the group: alone, the claim comes before the
+        // lock): PostgreSQL broke it by failing this statement. It runs once more, first in the
+        // next group, where it claims its key before the lock.
+        const code = (err as { code?: unknown }).code
+        if (code === '40P01' && q.retried !== true) {
+          q.retried = true
+          retry.push(q)
+        } else {
+          q.reject(err)
+        }
+        // Cancelled (DB_STATEMENT_TIMEOUT_MS, or the watchdog, which terminates the connection if
+        // it is still held a second later): commit what ran; the rest wait for the next group.
+        if (code === '57014') {
+          rest = group.slice(i + 1)
+          break
+        }
         continue
+      } finally {
+        if (i === 0) locked = performance.now()
       }
+      done.push({ q, value })
       try {
         await sql`release savepoint member`.execute(trx)
-        done.push({ q, value })
       } catch (err) {
         broken = err
-        done.push({ q, value })
-        queue.unshift(...group.slice(i + 1))
+        rest = group.slice(i + 1)
         break
       }
     }
@@ -172,12 +196,13 @@ export class GroupCommit {
       // Nothing was committed: each member that ran gets the error it would have got alone.
       await trx.rollback().execute().catch(() => {})
       for (const { q } of done) q.reject(broken)
-      return
+    } else {
+      for (const { q, value } of done) {
+        try { q.member.committed() } catch {}
+        q.resolve(value)
+      }
     }
-    for (const { q, value } of done) {
-      try { q.member.committed() } catch {}
-      q.resolve(value)
-    }
+    return [...retry, ...rest]
   }
 }
 

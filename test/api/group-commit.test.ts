@@ -287,6 +287,66 @@ t.test('a server killed mid-group leaves every request all or nothing', async t 
   t.equal(expectStatus<WriteResult>(res, 201, 'write after restart').revision, 3, 'the next write takes the next revision')
 })
 
+t.test('a group whose connection is lost mid-group: the members that ran fail as alone (503), nothing of them stays, the rest run in the next group', async t => {
+  const url = await createTestDatabase(t)
+  const app = await build(t, { DATABASE_URL: url })
+  const user = await registerUser(app)
+  const c = new Ctx(app, user, await createWorkspace(app, user))
+  await c.write('/seed.txt', 'seed')
+  const admin = await dbClient(t, url)
+  const locker = await dbClient(t, url)
+  const keyHolder = await dbClient(t, url)
+  await locker.query('BEGIN')
+  await locker.query('SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE', [c.ws])
+  await keyHolder.query('BEGIN')
+  await keyHolder.query("INSERT INTO idempotency_keys (user_id, key, request_hash, status_code, body) VALUES ($1, 'blocker', 'x', 0, 'null')", [user.id])
+  const write = async (i: number): Promise<Res> => await c.put(`/g/${i}.txt`, { content: String(i) }, i === 5 ? { 'idempotency-key': 'blocker' } : {})
+  const replies = [write(0)]
+  await untilLockWaits(admin, dbName(url), 1, 'request 0 waits for the workspace lock')
+  for (const i of range(1, 8)) {
+    replies.push(write(i))
+    await sleep(15)
+  }
+  await sleep(300)
+  await locker.query('COMMIT')
+  t.equal((await replies[0])?.statusCode, 201, 'request 0 committed alone')
+  await untilLockWaits(admin, dbName(url), 1, 'the next group waits in member 5\'s key claim')
+  const { rows } = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", [dbName(url)])
+  t.equal(rows.length, 1, 'one backend waits: the group\'s')
+  await admin.query('SELECT pg_terminate_backend($1)', [rows[0]?.pid])
+  const answers = await Promise.all(replies.slice(1))
+  await keyHolder.query('ROLLBACK')
+  t.same(answers.map(r => r.statusCode), [503, 503, 503, 503, 503, 201, 201, 201], 'members 1–5 ran in the lost transaction: 503; 6–8 went to the next group')
+  t.equal(answers[0]?.json<{ code: string }>().code, 'UNAVAILABLE', 'UNAVAILABLE, as alone')
+  t.same(answers.slice(5).map(r => r.json<WriteResult>().revision), [3, 4, 5], 'the next group took the next revisions')
+  const feed = await c.allChanges()
+  t.same(feed.changes.map(ch => [ch.revision, ch.path]), [[1, '/seed.txt'], [2, '/g/0.txt'], [3, '/g/6.txt'], [4, '/g/7.txt'], [5, '/g/8.txt']], 'gap-free; nothing of members 1–5')
+  t.same(await c.allPaths('/g'), ['/g/0.txt', '/g/6.txt', '/g/7.txt', '/g/8.txt'], 'their files are not there')
+})
+
+t.test('a group is bounded by the bytes of its requests', async t => {
+  const url = await createTestDatabase(t)
+  const app = await build(t, { DATABASE_URL: url, GROUP_COMMIT_MAX_BYTES: '2500' })
+  const user = await registerUser(app)
+  const c = new Ctx(app, user, await createWorkspace(app, user))
+  const admin = await dbClient(t, url)
+  const locker = await dbClient(t, url)
+  await locker.query('BEGIN')
+  await locker.query('SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE', [c.ws])
+  const write = async (i: number): Promise<Res> => await c.put(`/big/${i}.txt`, { content: 'x'.repeat(1000) }, { 'idempotency-key': `b${i}` })
+  const replies = [write(0)]
+  await untilLockWaits(admin, dbName(url), 1, 'the first group waits for the workspace lock')
+  for (const i of range(1, 8)) {
+    replies.push(write(i))
+    await sleep(15)
+  }
+  await sleep(300)
+  await locker.query('COMMIT')
+  t.same((await Promise.all(replies)).map(r => r.statusCode), range(0, 8).map(() => 201), 'all written')
+  const { rows } = await admin.query<{ n: string }>('SELECT count(*) AS n FROM idempotency_keys WHERE user_id = $1 GROUP BY created_at ORDER BY min(key)', [user.id])
+  t.same(rows.map(r => Number(r.n)), [1, 2, 2, 2, 2], 'the first alone, then two of about 1,000 bytes per group of at most 2,500')
+})
+
 t.test('GROUP_COMMIT=false: every request alone, the same answers', async t => {
   const c = await (async () => {
     const app = await build(t, { GROUP_COMMIT: 'false' })
