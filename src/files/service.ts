@@ -55,7 +55,8 @@ export type FileService = ReturnType<typeof createFileService>
 
 /**
  * The group commit's bounds (src/mutations/group-commit.ts). No member starts once its group has
- * run a quarter of DB_TRANSACTION_TIMEOUT_MS (at most 250 ms): a group never comes near the watchdog.
+ * held the lock for a quarter of DB_TRANSACTION_TIMEOUT_MS (at most 250 ms): a group never comes
+ * near the watchdog.
  */
 function groupCommitOptions (config: Config): GroupCommitOptions {
   const timeout = config.DB_TRANSACTION_TIMEOUT_MS

@@ -21,7 +21,7 @@ import type { Db, Trx } from '../db/schema.js'
  *   those that had not run yet go to the next group.
  *
  * Bounds: `maxMembers` and `maxBytes` (request bodies) per group, and no member is started once
- * the group has run `maxMs`, so a group holds the lock (and its connection, watched by
+ * the group has held the lock (from the end of its first member) for `maxMs`, so a group holds the lock (and its connection, watched by
  * DB_TRANSACTION_TIMEOUT_MS) not much longer than one request would. A request whose
  * Idempotency-Key is already in the group waits for the next one, so it blocks on the committed
  * (or rolled back) claim exactly as it would alone. The queue is in-process, per instance;
