@@ -11,7 +11,9 @@ import type { Change } from '../../schemas/files.js'
  * The one way a mutation runs, whatever it changes: Idempotency-Key replay, an activity entry
  * (in the write's transaction on success, after the rollback on failure), and publishing its
  * changes once committed. The file service describes each mutation (a `MutationSpec`); REST
- * routes and WebSocket RPC both reach it through the service.
+ * routes and WebSocket RPC both reach it through the service. Mutations of one workspace that
+ * arrive together share a transaction, each in a savepoint of its own (group commit,
+ * ./group-commit.ts, reached through `TransactionHooks.transaction`).
  */
 
 /** A response: its status and body, as REST sends them and RPC answers the body. */
