@@ -100,7 +100,9 @@ function serverSetup (args: string[], databaseUrl: string): ServerSetup {
     // The fan-out scenarios open up to a thousand sockets as a handful of users, and the seeding
     // logs in again and again: per-user socket and session bounds would refuse them.
     WS_MAX_SOCKETS_PER_USER: '1000000',
-    MAX_NEW_SESSIONS_PER_WINDOW: '1000000'
+    MAX_NEW_SESSIONS_PER_WINDOW: '1000000',
+    // GROUP_COMMIT=false in the runner's environment measures writes without the group commit.
+    ...(process.env.GROUP_COMMIT === undefined ? {} : { GROUP_COMMIT: process.env.GROUP_COMMIT })
   }
   return { nodeArgs: [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []), ...args], env, databaseUrl }
 }

@@ -41,6 +41,10 @@ export default fp(async function database (fastify) {
     const pool = fastify.pg.pool
     // An idle client killed by the server (restart, pg_terminate_backend) must not crash the process.
     pool.on('error', err => fastify.log.warn({ err }, 'idle database client failed'))
+    // A client in use has no pool listener: its connection lost mid-transaction (the watchdog's
+    // pg_terminate_backend, a restart) would be an uncaught 'error' event, ending the process.
+    // The query in flight gets the error and the request answers 503; the pool drops the client.
+    pool.on('connect', client => { client.on('error', err => { fastify.log.warn({ err }, 'database connection lost') }) })
     const client = await untilUp(() => pool.connect(), config.STARTUP_TIMEOUT_MS, err => {
       fastify.log.warn({ err: (err as Error).message }, 'database not reachable yet; retrying')
     })

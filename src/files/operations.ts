@@ -9,13 +9,16 @@ import { workspaceHead } from '../db/queries.js'
 import { DEFAULT_MAX_ENTRIES, EntryBudget, saveChanges, type RecordedChange } from './entries.js'
 import { applyOne, storeBlob, type CheckedOp, type OpContext, type Outcome } from './op-kinds.js'
 import { toChange } from './changes.js'
-import type { TransactionHooks } from '../mutations/pipeline.js'
+import { transactionOf, type TransactionHooks } from '../mutations/pipeline.js'
 import type { Change, OpData, Operation } from '../../schemas/files.js'
 
 /**
  * Every write goes through applyOperations: one transaction that locks the workspace row (which
  * orders writers per workspace), applies each operation, gives each one that changes something
- * the next revision, records the changes, and commits — or rolls everything back.
+ * the next revision, records the changes, and commits — or rolls everything back. The pipeline's
+ * group commit may run it inside a savepoint of a transaction shared with other requests to the
+ * same workspace (src/mutations/group-commit.ts): then the lock may already be held, and the head
+ * read is the one the earlier requests of the group left.
  */
 
 export interface WriteOptions {
@@ -105,7 +108,7 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
     }
   })
   await requireWrite(db, actor, workspaceId)
-  return await db.transaction().execute(async trx => {
+  return await transactionOf(db, hooks)(async trx => {
     await hooks.begin?.(trx)
     await storeBlobs(trx, checked)
     const ws = await workspaceHead(trx, workspaceId, 'for update')

@@ -7,7 +7,7 @@ import { toChange } from './changes.js'
 import { ancestorsOf, checkPlacedPath, depthOf } from './paths.js'
 import { atOrBelow, descendantsPattern, touches, workspaceHead } from '../db/queries.js'
 import { DEFAULT_MAX_ENTRIES, ensureParents, rowOf, saveChanges, stateOf, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
-import type { TransactionHooks } from '../mutations/pipeline.js'
+import { transactionOf, type TransactionHooks } from '../mutations/pipeline.js'
 import type { Change, RevertBody, RevertResult } from '../../schemas/files.js'
 
 /**
@@ -46,7 +46,7 @@ export async function revert (db: Db, actor: Actor, workspaceId: string, params:
   }
   await requireWrite(db, actor, workspaceId)
   try {
-    return await db.transaction().execute(async trx => {
+    return await transactionOf(db, hooks)(async trx => {
       await hooks.begin?.(trx)
       const result = await revertIn(trx, actor, workspaceId, params, options.opId ?? null, options.maxEntries ?? DEFAULT_MAX_ENTRIES)
       if (params.dryRun === true) throw new DryRun(result)

@@ -9,6 +9,7 @@ import { listHistory, readAtRevision } from './history.js'
 import { parseLineSpec, readLines } from './lines.js'
 import { revert, type RevertParams } from './revert.js'
 import { MutationType, type ActivityRecorder } from '../mutations/activity.js'
+import type { GroupCommitOptions } from '../mutations/group-commit.js'
 import { createMutationPipeline, type ChangePublisher, type MutationMeta, type Rejected, type Result } from '../mutations/pipeline.js'
 import type { ReadCache } from './cache.js'
 import type {
@@ -53,12 +54,27 @@ function editExtras (diff: string | undefined, dryRun: boolean | undefined): { d
 export type FileService = ReturnType<typeof createFileService>
 
 /**
+ * The group commit's bounds (src/mutations/group-commit.ts). No member starts once its group has
+ * held the lock for a quarter of DB_TRANSACTION_TIMEOUT_MS (at most 250 ms): a group never comes
+ * near the watchdog.
+ */
+function groupCommitOptions (config: Config): GroupCommitOptions {
+  const timeout = config.DB_TRANSACTION_TIMEOUT_MS
+  return {
+    enabled: config.GROUP_COMMIT,
+    maxMembers: config.GROUP_COMMIT_MAX_MEMBERS,
+    maxBytes: config.GROUP_COMMIT_MAX_BYTES,
+    maxMs: timeout > 0 ? Math.min(250, timeout / 4) : 250
+  }
+}
+
+/**
  * Longer than a function should be, on purpose: it is the list of the service's calls, each a
  * few lines, and reads best as one list.
  */
 export function createFileService (deps: { db: Db, config: Config, fanout: ChangePublisher, activity: ActivityRecorder, cache?: ReadCache }) {
   const { db, config, activity, cache } = deps
-  const pipeline = createMutationPipeline({ db, activity, publisher: deps.fanout })
+  const pipeline = createMutationPipeline({ db, activity, publisher: deps.fanout, groupCommit: groupCommitOptions(config) })
   const mutation = pipeline.run
   const writeOptions = (meta: MutationMeta) => ({ maxFileBytes: config.MAX_FILE_BYTES, maxEntries: config.MAX_ENTRIES_PER_REQUEST, opId: meta.opId ?? null })
 

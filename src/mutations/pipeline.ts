@@ -4,13 +4,16 @@ import { toAppError } from '../core/errors.js'
 import { isUuid } from '../core/validation.js'
 import { claimKey, findResponse, Replay, requestHash, storeResponse } from './idempotency.js'
 import type { ActivityRecorder, NewActivity } from './activity.js'
+import { approxBytes, GroupCommit, type GroupCommitOptions } from './group-commit.js'
 import type { Change } from '../../schemas/files.js'
 
 /**
  * The one way a mutation runs, whatever it changes: Idempotency-Key replay, an activity entry
  * (in the write's transaction on success, after the rollback on failure), and publishing its
  * changes once committed. The file service describes each mutation (a `MutationSpec`); REST
- * routes and WebSocket RPC both reach it through the service.
+ * routes and WebSocket RPC both reach it through the service. Mutations of one workspace that
+ * arrive together share a transaction, each in a savepoint of its own (group commit,
+ * ./group-commit.ts, reached through `TransactionHooks.transaction`).
  */
 
 /** A response: its status and body, as REST sends them and RPC answers the body. */
@@ -30,6 +33,17 @@ export interface TransactionHooks<R> {
   begin?: (trx: Trx) => Promise<void>
   /** last, after every change is recorded and before commit */
   beforeCommit?: (trx: Trx, result: R) => Promise<void>
+  /**
+   * How to run the transaction: the pipeline's group commit (src/mutations/group-commit.ts), where
+   * `work` may share one transaction with other requests to the same workspace, inside a savepoint
+   * of its own; resolves once committed. Without it, a transaction of its own (`transactionOf`).
+   */
+  transaction?: <X>(work: (trx: Trx) => Promise<X>) => Promise<X>
+}
+
+/** The transaction runner a mutation's `run` uses: the hooks' (the group commit), else its own. */
+export function transactionOf (db: Db, hooks: { transaction?: TransactionHooks<unknown>['transaction'] }): <X>(work: (trx: Trx) => Promise<X>) => Promise<X> {
+  return hooks.transaction ?? (async work => await db.transaction().execute(work))
 }
 
 /** One kind of mutation: how to run it, what it answers, and how the activity log names it. */
@@ -76,17 +90,20 @@ interface PipelineDeps {
   db: Db
   activity: ActivityRecorder
   publisher: ChangePublisher
+  groups: GroupCommit
 }
 
-export function createMutationPipeline (deps: PipelineDeps): MutationPipeline {
+export function createMutationPipeline (deps: Omit<PipelineDeps, 'groups'> & { groupCommit?: GroupCommitOptions }): MutationPipeline {
+  const groups = new GroupCommit(deps.db, deps.groupCommit ?? { enabled: false, maxMembers: 1, maxBytes: 0, maxMs: 0 })
+  const all = { ...deps, groups }
   return {
-    run: async (actor, spec, meta) => await runMutation(deps, actor, spec, meta),
+    run: async (actor, spec, meta) => await runMutation(all, actor, spec, meta),
     rejected: (actor, mutation, err, durationMs) => { recordRejected(deps.activity, actor, mutation, err, durationMs) }
   }
 }
 
 async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: MutationSpec<R, T>, meta: MutationMeta): Promise<Result<T>> {
-  const { db, activity, publisher } = deps
+  const { db, activity, publisher, groups } = deps
   const started = performance.now()
   const key = meta.opId ?? null
   const hash = key === null ? '' : requestHash({ type: spec.type, workspaceId: spec.workspaceId, params: spec.params })
@@ -112,18 +129,39 @@ async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: Mutati
       const stored = await findResponse(db, actor.userId, key, hash)
       if (stored !== undefined) return stored as Result<T>
     }
+    // After commit, once, in the group's order: the Markdown mirror and publishing (at most
+    // once; subscribers fill any gap from the database).
+    let afterCommit = (): void => {}
+    let committed = false
+    const onCommit = (): void => {
+      if (committed) return
+      committed = true
+      afterCommit()
+    }
     const result = await spec.run({
       begin: async trx => { if (key !== null) await claimKey(trx, actor.userId, key, hash) },
       beforeCommit: async (trx, r) => {
-        response = spec.respond(r)
-        logged = entry(response.statusCode, { revision: spec.revision(r), details: spec.details?.(r) ?? null })
-        await activity.write(trx, logged)
-        if (key !== null) await storeResponse(trx, actor.userId, key, hash, response)
-      }
+        const res = spec.respond(r)
+        const log = entry(res.statusCode, { revision: spec.revision(r), details: spec.details?.(r) ?? null })
+        response = res
+        logged = log
+        await activity.write(trx, log)
+        if (key !== null) await storeResponse(trx, actor.userId, key, hash, res)
+        const changes = spec.changes(r)
+        afterCommit = () => {
+          activity.committed(log)
+          void publisher.publishChanges(spec.workspaceId, changes)
+        }
+      },
+      transaction: async work => await groups.run(spec.workspaceId, {
+        work,
+        bytes: approxBytes(spec.params),
+        key: key === null ? null : `${actor.userId}\u0000${key}`,
+        committed: onCommit
+      })
     })
-    if (logged !== undefined) activity.committed(logged)
-    // After commit; at most once, and subscribers fill any gap from the database.
-    void publisher.publishChanges(spec.workspaceId, spec.changes(result))
+    if (logged === undefined) void publisher.publishChanges(spec.workspaceId, spec.changes(result)) // nothing recorded (a dry run)
+    else onCommit() // (done already, unless `run` used a transaction of its own)
     return response ?? spec.respond(result)
   } catch (err) {
     if (err instanceof Replay) return err.response as Result<T>
