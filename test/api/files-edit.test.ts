@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { isError, isMeta, type ActivityPage, type BatchResult, type ErrorReply, type FileMeta, type OperationResult, type RevertResult } from '../helpers/http.js'
 import { setup, sha256, type Ctx } from '../helpers/files.js'
-import { listen, registerUser } from '../helpers/app.js'
+import { listen, registerUser, sleep } from '../helpers/app.js'
 import { Ctx as FilesCtx } from '../helpers/files.js'
 import { connect } from '../helpers/ws.js'
 
@@ -254,7 +254,12 @@ t.test('access: a viewer cannot edit, not even a dry run; the session log shows 
 
   await edit(c, '/a.txt', [{ oldText: 'a', newText: 'b' }])
   isError(t, await c.op({ type: 'edit', path: '/a.txt', edits: [{ oldText: 'zz', newText: 'b' }] }), 409, 'EDIT_NO_MATCH')
-  const log = await c.getUrl(`/v1/sessions/${c.user.sessionId}/log.md`)
+  // A failure's entry is recorded on its own after the answer: wait for it.
+  let log = await c.getUrl(`/v1/sessions/${c.user.sessionId}/log.md`)
+  for (let i = 0; i < 50 && !log.body.includes('409'); i++) {
+    await sleep(100)
+    log = await c.getUrl(`/v1/sessions/${c.user.sessionId}/log.md`)
+  }
   t.equal(log.statusCode, 200)
   t.match(log.body, /- operation: edit\n/)
   t.match(log.body, /- status: 409 EDIT\\?_NO\\?_MATCH\n/)

@@ -12,13 +12,16 @@ t.test('a transaction is bounded by DB_TRANSACTION_TIMEOUT_MS', async t => {
   const DATABASE_URL = await createTestDatabase(t)
   const app = await build(t, { DATABASE_URL, DB_TRANSACTION_TIMEOUT_MS: '1000', DB_STATEMENT_TIMEOUT_MS: '0', DB_POOL_MAX: '4', SESSION_END_POLL_MS: '60000' })
   const user = await registerUser(app)
-  const workspaceId = await createWorkspace(app, user)
+  // Four workspaces: writes to one workspace share one transaction (group commit), so it takes
+  // four to hold four connections at once.
+  const workspaces = await Promise.all([1, 2, 3, 4].map(async i => await createWorkspace(app, user, `ws${i}`)))
+  const workspaceId = workspaces[0] ?? ''
   const locker = await dbClient(t, DATABASE_URL)
-  const url = (name: string): string => `/v1/workspaces/${workspaceId}/files/${name}`
+  const url = (name: string, ws = workspaceId): string => `/v1/workspaces/${ws}/files/${name}`
 
   async function holdLock (ms: number): Promise<void> {
     await locker.query('BEGIN')
-    await locker.query('SELECT id FROM workspaces WHERE id = $1 FOR UPDATE', [workspaceId])
+    await locker.query('SELECT id FROM workspaces WHERE id = ANY($1::uuid[]) FOR UPDATE', [workspaces])
     setTimeout(() => { void locker.query('COMMIT') }, ms)
   }
 
@@ -32,7 +35,7 @@ t.test('a transaction is bounded by DB_TRANSACTION_TIMEOUT_MS', async t => {
     await holdLock(6_000)
     const started = Date.now()
     // Four at once: every connection of the pool would otherwise be held for as long as the lock.
-    const replies = await Promise.all([1, 2, 3, 4].map(async i => await request(app, 'PUT', url(`past${i}.txt`), { token: user.token, payload: { content: 'x' } })))
+    const replies = await Promise.all(workspaces.map(async ws => await request(app, 'PUT', url('past.txt', ws), { token: user.token, payload: { content: 'x' } })))
     const elapsed = Date.now() - started
     for (const res of replies) isError(t, res, 503, 'UNAVAILABLE')
     t.ok(elapsed >= 1_000 && elapsed < 3_500, `answered after the bound, not the lock (${elapsed} ms)`)
@@ -41,9 +44,11 @@ t.test('a transaction is bounded by DB_TRANSACTION_TIMEOUT_MS', async t => {
     t.equal(pool.waiting, 0, 'nobody waits for a connection')
     t.equal(pool.idle, pool.total, 'every connection is back in the pool')
     await sleep(6_000 - (Date.now() - started) + 200)
-    const tree = await request(app, 'GET', `/v1/workspaces/${workspaceId}`, { token: user.token })
-    t.equal(tree.json<{ revision: number }>().revision, 1, 'no revision was taken')
-    t.equal((await request(app, 'GET', url('past1.txt'), { token: user.token })).statusCode, 404, 'nothing was written')
+    for (const ws of workspaces) {
+      const head = await request(app, 'GET', `/v1/workspaces/${ws}`, { token: user.token })
+      t.equal(head.json<{ revision: number }>().revision, ws === workspaceId ? 1 : 0, 'no revision was taken')
+      t.equal((await request(app, 'GET', url('past.txt', ws), { token: user.token })).statusCode, 404, 'nothing was written')
+    }
   })
 
   t.test('after the lock is gone, writes go through as before', async t => {
