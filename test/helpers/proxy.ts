@@ -13,8 +13,11 @@ export interface Proxy {
   setTarget: (port: number) => void
   /** destroys every open connection (both sides see a reset) */
   dropAll: () => void
-  /** true: open connections stop forwarding anything, without closing; new ones are refused */
-  freeze: (frozen: boolean) => void
+  /**
+   * true: open connections stop forwarding anything, without closing, and new ones are refused;
+   * 'down': only what the server sends is dropped (requests still reach it, answers are lost)
+   */
+  freeze: (frozen: boolean | 'down') => void
   /** connections accepted so far */
   accepted: () => number
 }
@@ -22,6 +25,7 @@ export interface Proxy {
 export async function startProxy (t: Teardown, targetPort: number): Promise<Proxy> {
   let target = targetPort
   let frozen = false
+  let frozenDown = false
   let accepted = 0
   const pairs = new Set<[Socket, Socket]>()
   const server = createServer(client => {
@@ -33,11 +37,8 @@ export async function startProxy (t: Teardown, targetPort: number): Promise<Prox
     const upstream = tcpConnect(target, '127.0.0.1')
     const pair: [Socket, Socket] = [client, upstream]
     pairs.add(pair)
-    const forward = (from: Socket, to: Socket): void => {
-      from.on('data', (chunk: Buffer) => { if (!frozen && !to.destroyed) to.write(chunk) })
-    }
-    forward(client, upstream)
-    forward(upstream, client)
+    client.on('data', (chunk: Buffer) => { if (!frozen && !upstream.destroyed) upstream.write(chunk) })
+    upstream.on('data', (chunk: Buffer) => { if (!frozenDown && !client.destroyed) client.write(chunk) })
     const end = (): void => {
       pairs.delete(pair)
       client.destroy()
@@ -45,7 +46,7 @@ export async function startProxy (t: Teardown, targetPort: number): Promise<Prox
     }
     client.on('close', end).on('error', end)
     // While frozen, the server giving up on its side is not passed on: the client must find out itself.
-    upstream.on('close', () => { if (frozen) upstream.destroy(); else end() }).on('error', () => { if (!frozen) end() })
+    upstream.on('close', () => { if (frozenDown) upstream.destroy(); else end() }).on('error', () => { if (!frozenDown) end() })
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
@@ -64,7 +65,10 @@ export async function startProxy (t: Teardown, targetPort: number): Promise<Prox
     base: `http://127.0.0.1:${port}`,
     setTarget: p => { target = p },
     dropAll,
-    freeze: f => { frozen = f },
+    freeze: f => {
+      frozen = f === true
+      frozenDown = f !== false
+    },
     accepted: () => accepted
   }
 }
