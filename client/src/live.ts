@@ -322,7 +322,10 @@ export class Live {
     if (this.#stopped || this.#socket !== null) return
     this.#setStatus(this.connections === 0 ? 'connecting' : 'reconnecting')
     const WS = this.#WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
-    if (WS === undefined) throw new TypeError('no WebSocket: pass the `WebSocket` option (in Node 20: `ws`)')
+    if (WS === undefined) {
+      this.#fail(new ApiError(0, 'NO_WEBSOCKET', 'no global WebSocket: pass the `WebSocket` option (in Node 20, `ws`\'s)'))
+      return
+    }
     let token: string
     try {
       token = await this.#client.accessToken()
