@@ -68,6 +68,7 @@ export class WorkspaceMirror {
   /** bumped by every snapshot: work queued before it is dropped */
   #generation = 0
   #subscription: Subscription | null = null
+  #closed = false
 
   private constructor (client: WorkbenchClient, readonly workspaceId: string, options: MirrorOptions) {
     this.#client = client
@@ -77,13 +78,33 @@ export class WorkspaceMirror {
   /** Reads the tree and follows its changes from the revision it was read at. */
   static async open (client: WorkbenchClient, workspaceId: string, options: MirrorOptions = {}): Promise<WorkspaceMirror> {
     const mirror = new WorkspaceMirror(client, workspaceId, options)
-    const revision = await mirror.#snapshot()
-    mirror.#subscription = client.live.subscribe(workspaceId, {
-      since: revision,
-      onReset: async () => await mirror.#snapshot()
-    }, event => { mirror.#enqueue(event) })
-    await mirror.#subscription.ready
+    await mirror.#follow(await mirror.#snapshot())
     return mirror
+  }
+
+  /** Follows the change feed from `revision` (a new subscription replaces the previous one). */
+  async #follow (revision: number): Promise<void> {
+    if (this.#closed) return
+    const subscription = this.#client.live.subscribe(this.workspaceId, {
+      since: revision,
+      onReset: async () => await this.#snapshot()
+    }, event => { if (subscription === this.#subscription) this.#enqueue(event) })
+    this.#subscription = subscription
+    await subscription.ready
+  }
+
+  /**
+   * An entry's meta could not be read (its history pruned meanwhile, the network gone through
+   * every retry): the mirror cannot know it, so it reads the whole tree again and follows from there.
+   */
+  async #resync (): Promise<void> {
+    if (this.#closed) return
+    try {
+      await this.#follow(await this.#snapshot())
+    } catch (err) {
+      this.#options.onError?.(err)
+      setTimeout(() => { void this.#resync() }, 1_000)
+    }
   }
 
   /** Called after the snapshot and after each applied change. Returns the unsubscribe function. */
@@ -112,6 +133,7 @@ export class WorkspaceMirror {
 
   /** Stops following the workspace. */
   close (): void {
+    this.#closed = true
     this.#subscription?.unsubscribe()
     this.#subscription = null
     this.#generation++
@@ -179,7 +201,15 @@ export class WorkspaceMirror {
         if (item === undefined) break
         const meta = item.meta === null ? null : await item.meta
         if (generation !== this.#generation) break
+        if (meta === null && item.meta !== null) {
+          // Its meta is unknown: start again from a fresh snapshot.
+          this.#generation++
+          this.#queue = []
+          void this.#resync()
+          break
+        }
         this.#queue.shift()
+        if (item.event.revision <= this.revision) continue
         this.#apply(item.event.change, meta)
         this.revision = item.event.revision
         this.#emit({ type: 'change', revision: item.event.revision, change: item.event.change, own: item.event.own })

@@ -111,3 +111,39 @@ t.test('the mirror equals /tree after 1,000 random operations, reconnects includ
   t.ok(client.live.connections > 5, `${client.live.connections} sockets`)
   mirror.close()
 })
+
+t.test('an entry whose meta cannot be read makes the mirror read the tree again', async t => {
+  const app = await build(t)
+  const base = await listen(app)
+  const email = `sdk-mirror-${Math.random().toString(36).slice(2)}@example.com`
+  const direct = new WorkbenchClient({ baseUrl: base })
+  await direct.auth.register({ email, password: PASSWORD })
+  const ws = await direct.workspaces.create('resync')
+  let refuse = 1
+  const client = new WorkbenchClient({
+    baseUrl: base,
+    WebSocket,
+    // The first read of an entry at a revision is answered 404, as when its history was pruned.
+    fetch: async (input, init) => {
+      if (refuse > 0 && String(input).includes('revision=')) {
+        refuse--
+        return new Response(JSON.stringify({ statusCode: 404, code: 'FILE_NOT_FOUND', error: 'Not Found', message: 'pruned' }), { status: 404, headers: { 'content-type': 'application/json' } })
+      }
+      return await fetch(input, init)
+    }
+  })
+  await client.auth.login({ email, password: PASSWORD })
+  t.teardown(() => { client.live.close() })
+  const errors: unknown[] = []
+  const mirror = await WorkspaceMirror.open(client, ws.id, { onError: e => { errors.push(e) } })
+  const updates: string[] = []
+  mirror.onChange(u => { updates.push(`${u.type}@${u.revision}`) })
+  await direct.files.write(ws.id, '/a.md', { content: 'a' })
+  await direct.operations.apply(ws.id, { type: 'update', path: '/a.md', metadata: { x: 1 } })
+  await direct.files.write(ws.id, '/b.md', { content: 'b' })
+  await mirror.reached(3)
+  t.same(mirror.list(), (await direct.files.treeAll(ws.id)).entries, 'equal to /tree')
+  t.match(errors, [{ code: 'FILE_NOT_FOUND' }], 'the failure was reported')
+  t.ok(updates.some(u => u.startsWith('snapshot@')), `it read the tree again (${updates.join(' ')})`)
+  mirror.close()
+})
