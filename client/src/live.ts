@@ -30,7 +30,8 @@ export interface LiveOptions {
   maxReconnectDelayMs?: number
   /**
    * a socket that has received nothing for this long is taken for dead, dropped and reconnected
-   * (default: the server's `connected.config.heartbeatMs`). The SDK pings every half of it.
+   * (default: 1.5 × the server's `connected.config.heartbeatMs`, the server's own tolerance). The
+   * SDK sends a ping after a third of it without a message.
    */
   heartbeatTimeoutMs?: number
   /** a socket that does not say `connected` within this is dropped (default 10 s) */
@@ -178,6 +179,8 @@ export class Live {
   #rpcIds = 0
   #socketToken: string | null = null
   #lastSeen = 0
+  /** messages received on the current socket (a probe waits for one more) */
+  #received = 0
   #lastPing = 0
   #heartbeatMs = 30_000
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined
@@ -379,7 +382,8 @@ export class Live {
     const usedToken = this.#socketToken
     this.#detach()
     if (this.#stopped) return
-    for (const sub of this.#subs.values()) if (sub.state !== 'ended') sub.state = 'pending'
+    // A re-snapshot in progress (resetting) goes on; it subscribes again once done.
+    for (const sub of this.#subs.values()) if (sub.state === 'active') sub.state = 'pending'
     if (code === 4401) {
       if (reason === 'SESSION_ENDED') {
         this.#fail(new ApiError(401, 'UNAUTHENTICATED', 'the session has ended (logged out)'))
@@ -444,7 +448,7 @@ export class Live {
   }
 
   #heartbeat (socket: WebSocketLike): void {
-    const timeout = this.#options.heartbeatTimeoutMs ?? this.#heartbeatMs
+    const timeout = this.#options.heartbeatTimeoutMs ?? this.#heartbeatMs * 1.5
     clearInterval(this.#heartbeatTimer)
     this.#heartbeatTimer = setInterval(() => {
       if (socket !== this.#socket) return
@@ -454,11 +458,11 @@ export class Live {
         this.#lost(socket, 4000, 'heartbeat timeout')
         return
       }
-      if (idle >= timeout / 2 && now - this.#lastPing >= timeout / 2) {
+      if (idle >= timeout / 3 && now - this.#lastPing >= timeout / 3) {
         this.#lastPing = now
         this.send({ type: 'ping' })
       }
-    }, Math.max(50, timeout / 4))
+    }, Math.max(50, timeout / 6))
   }
 
   /** Checks at once that the socket still answers (the network came back, the tab woke up). */
@@ -472,10 +476,10 @@ export class Live {
       return
     }
     if (!this.#open) return
-    const asked = Date.now()
+    const before = this.#received
     this.send({ type: 'ping' })
     setTimeout(() => {
-      if (socket === this.#socket && this.#lastSeen < asked) this.#lost(socket, 4000, 'no answer to a probe')
+      if (socket === this.#socket && this.#received === before) this.#lost(socket, 4000, 'no answer to a probe')
     }, this.#options.probeTimeoutMs ?? 3_000)
   }
 
@@ -498,6 +502,7 @@ export class Live {
   #receive (socket: WebSocketLike, data: unknown): void {
     if (socket !== this.#socket) return
     this.#lastSeen = Date.now()
+    this.#received++
     let message: ServerMessage
     try {
       message = JSON.parse(typeof data === 'string' ? data : String(data)) as ServerMessage

@@ -116,12 +116,44 @@ t.test('live', async t => {
     await owner.files.write(ws.id, '/2.txt', { content: '2' })
     await until(() => statuses.some(([s]) => s === 'reconnecting'), 'the heartbeat to notice', 5_000)
     const noticed = (statuses.find(([s]) => s === 'reconnecting')?.[1] ?? 0) - frozenAt
-    t.ok(noticed < 2_500, `noticed after ${noticed} ms (heartbeatMs 1000)`)
+    t.ok(noticed < 2_500, `noticed after ${noticed} ms (heartbeatMs 1000: dead after 1500 ms of silence)`)
     await owner.files.write(ws.id, '/3.txt', { content: '3' })
     proxy.freeze(false)
     await until(() => events.length === 3, 'events 2 and 3 after the reconnect')
     t.same(events.map(e => e.revision), [1, 2, 3], 'resumed from the last revision: nothing lost, nothing twice')
     t.equal(client.live.connections, 2)
+  })
+
+  t.test('in a browser, `visibilitychange` probes the socket and `online` reconnects without waiting for the backoff', async t => {
+    // What a browser has: window events on globalThis, and a document.
+    const g = globalThis as Record<string, unknown>
+    const win = new EventTarget()
+    const doc = Object.assign(new EventTarget(), { visibilityState: 'visible' })
+    g.addEventListener = win.addEventListener.bind(win)
+    g.removeEventListener = win.removeEventListener.bind(win)
+    g.document = doc
+    t.teardown(() => { delete g.addEventListener; delete g.removeEventListener; delete g.document })
+    const ws = await owner.workspaces.create('browser')
+    const proxy = await startProxy(t, port)
+    // A heartbeat too slow to matter and a backoff too long to wait for: only the events can act in time.
+    const client = new WorkbenchClient({ baseUrl: proxy.base, WebSocket, live: { heartbeatTimeoutMs: 60_000, probeTimeoutMs: 300, reconnectDelayMs: 60_000, maxReconnectDelayMs: 60_000 } })
+    await client.auth.login({ email: address, password: PASSWORD })
+    t.teardown(() => { client.live.close() })
+    const events: LiveEvent[] = []
+    await client.live.subscribe(ws.id, { since: 0 }, e => { events.push(e) }).ready
+    proxy.freeze(true)
+    const hidden = Date.now()
+    doc.dispatchEvent(new Event('visibilitychange'))
+    await until(() => client.live.status === 'reconnecting', 'the probe to fail', 3_000)
+    t.ok(Date.now() - hidden < 1_500, `the dead socket was found by the probe in ${Date.now() - hidden} ms`)
+    await owner.files.write(ws.id, '/while-away.txt', { content: '1' })
+    proxy.freeze(false)
+    const online = Date.now()
+    win.dispatchEvent(new Event('online'))
+    await until(() => events.length === 1, 'the event written while away', 5_000)
+    t.ok(Date.now() - online < 2_000, `back ${Date.now() - online} ms after online (the backoff alone could take up to a minute)`)
+    t.equal(events[0]?.change.path, '/while-away.txt')
+    t.equal(client.live.status, 'open')
   })
 
   t.test('an RPC whose answer was lost is sent again after the reconnect and applied once', async t => {
