@@ -1,4 +1,5 @@
 import { ApiError, apiErrorFrom, NETWORK_ERROR } from './errors.js'
+import { newId } from './ids.js'
 import { Live, type LiveOptions, type WebSocketConstructor } from './live.js'
 import { routeUrl, ROUTES, type RouteName } from './routes.js'
 import type {
@@ -95,8 +96,6 @@ interface CallOptions {
 interface Answer { status: number, headers: Headers, body: unknown, bytes?: Uint8Array }
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-
-export const newId = (): string => globalThis.crypto.randomUUID()
 
 /**
  * The typed client of the Workbench API: every REST route as a method, tokens refreshed on their

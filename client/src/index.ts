@@ -1,6 +1,7 @@
 /** @workbench/client: the typed client of the Workbench API, for browsers and Node 20+. */
-export { WorkbenchClient, newId, type ClientOptions, type FileRead, type RawRead, type ReadOptions, type TokenSet, type WriteOptions } from './client.js'
+export { WorkbenchClient, type ClientOptions, type FileRead, type RawRead, type ReadOptions, type TokenSet, type WriteOptions } from './client.js'
 export { ApiError, NETWORK_ERROR } from './errors.js'
+export { newId } from './ids.js'
 export {
   Live, Subscription, type BroadcastMessage, type LiveEvent, type LiveOptions, type LiveStatus, type SubscribeOptions,
   type WebSocketConstructor, type WebSocketLike

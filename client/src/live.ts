@@ -1,6 +1,7 @@
 import { ApiError, NETWORK_ERROR } from './errors.js'
 import type { Change, RpcMethod, RpcParams, RpcResults } from './types.js'
 import type { WorkbenchClient } from './client.js'
+import { newId } from './ids.js'
 
 /**
  * The one WebSocket of a client (`client.live`): workspace subscriptions that resume from the
@@ -293,7 +294,7 @@ export class Live {
   async rpc<M extends RpcMethod> (method: M, params: RpcParams<M>): Promise<RpcResults[M]> {
     const p = { ...params } as Record<string, unknown>
     if (MUTATING.has(method)) {
-      if (typeof p.idempotencyKey !== 'string') p.idempotencyKey = globalThis.crypto.randomUUID()
+      if (typeof p.idempotencyKey !== 'string') p.idempotencyKey = newId()
       this.#client.rememberOp(p.idempotencyKey as string)
     }
     const id = `r${++this.#rpcIds}`
