@@ -133,6 +133,28 @@ t.test('tokens', async t => {
     t.equal(client.live.status, 'open')
   })
 
+  t.test('a socket whose token is known to expire re-authenticates with the refreshed one and stays open', async t => {
+    const login = await staleLogin(address)
+    const now = nowSeconds()
+    const shortLived = signJwt(accessClaims(login.userId, login.sessionId, { iat: now, exp: now + 3 }), { alg: 'HS256', secret: TEST_SECRET })
+    const client = new WorkbenchClient({
+      baseUrl: base,
+      WebSocket,
+      tokens: { accessToken: shortLived, refreshToken: login.refreshToken, sessionId: login.sessionId, expiresAt: (now + 3) * 1000 },
+      refreshLeewayMs: 0
+    })
+    t.teardown(() => { client.live.close() })
+    const head = (await owner.workspaces.get(ws.id)).revision
+    const events: LiveEvent[] = []
+    await client.live.subscribe(ws.id, { since: head }, e => { events.push(e) }).ready
+    await sleep(4_500)
+    await owner.files.write(ws.id, '/expiry/renewed.txt', { content: '3' })
+    for (let i = 0; i < 100 && events.length < 1; i++) await sleep(50)
+    t.same(events.map(e => e.change.path), ['/expiry/renewed.txt'])
+    t.equal(client.refreshCount, 1, 'refreshed before the expiry')
+    t.equal(client.live.connections, 1, 'the same socket throughout: the server took the new token')
+  })
+
   t.test('logout ends the session: the socket closes and the client forgets its tokens', async t => {
     const c = new WorkbenchClient({ baseUrl: base, WebSocket })
     await c.auth.login({ email: address, password: PASSWORD })
