@@ -12,7 +12,8 @@ import type { Change, FileMeta } from './types.js'
  * an update does not carry the file's mimeType and metadata. For those the mirror reads the
  * entry as it was right after that revision (`GET …/files/{path}?revision=N&lines=1-1`, a few
  * bytes), several ahead at once, and applies them strictly in order. Moves, copies, deletes and
- * the parent directories a write creates are derived as the server makes them.
+ * the parent directories a write creates are derived as the server makes them; a revert's move
+ * back (its change has no version) makes the mirror read the whole tree again.
  */
 
 export interface MirrorUpdate {
@@ -52,6 +53,12 @@ const ancestorsOf = (path: string): string[] => {
   const parts = path.split('/').slice(1, -1)
   return parts.map((_, i) => '/' + parts.slice(0, i + 1).join('/'))
 }
+/**
+ * Whether the entries a change leaves follow from it (with the meta the mirror reads for creates
+ * and updates). A revert that undoes a move moves the entries back as they were before that move,
+ * each with a new version: its `move` change carries no version, and the mirror reads the tree again.
+ */
+const derivable = (change: Change): boolean => change.op !== 'move' || change.version !== null
 const isAtOrBelow = (path: string, root: string): boolean => path === root || path.startsWith(root + '/')
 
 export class WorkspaceMirror {
@@ -199,6 +206,13 @@ export class WorkspaceMirror {
         }
         const item = this.#queue[0]
         if (item === undefined) break
+        if (item.event.revision > this.revision && !derivable(item.event.change)) {
+          // What this change left cannot be told from it: read the tree again (at or after it).
+          this.#generation++
+          this.#queue = []
+          void this.#resync()
+          break
+        }
         const meta = item.meta === null ? null : await item.meta
         if (generation !== this.#generation) break
         if (meta === null && item.meta !== null) {
