@@ -7,7 +7,7 @@ export default [
   ...neostandard({
     ts: true,
     noJsx: true,
-    ignores: ['dist/**', 'data/**', 'node_modules/**', '.tap/**', 'coverage/**', 'bench/results/**']
+    ignores: ['dist/**', 'client/dist/**', 'data/**', 'node_modules/**', '.tap/**', 'coverage/**', 'bench/results/**']
   }),
   {
     name: 'workbench/project-style',
