@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Cursor, UUID_PATTERN } from './common.js'
 import { LineRange, Operation, TextEdit, MAX_EDITS } from './files.js'
+import { SearchBody } from './search.js'
 
 /**
  * The MCP tools' arguments (src/mcp/tools.ts): each tool's `inputSchema` in tools/list is one of
@@ -66,6 +67,17 @@ export const McpArgs = {
     excludePatterns: ExcludePatterns
   }, strict),
   get_file_info: Type.Object({ path: AgentPath() }, strict),
+  grep: Type.Object({
+    pattern: Type.String({ minLength: 1, maxLength: 1000, description: 'a literal, or a regex (ripgrep syntax) when isRegex' }),
+    path: Type.String({ maxLength: 4096, default: '/', description: 'the subtree (or file) to search: /src, src and ./src are the same' }),
+    isRegex: Type.Optional(SearchBody.properties.isRegex),
+    caseSensitive: Type.Optional(SearchBody.properties.caseSensitive),
+    wholeWord: Type.Optional(SearchBody.properties.wholeWord),
+    include: Type.Optional(SearchBody.properties.include),
+    exclude: Type.Optional(SearchBody.properties.exclude),
+    contextLines: Type.Optional(SearchBody.properties.contextLines),
+    maxResults: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'matches at most (the result says when there were more)' }))
+  }, strict),
   list_allowed_directories: Type.Object({}, strict),
   list_changes: Type.Object({
     since: Type.Optional(Type.Integer({ minimum: 0, default: 0, description: 'changes after this revision' })),

@@ -111,8 +111,8 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(cache)
   await app.register(retention)
   await app.register(service)
-  await app.register(mcp)
   await app.register(search)
+  await app.register(mcp)
 
   // Routes, each plugin encapsulated. /metrics, /health and /ready sit outside /v1: no rate limit.
   await app.register(metricsRoutes)

@@ -47,9 +47,10 @@ export type OperationResult = Of<typeof files.OperationResult>
 export type OpData = Of<typeof files.OpData>
 export type BatchResult = Of<typeof files.BatchResult>
 export type TreeResult = Of<typeof files.TreeResult>
-export type SearchBody = Of<typeof search.SearchBody>
+/** What a search sends: the query, and any option (each has a default on the server). */
+export type SearchBody = Pick<Of<typeof search.SearchBody>, 'query'> & Partial<Omit<Of<typeof search.SearchBody>, 'query'>>
 export type SearchResult = Of<typeof search.SearchResult>
-export type FindQuery = Of<typeof search.FindQuery>
+export type FindQuery = Pick<Of<typeof search.FindQuery>, 'q'> & Partial<Omit<Of<typeof search.FindQuery>, 'q'>>
 export type FindResult = Of<typeof search.FindResult>
 export type Change = Of<typeof files.Change>
 export type ChangeOp = Of<typeof files.ChangeOp>

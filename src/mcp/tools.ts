@@ -3,6 +3,7 @@ import type { Actor } from '../accounts/auth.js'
 import { batchError, errors, toAppError } from '../core/errors.js'
 import { ROOT, parentOf } from '../files/paths.js'
 import type { FileService } from '../files/service.js'
+import type { SearchService } from '../search/service.js'
 import { MutationType } from '../mutations/activity.js'
 import type { McpArgs, McpToolName } from '../../schemas/mcp.js'
 import type { FileMeta, Operation } from '../../schemas/files.js'
@@ -18,6 +19,7 @@ import { agentPath, relativeTo } from './paths.js'
 
 export interface ToolContext {
   files: FileService
+  search: SearchService
   actor: Actor
   workspaceId: string
   maxResultBytes: number
@@ -363,6 +365,40 @@ export const TOOLS: Tool[] = [
       const found = entries.filter(e => matches(relativeTo(base, e.path))).map(e => e.path)
       const text = found.length > 0 ? found.join('\n') : 'No matches found'
       return { text: text + (complete ? '' : scanNote(base)), rest: () => 'Search a subdirectory, or narrow the pattern.' }
+    }),
+
+  tool('grep',
+    'Search the contents of the workspace\'s text files (ripgrep semantics: a literal, or a regex with isRegex; smart case ' +
+    'by default; include/exclude globs). Returns path:line:column: line for each match, in path then line order, with ' +
+    'contextLines around it, then a summary line with the revision searched.',
+    read('Search File Contents'),
+    async (ctx, { pattern, path, isRegex, caseSensitive, wholeWord, include, exclude, contextLines, maxResults }) => {
+      const result = await ctx.search.search(ctx.actor, {
+        workspaceId: ctx.workspaceId,
+        query: pattern,
+        path: agentPath(path),
+        ...(isRegex === undefined ? {} : { isRegex }),
+        ...(caseSensitive === undefined ? {} : { caseSensitive }),
+        ...(wholeWord === undefined ? {} : { wholeWord }),
+        ...(include === undefined ? {} : { include }),
+        ...(exclude === undefined ? {} : { exclude }),
+        ...(contextLines === undefined ? {} : { contextLines }),
+        maxResults: maxResults ?? 100
+      })
+      const lines: string[] = []
+      for (const m of result.matches) {
+        m.before.forEach((text, i) => { lines.push(`${m.path}-${m.line - m.before.length + i}-${text}`) })
+        lines.push(`${m.path}:${m.line}:${m.column}: ${m.preview}`)
+        m.after.forEach((text, i) => { lines.push(`${m.path}-${m.line + 1 + i}-${text}`) })
+      }
+      const found = result.matches.length === 0 ? 'No matches found' : lines.join('\n')
+      const more = result.timedOut
+        ? '; the time budget ran out: narrow the path or the pattern for the rest'
+        : result.truncated ? '; there are more: narrow the path or the pattern, or raise maxResults' : ''
+      return {
+        text: `${found}\n[${result.matches.length} ${result.matches.length === 1 ? 'match' : 'matches'} in ${result.filesMatched} of ${result.filesSearched} files at revision ${result.revision}${more}]`,
+        rest: () => 'Narrow the path or the pattern, or read the files with read_lines.'
+      }
     }),
 
   tool('get_file_info',

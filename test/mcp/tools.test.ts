@@ -11,14 +11,14 @@ import { McpArgs } from '../../schemas/mcp.js'
  */
 
 const READ_ONLY = ['read_text_file', 'read_multiple_files', 'read_lines', 'list_directory', 'list_directory_with_sizes', 'directory_tree',
-  'search_files', 'get_file_info', 'list_allowed_directories', 'list_changes', 'file_history']
+  'search_files', 'grep', 'get_file_info', 'list_allowed_directories', 'list_changes', 'file_history']
 const MUTATING = ['write_file', 'edit_file', 'create_directory', 'move_file', 'copy_file', 'delete', 'revert_session', 'apply_batch']
 
 t.test('tools/list: every tool, with annotations, a title, and the TypeBox schema as inputSchema', async t => {
   const ctx = await setup(t)
   const mcp = await connectMcp(t, await listen(ctx.app), ctx.user.token, ctx.ws)
   const { tools } = await mcp.client.listTools()
-  t.same(tools.map(x => x.name).sort(), [...READ_ONLY, ...MUTATING].sort(), 'the tools (grep arrives with search)')
+  t.same(tools.map(x => x.name).sort(), [...READ_ONLY, ...MUTATING].sort(), 'the tools')
   for (const tool of tools) {
     const a = tool.annotations ?? {}
     t.equal(typeof a.readOnlyHint, 'boolean', `${tool.name}: readOnlyHint`)
@@ -141,6 +141,28 @@ t.test('listing: list_directory, list_directory_with_sizes, directory_tree, sear
   t.equal((await mcp.call('search_files', { path: '/', pattern: '.*' })).text, '/.env', 'dot files match')
   t.equal((await mcp.call('search_files', { path: '/', pattern: '*.rs' })).text, 'No matches found')
   t.match((await mcp.call('search_files', { path: 'README.md', pattern: '*' })).text, /^NOT_A_DIRECTORY: /)
+})
+
+t.test('grep: content search through the search service, ripgrep-style lines, its errors and bounds', async t => {
+  const ctx = await setup(t)
+  const mcp = await connectMcp(t, await listen(ctx.app), ctx.user.token, ctx.ws)
+  await ctx.write('/src/a.ts', 'export const answer = 42\nconst other = 1\nexport function ask () {}\n')
+  await ctx.write('/src/b.md', 'Answer: see a.ts\n')
+  await ctx.write('/lib/c.ts', 'export {}\n')
+  const head = await ctx.revision()
+
+  const found = await mcp.call('grep', { pattern: 'export', path: 'src' })
+  t.notOk(found.isError)
+  t.equal(found.text, `/src/a.ts:1:1: export const answer = 42\n/src/a.ts:3:1: export function ask () {}\n[2 matches in 1 of 2 files at revision ${head}]`, 'path:line:column: line, then the summary')
+  t.match((await mcp.call('grep', { pattern: 'answer' })).text, /\/src\/a\.ts:1:14: export const answer = 42\n\/src\/b\.md:1:1: Answer: see a\.ts\n\[2 matches in 2 of 3 files/, 'smart case: lower case matches both')
+  t.match((await mcp.call('grep', { pattern: 'Answer' })).text, /^\/src\/b\.md:1:1: Answer/, 'smart case: an upper-case letter is case-sensitive')
+  t.match((await mcp.call('grep', { pattern: 'ask', contextLines: 1, include: ['*.ts'] })).text, /^\/src\/a\.ts-2-const other = 1\n\/src\/a\.ts:3:17: export function ask \(\) \{\}\n/, 'context lines, ripgrep-style')
+  t.match((await mcp.call('grep', { pattern: 'export', maxResults: 1 })).text, /\[1 match in .*; there are more: narrow the path or the pattern, or raise maxResults\]$/, 'maxResults, and a note on the rest')
+  t.match((await mcp.call('grep', { pattern: 'nothing here' })).text, /^No matches found\n\[0 matches/)
+  const bad = await mcp.call('grep', { pattern: 'a(', isRegex: true })
+  t.ok(bad.isError)
+  t.match(bad.text, /^INVALID_PATTERN: /, 'an invalid regex is the contract\'s error')
+  t.match((await mcp.call('grep', { pattern: 'x', path: '../etc' })).text, /^INVALID_PATH: /, 'a path outside the workspace')
 })
 
 t.test('mutating tools: each states the revision REST sees, and errors carry the contract codes', async t => {
