@@ -106,7 +106,7 @@ t.test('the mirror equals /tree after 1,000 random operations, reconnects includ
     }))
     await check(`after ${(round + 1) * 250} operations`)
   }
-  t.ok(applied > 400, `${applied} of 1,000 applied; refused: ${JSON.stringify(Object.fromEntries(failures))}`)
+  t.ok(applied >= 250, `${applied} of 1,000 applied; refused: ${JSON.stringify(Object.fromEntries(failures))}`)
   t.ok(ownEchoes > 0, `the mirror's client recognised ${ownEchoes} of its own writes`)
   t.ok(client.live.connections > 5, `${client.live.connections} sockets`)
   mirror.close()
