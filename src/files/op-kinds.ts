@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { isUtf8 } from 'node:buffer'
-import type { FileRow, Trx } from '../db/schema.js'
+import type { Updateable } from 'kysely'
+import type { FileRow, FilesTable, Trx } from '../db/schema.js'
 import { errors } from '../core/errors.js'
 import { guessMimeType, type Content } from './content.js'
 import { applyEdits, unifiedDiff, type TextEdit } from './edit.js'
@@ -131,20 +132,30 @@ async function update (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
     throw errors.fileNotFound(op.path)
   }
   if (existing.kind === 'directory') throw errors.isADirectory(op.path)
-  const row = await ctx.trx.updateTable('files').set({
+  return await replaceFile(ctx, existing, {
     ...(op.content === null ? {} : { blob_sha256: op.content.sha256, size: op.content.size }),
     ...(op.mimeType === null ? {} : { mime_type: op.mimeType }),
-    ...(op.metadata === null ? {} : { metadata: op.metadata }),
+    ...(op.metadata === null ? {} : { metadata: op.metadata })
+  })
+}
+
+/** What an update may change of a file; the rest of its new row follows from the revision. */
+type FileUpdate = Partial<Pick<Updateable<FilesTable>, 'blob_sha256' | 'size' | 'mime_type' | 'metadata'>>
+
+/** A file's next version at this revision (the update op's and the edit op's last step), as one change. */
+async function replaceFile (ctx: OpContext, existing: FileRow, set: FileUpdate): Promise<Outcome> {
+  const row = await ctx.trx.updateTable('files').set({
+    ...set,
     version: existing.version + 1,
     etag: ctx.revision,
     updated_at: ctx.now,
     updated_by: ctx.actor.userId
-  }).where('workspace_id', '=', ctx.workspaceId).where('path', '=', op.path).returningAll().executeTakeFirstOrThrow()
+  }).where('workspace_id', '=', ctx.workspaceId).where('path', '=', existing.path).returningAll().executeTakeFirstOrThrow()
   return {
     data: toMeta(row),
     created: false,
-    change: { op: 'update', kind: 'file', path: op.path, version: row.version, sha256: row.blob_sha256, size: row.size },
-    entries: [{ pathBefore: op.path, pathAfter: op.path, before: stateOf(existing), after: stateOf(row) }]
+    change: { op: 'update', kind: 'file', path: existing.path, version: row.version, sha256: row.blob_sha256, size: row.size },
+    entries: [{ pathBefore: existing.path, pathAfter: existing.path, before: stateOf(existing), after: stateOf(row) }]
   }
 }
 
@@ -268,19 +279,5 @@ async function edit (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
     return { data: { ...toMeta(existing), size: content.size, sha256: content.sha256 }, created: false, change: null, entries: [], diff, dryRun: true }
   }
   await storeBlob(ctx.trx, content)
-  const row = await ctx.trx.updateTable('files').set({
-    blob_sha256: content.sha256,
-    size: content.size,
-    version: existing.version + 1,
-    etag: ctx.revision,
-    updated_at: ctx.now,
-    updated_by: ctx.actor.userId
-  }).where('workspace_id', '=', ctx.workspaceId).where('path', '=', op.path).returningAll().executeTakeFirstOrThrow()
-  return {
-    data: toMeta(row),
-    created: false,
-    change: { op: 'update', kind: 'file', path: op.path, version: row.version, sha256: row.blob_sha256, size: row.size },
-    entries: [{ pathBefore: op.path, pathAfter: op.path, before: stateOf(existing), after: stateOf(row) }],
-    diff
-  }
+  return { ...await replaceFile(ctx, existing, { blob_sha256: content.sha256, size: content.size }), diff }
 }
