@@ -4,7 +4,7 @@ import { buildApp } from '../../src/app.js'
 import { createTestDatabase, createWorkspace, dbClient, listen, PASSWORD, registerUser, TEST_SECRET, testConfig } from '../helpers/app.js'
 import { expectStatus, request } from '../helpers/http.js'
 import { accessClaims, nowSeconds, signJwt } from '../helpers/jwt.js'
-import { Draw, FUZZ_RUNS, FUZZ_SEED, describe, errorShapeProblem, malformedHttp, routesOf, sendHttp, sendRaw, uuid, type Case, type OpenApiDocument, type Route, type World } from '../helpers/fuzz.js'
+import { Draw, FUZZ_RUNS, FUZZ_SEED, databaseDigest, describe, errorShapeProblem, malformedHttp, routesOf, sendHttp, sendRaw, uuid, type Case, type OpenApiDocument, type Route, type World } from '../helpers/fuzz.js'
 import { isOpenRoute, makeCase } from '../helpers/fuzz-cases.js'
 
 /**
@@ -82,19 +82,7 @@ t.test('malformed requests to every route of the OpenAPI document: 4xx in the er
   }
 
   /** Everything a refused request must leave as it was. */
-  async function snapshot (): Promise<string> {
-    const { rows } = await db.query<{ h: string }>(`
-      SELECT md5(string_agg(x, E'\\n' ORDER BY x)) AS h FROM (
-        SELECT concat_ws('|', 'w', id, name, owner_id, revision, pruned_through) AS x FROM workspaces
-        UNION ALL SELECT concat_ws('|', 'm', workspace_id, user_id, role) FROM workspace_members
-        UNION ALL SELECT concat_ws('|', 'f', workspace_id, path, kind, blob_sha256, size, mime_type, metadata::text, version, etag) FROM files
-        UNION ALL SELECT concat_ws('|', 'c', workspace_id, revision, op, path, new_path) FROM changes
-        UNION ALL SELECT concat_ws('|', 'e', workspace_id, revision, seq) FROM change_entries
-        UNION ALL SELECT concat_ws('|', 'u', id, email, permissions::text) FROM users
-        UNION ALL SELECT concat_ws('|', 't', id, used_at, revoked_at) FROM refresh_tokens
-      ) s`)
-    return rows[0]?.h ?? ''
-  }
+  const snapshot = async (): Promise<string> => await databaseDigest(db)
 
   async function send (c: Case): Promise<Reply> {
     if (c.http) return await sendHttp(base, c)

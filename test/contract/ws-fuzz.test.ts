@@ -5,7 +5,7 @@ import { build, createTestDatabase, createWorkspace, dbClient, listen, PASSWORD,
 import { expectStatus, request } from '../helpers/http.js'
 import { connect, type Client, type Msg } from '../helpers/ws.js'
 import WebSocket from 'ws'
-import { Draw, FUZZ_RUNS, FUZZ_SEED, NESTING, Raw, badIds, badPath, badTreeCursor, errorShapeProblem, nested, toJson, uuid, type Schema, type World } from '../helpers/fuzz.js'
+import { Draw, FUZZ_RUNS, FUZZ_SEED, NESTING, databaseDigest, Raw, badIds, badPath, badTreeCursor, errorShapeProblem, nested, toJson, uuid, type Schema, type World } from '../helpers/fuzz.js'
 import { applySemantic, freshPath, siteFault, validContent, validOperation } from '../helpers/fuzz-cases.js'
 
 /**
@@ -56,15 +56,7 @@ t.test('malformed WebSocket frames: one error frame each, never INTERNAL, the so
     ghostToken: ''
   }
 
-  async function snapshot (): Promise<string> {
-    const { rows } = await db.query<{ h: string }>(`
-      SELECT md5(string_agg(x, E'\\n' ORDER BY x)) AS h FROM (
-        SELECT concat_ws('|', 'w', id, name, revision) AS x FROM workspaces
-        UNION ALL SELECT concat_ws('|', 'f', workspace_id, path, kind, blob_sha256, mime_type, metadata::text, version, etag) FROM files
-        UNION ALL SELECT concat_ws('|', 'c', workspace_id, revision) FROM changes
-      ) s`)
-    return rows[0]?.h ?? ''
-  }
+  const snapshot = async (): Promise<string> => await databaseDigest(db)
 
   const schemaOf = (type: string): Schema => ClientMessage.anyOf.find(s => s.properties.type.const === type) as unknown as Schema
   const channel = (id: string): string => `workspace:${id}`

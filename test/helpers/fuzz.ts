@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import fc from 'fast-check'
+import type pg from 'pg'
 import { UUID_PATTERN } from '../../schemas/common.js'
 
 /**
@@ -342,4 +343,22 @@ export function malformedHttp (d: Draw, method: string, path: string, headers: R
   ]
   const [label, build] = d.pick(kinds)
   return { raw: build(), label }
+}
+
+/**
+ * A digest of everything a refused request must leave as it was: workspaces, members, files,
+ * changes and their entries, users and refresh tokens. Equal before and after: nothing changed.
+ */
+export async function databaseDigest (db: pg.Client): Promise<string> {
+  const { rows } = await db.query<{ h: string }>(`
+    SELECT md5(string_agg(x, E'\\n' ORDER BY x)) AS h FROM (
+      SELECT concat_ws('|', 'w', id, name, owner_id, revision, pruned_through) AS x FROM workspaces
+      UNION ALL SELECT concat_ws('|', 'm', workspace_id, user_id, role) FROM workspace_members
+      UNION ALL SELECT concat_ws('|', 'f', workspace_id, path, kind, blob_sha256, size, mime_type, metadata::text, version, etag) FROM files
+      UNION ALL SELECT concat_ws('|', 'c', workspace_id, revision, op, path, new_path) FROM changes
+      UNION ALL SELECT concat_ws('|', 'e', workspace_id, revision, seq) FROM change_entries
+      UNION ALL SELECT concat_ws('|', 'u', id, email, permissions::text) FROM users
+      UNION ALL SELECT concat_ws('|', 't', id, used_at, revoked_at) FROM refresh_tokens
+    ) s`)
+  return rows[0]?.h ?? ''
 }
