@@ -13,18 +13,9 @@ import type * as workspaces from '../../schemas/workspaces.js'
  * types are the route schemas' own, so a contract change shows up here at compile time.
  */
 
-/**
- * A schema's static type as it arrives on the wire: JSON has strings where services hand out
- * Dates, and an open object (`Type.Object({}, { additionalProperties: true })`, e.g. metadata or
- * error details) is any JSON object, not TypeBox's `{}`.
- */
-export type Wire<T> = T extends Date
-  ? string
-  : T extends Array<infer U>
-    ? Array<Wire<U>>
-    : T extends object
-      ? [keyof T] extends [never] ? Record<string, unknown> : { [K in keyof T]: Wire<T[K]> }
-      : T
+/** A schema's type as it travels in JSON: the client SDK's (client/src/types.ts), one definition. */
+import type { Wire } from '../../client/src/types.js'
+export type { Wire }
 
 export type ErrorReply = Wire<Static<typeof ErrorSchema>>
 export type AuthResult = Wire<Static<typeof auth.AuthResult>>
