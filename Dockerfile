@@ -4,6 +4,7 @@
 FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY client/package.json ./client/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -11,11 +12,16 @@ COPY plugins ./plugins
 COPY routes ./routes
 COPY schemas ./schemas
 COPY sql ./sql
+COPY client ./client
+COPY app ./app
+COPY scripts ./scripts
 RUN npm run build && npm prune --omit=dev
 
 # --- runtime: the compiled server (migrations are in dist/sql) and production dependencies ---
 FROM node:24-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 DATA_DIR=/data
+# As `npm start` (README, "Running in production"): large allocations go back to the system when freed.
+ENV MALLOC_MMAP_THRESHOLD_=1048576
 WORKDIR /app
 # The app's files belong to root and are read-only to the user it runs as: a compromised process
 # cannot rewrite its own code. Only /data (the embedded database) and the chat logs are writable.

@@ -60,8 +60,10 @@ function layers () {
     below('mutations', ['core', 'db', 'accounts']),
     below('files', ['core', 'db', 'accounts', 'mutations']),
     below('search', ['core', 'db', 'accounts', 'mutations', 'files']),
-    below('live', ['core', 'db', 'accounts', 'mutations', 'files', 'search']),
-    below('mcp', ['core', 'db', 'accounts', 'mutations', 'files', 'search']),
+    below('snapshots', ['core', 'db', 'accounts', 'mutations', 'files']),
+    below('archive', ['core', 'db', 'accounts', 'mutations', 'files']),
+    below('live', ['core', 'db', 'accounts', 'mutations', 'files', 'search', 'snapshots']),
+    below('mcp', ['core', 'db', 'accounts', 'mutations', 'files', 'search', 'snapshots']),
     {
       name: 'workbench/layers-schemas',
       files: ['schemas/**/*.ts'],

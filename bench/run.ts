@@ -8,10 +8,13 @@ import { measureFanout, type FanoutShared } from './lib/fan-series.js'
 import { report } from './lib/report.js'
 import type { Row } from './lib/rows.js'
 import { login, seedBench, type Seed } from './lib/seed.js'
-import { freePort, log, PIN, pinSelf, ROOT, round, serverCommand, startProcess, LOADER_CPU, SERVER_CPU, type Proc } from './lib/util.js'
+import { freePort, log, PIN, pinSelf, ROOT, round, serverCommand, START_ENV, startCommand, startProcess, LOADER_CPU, SERVER_CPU, type Proc } from './lib/util.js'
 import readCached from './scenarios/read-cached.js'
+import readLogged from './scenarios/read-logged.js'
 import readUncached from './scenarios/read-uncached.js'
 import writeIfMatch from './scenarios/write-if-match.js'
+import writeSpread from './scenarios/write-spread.js'
+import jupyterPeer from './scenarios/jupyter-peer.js'
 import batchCreate from './scenarios/batch-create.js'
 import treePages from './scenarios/tree-pages.js'
 import fanoutOneInstance from './scenarios/fanout-one-instance.js'
@@ -47,7 +50,7 @@ const PROFILE_DIR = join(ROOT, 'bench/results/profiles')
  * In table order. The HTTP scenarios run beside the bare HTTP baseline, the fan-out ones after it
  * has stopped; 8 reads the memory of 6's series, so its rows come before 7's second instance.
  */
-const SCENARIOS: Scenario[] = [readCached, readUncached, writeIfMatch, batchCreate, treePages, fanoutOneInstance, memory, fanoutTwoInstances, search, find]
+const SCENARIOS: Scenario[] = [readCached, readLogged, readUncached, writeIfMatch, writeSpread, batchCreate, treePages, jupyterPeer, fanoutOneInstance, memory, fanoutTwoInstances, search, find]
 
 const loadAtStart = loadavg().map(x => round(x, 2))
 const procs = new Set<Proc>()
@@ -70,6 +73,12 @@ async function start (name: string, nodeArgs: string[], env: Record<string, stri
   return proc
 }
 
+async function startPeer (name: string, argv: string[], env: Record<string, string>, port: number, readyPath: string): Promise<Proc> {
+  const proc = await startCommand(name, argv, env, port, readyPath)
+  procs.add(proc)
+  return proc
+}
+
 async function stop (proc: Proc): Promise<void> {
   await proc.stop()
   procs.delete(proc)
@@ -87,6 +96,7 @@ interface ServerSetup { nodeArgs: string[], env: Record<string, string>, databas
 /** The server's flags and settings: production, rate limits, per-user bounds and load shedding off, this run's database. */
 function serverSetup (args: string[], databaseUrl: string): ServerSetup {
   const env = {
+    ...START_ENV,
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
     DATABASE_URL: databaseUrl,
@@ -143,6 +153,7 @@ async function prepare (server: ServerSetup): Promise<Runner> {
     token: async () => await login(A.base, seed.user),
     startServer: async (name, env = {}) => await start(name, server.nodeArgs, { ...server.env, ...env }, '/ready'),
     start,
+    startCommand: startPeer,
     stop,
     httpBaseline: async () => await (httpBaseline ??= startHttpBaseline(seed, server.databaseUrl)),
     fanout: async () => await (fanout ??= measureFanout(context))

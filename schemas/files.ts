@@ -22,6 +22,7 @@ export const MediaType = Type.String({
   pattern: MEDIA_TYPE_PATTERN,
   description: 'type/subtype with optional ;name=value parameters, RFC 9110 token characters only (no quoted values)'
 })
+export const Executable = Type.Boolean({ description: 'create and update (and PUT) only: set the file\'s executable flag; an update without it keeps the flag' })
 export const Kind = Type.Union([Type.Literal('file'), Type.Literal('directory')])
 
 export type Kind = Static<typeof Kind>
@@ -36,6 +37,7 @@ export const FileMeta = Type.Object({
   version: Type.Integer(),
   sha256: Nullable(Type.String()),
   metadata: Metadata,
+  executable: Type.Boolean({ description: 'a file archives give mode 0755 (else 0644); always false for a directory' }),
   createdAt: Timestamp,
   updatedAt: Timestamp,
   createdBy: Nullable(Type.String()),
@@ -73,7 +75,8 @@ export const WriteBody = Type.Object({
   content: Type.String(),
   encoding: Type.Optional(Encoding),
   mimeType: Type.Optional(MediaType),
-  metadata: Type.Optional(Metadata)
+  metadata: Type.Optional(Metadata),
+  executable: Type.Optional(Executable)
 }, { additionalProperties: false })
 
 export const WriteResult = Type.Object({ file: FileMeta, revision: Type.Integer() })
@@ -107,6 +110,7 @@ export const Operation = Type.Object({
   encoding: Type.Optional(Encoding),
   mimeType: Type.Optional(MediaType),
   metadata: Type.Optional(Metadata),
+  executable: Type.Optional(Executable),
   ifMatch: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   overwrite: Type.Optional(Type.Boolean()),
   sessionId: Type.Optional(Uuid),

@@ -2,6 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Cursor, UUID_PATTERN } from './common.js'
 import { LineRange, Operation, TextEdit, MAX_EDITS } from './files.js'
 import { SearchBody } from './search.js'
+import { ForkBody } from './snapshots.js'
 
 /**
  * The MCP tools' arguments (src/mcp/tools.ts): each tool's `inputSchema` in tools/list is one of
@@ -95,7 +96,9 @@ export const McpArgs = {
   }, strict),
   apply_batch: Type.Object({
     operations: Type.Array(Operation, { minItems: 1, maxItems: 1000, description: 'applied in one transaction: all or none' })
-  }, strict)
+  }, strict),
+  // the body of POST …/fork: a new workspace with this one's tree
+  fork_workspace: ForkBody
 } satisfies Record<string, TSchema>
 
 export type McpToolName = keyof typeof McpArgs

@@ -18,7 +18,7 @@ export const ActivityRecord = Type.Object({
   sessionId: Uuid,
   userId: Uuid,
   workspaceId: Nullable(Type.String()),
-  type: Type.String({ description: 'file.write, file.delete, operation, batch, revert, auth.*, ws.connect, ws.disconnect' }),
+  type: Type.String({ description: 'file.write, file.delete, operation, batch, revert, auth.*, ws.connect, ws.disconnect; with ACTIVITY_LOG_READS also read, ws' }),
   op: Nullable(Type.String()),
   path: Nullable(Type.String()),
   newPath: Nullable(Type.String()),
@@ -26,7 +26,10 @@ export const ActivityRecord = Type.Object({
   code: Nullable(Type.String()),
   revision: Nullable(Type.Integer()),
   durationMs: Type.Integer(),
-  details: Nullable(Type.Object({}, { additionalProperties: true }))
+  details: Nullable(Type.Object({}, { additionalProperties: true })),
+  context: Nullable(Type.String({ description: 'the request: `GET /v1/…` over HTTP, `RPC <method>` or `WS <type>` over a WebSocket' })),
+  message: Nullable(Type.String({ description: "a failure's error message" })),
+  stack: Nullable(Type.String({ description: "a 5xx's stack trace, recorded in development only" }))
 })
 export type ActivityRecord = Static<typeof ActivityRecord>
 export const ActivityPage = Type.Object({ items: Type.Array(ActivityRecord), nextCursor: Nullable(Type.String()) })

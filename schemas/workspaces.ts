@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { Text, Timestamp, Uuid } from './common.js'
+import { Nullable, Text, Timestamp, Uuid } from './common.js'
 
 export const Role = Type.Union([Type.Literal('owner'), Type.Literal('editor'), Type.Literal('viewer')])
 export type Role = Static<typeof Role>
@@ -10,7 +10,11 @@ export const Workspace = Type.Object({
   ownerId: Uuid,
   role: Role,
   revision: Type.Integer(),
-  createdAt: Timestamp
+  createdAt: Timestamp,
+  forkedFrom: Nullable(Type.Object({
+    workspaceId: Uuid,
+    revision: Type.Integer()
+  }, { description: 'a fork: the workspace and revision it was forked from (the source may since have been deleted); null otherwise' }))
 })
 export type Workspace = Static<typeof Workspace>
 

@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Text, UUID_PATTERN, Uuid } from './common.js'
-import { Change, ChangesQuery, Encoding, LineRange, MediaType, Metadata, Operation, TreeQuery } from './files.js'
+import { Change, ChangesQuery, Encoding, Executable, LineRange, MediaType, Metadata, Operation, TreeQuery } from './files.js'
 import { FindQuery, SearchBody } from './search.js'
+import { ForkBody } from './snapshots.js'
 
 /**
  * The WebSocket protocol's messages, both ways, and the params of each RPC method: the source of
@@ -11,12 +12,25 @@ import { FindQuery, SearchBody } from './search.js'
 /** `workspace:<id>`, the id spelled as every id is (lower-case hex 8-4-4-4-12). */
 export const Channel = Type.String({ pattern: `^workspace:${UUID_PATTERN.slice(1)}` })
 
+/**
+ * A socket's presence state on a channel: a small JSON object (open file, selection, display
+ * name). Its serialised size is bounded by PRESENCE_MAX_BYTES and its nesting by
+ * PRESENCE_MAX_DEPTH (checked by the server: PRESENCE_TOO_LARGE).
+ */
+export const PresenceState = Type.Record(Type.String(), Type.Unknown(), { description: 'at most PRESENCE_MAX_BYTES (default 2048) serialised, objects/arrays nested at most 4 deep' })
+/** The deepest nesting of objects and arrays in a presence state (the state itself is depth 1). */
+export const PRESENCE_MAX_DEPTH = 4
+
+/** One member of a channel's presence: a session, with the state it set last. */
+export const PresenceMember = Type.Object({ sessionId: Type.String(), userId: Type.String(), state: PresenceState })
+
 export const ClientMessage = Type.Union([
   Type.Object({ type: Type.Literal('auth'), token: Type.String({ minLength: 1, maxLength: 8192 }), sessionId: Type.Optional(Uuid) }),
   Type.Object({ type: Type.Literal('subscribe'), channel: Channel, since: Type.Optional(Type.Integer({ minimum: 0 })) }),
   Type.Object({ type: Type.Literal('unsubscribe'), channel: Channel }),
   Type.Object({ type: Type.Literal('broadcast'), channel: Channel, data: Type.Unknown() }),
   Type.Object({ type: Type.Literal('rpc'), id: Type.Union([Type.String({ maxLength: 200 }), Type.Number()]), method: Type.String({ maxLength: 100 }), params: Type.Optional(Type.Object({}, { additionalProperties: true })) }),
+  Type.Object({ type: Type.Literal('presence.set'), channel: Channel, state: PresenceState }),
   Type.Object({ type: Type.Literal('ping') })
 ])
 export type ClientMessage = Static<typeof ClientMessage>
@@ -41,6 +55,7 @@ export const RpcParams = {
     encoding: Type.Optional(Encoding),
     mimeType: Type.Optional(MediaType),
     metadata: Type.Optional(Metadata),
+    executable: Type.Optional(Executable),
     ifMatch: Type.Optional(Type.String({ maxLength: 100 })),
     ifNoneMatch: Type.Optional(Type.String({ maxLength: 100 })),
     idempotencyKey: Type.Optional(Text({ minLength: 1, maxLength: 200 }))
@@ -56,7 +71,9 @@ export const RpcParams = {
   'tree.list': Type.Composite([Workspace, TreeQuery], strict),
   'changes.list': Type.Composite([Workspace, ChangesQuery], strict),
   search: Type.Composite([Workspace, SearchBody], strict),
-  find: Type.Composite([Workspace, FindQuery], strict)
+  find: Type.Composite([Workspace, FindQuery], strict),
+  // snapshots and forks (issue 16): POST …/fork, the source's id as workspaceId
+  'workspaces.fork': Type.Composite([Workspace, IdempotencyKey, ForkBody], strict)
 }
 export type RpcMethod = keyof typeof RpcParams
 
@@ -92,6 +109,19 @@ export const ServerMessages = {
     from: Type.Object({ userId: Uuid, sessionId: Uuid }),
     timestamp: Type.String({ format: 'date-time' })
   }, { description: 'an ephemeral message from another subscriber of the channel' }),
+  presence: Type.Object({
+    type: Type.Literal('presence'),
+    channel: Channel,
+    kind: Type.Union([Type.Literal('join'), Type.Literal('update'), Type.Literal('leave')]),
+    sessionId: Type.String(),
+    userId: Type.String(),
+    state: PresenceState
+  }, { description: 'a member of a subscribed channel joined, changed its state, or left (state: its last one)' }),
+  'presence.members': Type.Object({
+    type: Type.Literal('presence.members'),
+    channel: Channel,
+    members: Type.Array(PresenceMember)
+  }, { description: 'right after every `subscribed`: the channel\'s current members, replacing whatever the client knew' }),
   'rpc.result': Type.Object({ type: Type.Literal('rpc.result'), id: RpcId, result: Type.Unknown() }),
   'rpc.error': Type.Object({
     type: Type.Literal('rpc.error'),

@@ -23,17 +23,21 @@ import retention from '../plugins/app/retention.js'
 import service from '../plugins/app/service.js'
 import mcp from '../plugins/app/mcp.js'
 import search from '../plugins/app/search.js'
+import snapshots from '../plugins/app/snapshots.js'
 // Routes.
 import metricsRoutes from '../routes/metrics/index.js'
 import healthRoutes from '../routes/health/index.js'
 import authRoutes from '../routes/auth/index.js'
 import workspaceRoutes from '../routes/workspaces/index.js'
+import snapshotRoutes from '../routes/snapshots/index.js'
 import fileRoutes from '../routes/files/index.js'
+import archiveRoutes from '../routes/archive/index.js'
 import wsRoutes from '../routes/ws/index.js'
 import statsRoutes from '../routes/stats/index.js'
 import sessionRoutes from '../routes/sessions/index.js'
 import mcpRoutes from '../routes/mcp/index.js'
 import searchRoutes from '../routes/search/index.js'
+import ideRoutes from '../routes/app/index.js'
 
 /**
  * The composition root: builds the application from its plugins (shared, not encapsulated) and
@@ -112,6 +116,7 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(retention)
   await app.register(service)
   await app.register(search)
+  await app.register(snapshots)
   await app.register(mcp)
 
   // Routes, each plugin encapsulated. /metrics, /health and /ready sit outside /v1: no rate limit.
@@ -119,12 +124,16 @@ export async function buildApp (config: Config, options: FastifyServerOptions = 
   await app.register(healthRoutes)
   await app.register(authRoutes, { prefix: '/v1' })
   await app.register(workspaceRoutes, { prefix: '/v1' })
+  await app.register(snapshotRoutes, { prefix: '/v1/workspaces' })
   await app.register(fileRoutes, { prefix: '/v1/workspaces' })
+  await app.register(archiveRoutes, { prefix: '/v1/workspaces' })
   await app.register(wsRoutes, { prefix: '/v1' })
   await app.register(statsRoutes, { prefix: '/v1' })
   await app.register(sessionRoutes, { prefix: '/v1' })
   await app.register(mcpRoutes, { prefix: '/v1/workspaces' })
   await app.register(searchRoutes, { prefix: '/v1/workspaces' })
+  // The IDE page (dist/app) at /app/, outside /v1: no auth, no rate limit.
+  if (config.SERVE_APP) await app.register(ideRoutes)
   return app
 }
 

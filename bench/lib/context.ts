@@ -32,6 +32,8 @@ export interface BenchContext {
   startServer: (name: string, env?: Record<string, string>) => Promise<Proc>
   /** any Node process, ready once `readyPath` answers 200; stopped at the end of the run if still up */
   start: (name: string, nodeArgs: string[], env: Record<string, string>, readyPath: string) => Promise<Proc>
+  /** any command on `port` (a peer server), ready and stopped the same way */
+  startCommand: (name: string, argv: string[], env: Record<string, string>, port: number, readyPath: string) => Promise<Proc>
   stop: (proc: Proc) => Promise<void>
   /** the HTTP scenarios' bare baseline (bench/baseline-http.ts), started on first use */
   httpBaseline: () => Promise<Proc>

@@ -140,9 +140,10 @@ export interface HttpSides {
 
 /**
  * An HTTP scenario: one row, the project beside the bare HTTP baseline. `pair` describes both
- * sides; `after` runs once both have been measured (e.g. stopping an extra instance).
+ * sides; `after` runs once both have been measured (e.g. stopping an extra instance, or reading
+ * the server's metrics); what it returns is added to the row's detail.
  */
-export function httpScenario (about: Omit<Scenario, 'kind' | 'run'>, pair: (sides: HttpSides, context: BenchContext) => Promise<Omit<Pair, 'id'> & { after?: () => Promise<void> }>): Scenario {
+export function httpScenario (about: Omit<Scenario, 'kind' | 'run'>, pair: (sides: HttpSides, context: BenchContext) => Promise<Omit<Pair, 'id'> & { after?: () => Promise<Record<string, unknown> | undefined> }>): Scenario {
   return {
     ...about,
     kind: 'http',
@@ -151,8 +152,24 @@ export function httpScenario (about: Omit<Scenario, 'kind' | 'run'>, pair: (side
       const token = await context.token()
       const { after, ...sides } = await pair({ project: context.project(), baseline, token }, context)
       const row = await httpPair(context.settings, { id: about.id, ...sides })
-      await after?.()
+      Object.assign(row.detail, await after?.())
       return [row]
     }
   }
+}
+
+/** A histogram's count, sum and cumulative buckets in the server's Prometheus text (`GET /metrics`), summed over its label sets; zeros when absent. */
+export async function histogramTotals (proc: Proc, name: string): Promise<{ count: number, sum: number, buckets: Record<string, number> }> {
+  const text = await (await fetch(`${proc.base}/metrics`)).text()
+  const totals = { count: 0, sum: 0, buckets: {} as Record<string, number> }
+  for (const m of text.matchAll(new RegExp(`^${name}_(count|sum|bucket)(?:\\{([^}]*)\\})? (\\S+)$`, 'gm'))) {
+    const value = Number(m[3])
+    if (m[1] === 'count') totals.count += value
+    else if (m[1] === 'sum') totals.sum += value
+    else {
+      const le = /le="([^"]+)"/.exec(m[2] ?? '')?.[1] ?? ''
+      totals.buckets[le] = (totals.buckets[le] ?? 0) + value
+    }
+  }
+  return totals
 }

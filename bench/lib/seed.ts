@@ -6,7 +6,17 @@ export async function api<T> (base: string, method: string, path: string, token:
   const headers: Record<string, string> = {}
   if (token !== undefined) headers.authorization = `Bearer ${token}`
   if (body !== undefined) headers['content-type'] = 'application/json'
-  const res = await fetch(base + path, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+  const init = { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }
+  let res: Response
+  try {
+    res = await fetch(base + path, init)
+  } catch (err) {
+    // Sent on a kept-alive connection the server had just closed (idle past its 10 s; a seeding
+    // step that reads files for longer blocks the client's loop, so it cannot notice in time):
+    // the server never saw the request, so it is sent once more, on a new connection.
+    if ((err as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw err
+    res = await fetch(base + path, init)
+  }
   const text = await res.text()
   if (res.status !== expect) throw new Error(`${method} ${path}: expected ${expect}, got ${res.status} ${text.slice(0, 500)}`)
   return (text === '' ? {} : JSON.parse(text)) as T

@@ -43,7 +43,7 @@ export const PIN = availableParallelism() >= 2 && hasCommand('taskset')
 export const SERVER_CPU = '0'
 export const LOADER_CPU = '1'
 
-function hasCommand (name: string): boolean {
+export function hasCommand (name: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' })
     return true
@@ -104,6 +104,8 @@ export async function freePort (): Promise<number> {
 
 /** The V8 flags `npm start` runs the server with (package.json), so the bench measures the same. */
 const NODE_FLAGS = ['--max-semi-space-size=4']
+/** And the environment it sets (package.json `start`: glibc's allocator returns freed large blocks). */
+export const START_ENV = { MALLOC_MMAP_THRESHOLD_: '1048576' }
 
 /** How to start the server: the built dist when it is at least as new as the sources, else tsx. */
 export function serverCommand (): { args: string[], kind: 'dist' | 'tsx' } {
@@ -138,7 +140,12 @@ export interface Proc {
  * Its output is kept (and shown if it dies); it is stopped with SIGTERM, then SIGKILL.
  */
 export async function startProcess (name: string, nodeArgs: string[], env: Record<string, string>, port: number, readyPath: string): Promise<Proc> {
-  const [cmd, args] = pinned([process.execPath, ...nodeArgs])
+  return await startCommand(name, [process.execPath, ...nodeArgs], env, port, readyPath)
+}
+
+/** The same for any command (e.g. a peer server): `PORT` and `HOST` are set, the command line must use them. */
+export async function startCommand (name: string, argv: string[], env: Record<string, string>, port: number, readyPath: string): Promise<Proc> {
+  const [cmd, args] = pinned(argv)
   const child: ChildProcess = spawn(cmd, args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env, PORT: String(port), HOST: '127.0.0.1' },

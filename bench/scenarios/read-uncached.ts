@@ -16,6 +16,6 @@ export default httpScenario({
     project: { label: 'project', load: s => loadOn(C, 50, s, get(seed.readPath, token)) },
     baseline: { label: 'bare Fastify + raw pg, same SQL', load: s => loadOn(baseline, 50, s, get(`/s2/${seed.workspace('read')}/bench/read.txt`)) },
     target: { min: 0.7 },
-    after: async () => { await context.stop(C) }
+    after: async () => { await context.stop(C); return undefined }
   }
 })

@@ -1,8 +1,8 @@
 import type autocannon from 'autocannon'
 import type { BenchContext } from '../lib/context.js'
-import { httpScenario, loadOn } from '../lib/http-load.js'
+import { histogramTotals, httpScenario, loadOn } from '../lib/http-load.js'
 import { api, kib } from '../lib/seed.js'
-import { sleep } from '../lib/util.js'
+import { log, round, sleep } from '../lib/util.js'
 
 /** Scenario 3: conditional writes of 1 KiB files, against a bare route running the same transaction. */
 export default httpScenario({
@@ -13,12 +13,28 @@ export default httpScenario({
 }, async function writeWithIfMatch ({ project, baseline, token }, context) {
   const { workspace, etags, baseEtags, writePaths } = context.seed
   const auth = { authorization: `Bearer ${token}` }
+  const before = await histogramTotals(project, 'workbench_group_commit_size')
+  const statementsBefore = await histogramTotals(project, 'workbench_db_query_duration_seconds')
+  const requestsBefore = await histogramTotals(project, 'http_request_duration_seconds')
   return {
     scenario: 'write 1 KiB, If-Match, 100 paths, 50 conns',
     unit: 'req/s',
     project: { label: 'project', prepare: resync(context, token, 'write', etags), load: s => loadOn(project, 50, s, writeRequests(p => `/v1/workspaces/${workspace('write')}/files${p}`, auth, etags, writePaths)) },
     baseline: { label: 'bare Fastify + raw pg, same transaction', prepare: resync(context, token, 'writeBase', baseEtags), load: s => loadOn(baseline, 50, s, writeRequests(p => `/s3/${workspace('writeBase')}${p}`, {}, baseEtags, writePaths)) },
-    target: { min: 0.7 }
+    target: { min: 0.7 },
+    after: async () => {
+      // How many requests each transaction ran (group commit), over the project's runs and warm-ups.
+      const now = await histogramTotals(project, 'workbench_group_commit_size')
+      const transactions = now.count - before.count
+      const mean = transactions === 0 ? 0 : round((now.sum - before.sum) / transactions, 1)
+      const buckets = Object.fromEntries(Object.entries(now.buckets).map(([le, n]) => [le, n - (before.buckets[le] ?? 0)]))
+      const statements = await histogramTotals(project, 'workbench_db_query_duration_seconds')
+      const requests = (await histogramTotals(project, 'http_request_duration_seconds')).count - requestsBefore.count
+      const perRequest = round((statements.count - statementsBefore.count) / requests, 1)
+      const statementMs = round(1000 * (statements.sum - statementsBefore.sum) / (statements.count - statementsBefore.count), 2)
+      log(`3 group commit: ${transactions} transactions, ${mean} requests each on average; cumulative by size ${JSON.stringify(buckets)}; ${perRequest} statements per request, ${statementMs} ms each on average`)
+      return { groupCommit: { transactions, meanSize: mean, cumulativeBySize: buckets }, statementsPerRequest: perRequest, meanStatementMs: statementMs }
+    }
   }
 })
 

@@ -3,7 +3,7 @@ import { newId } from './ids.js'
 import { Live, type LiveOptions, type WebSocketConstructor } from './live.js'
 import { routeUrl, ROUTES, type RouteName } from './routes.js'
 import type {
-  ActivityPage, ActivityQuery, AuthResult, BatchResult, ChangesQuery, ChangesResult, Credentials, DeleteResult, Entry, FileMeta,
+  ActivityPage, ActivityQuery, AuthResult, BatchResult, ChangesQuery, ChangesResult, CreateSnapshotBody, Credentials, DeleteResult, Entry, FileMeta, ForkBody, Snapshot, SnapshotList,
   HistoryQuery, HistoryResult, Member, MemberList, Operation, OperationResult, PutMemberBody, RevertBody, RevertResult,
   FindQuery, FindResult, SearchBody, SearchResult, SessionList, Stats, TextEdit, TreeQuery, TreeResult, User, Workspace, WorkspaceList, WriteBody, WriteResult
 } from './types.js'
@@ -347,7 +347,20 @@ export class WorkbenchClient {
     /** `GET /v1/workspaces/{id}`: with the caller's role and the current revision */
     get: async (id: string): Promise<Workspace> => await this.#json('workspaces.get', { params: { id } }),
     /** `DELETE /v1/workspaces/{id}` (owner) */
-    delete: async (id: string): Promise<void> => { await this.#send('workspaces.delete', { params: { id } }) }
+    delete: async (id: string): Promise<void> => { await this.#send('workspaces.delete', { params: { id } }) },
+    /** `POST /v1/workspaces/{id}/fork` (any member): a new workspace, the caller's, with the tree at `revision` (default: the head) */
+    fork: async (id: string, body: ForkBody): Promise<Workspace> => await this.#json('workspaces.fork', { params: { id }, body })
+  }
+
+  readonly snapshots = {
+    /** `GET /v1/workspaces/{id}/snapshots`, by name */
+    list: async (workspaceId: string): Promise<Snapshot[]> => (await this.#json<SnapshotList>('snapshots.list', { params: { id: workspaceId } })).items,
+    /** `POST /v1/workspaces/{id}/snapshots` (editor): names `revision` (default: the head); read it with `files.read(…, { revision })` */
+    create: async (workspaceId: string, body: CreateSnapshotBody): Promise<Snapshot> => await this.#json('snapshots.create', { params: { id: workspaceId }, body }),
+    /** `GET /v1/workspaces/{id}/snapshots/{name}` */
+    get: async (workspaceId: string, name: string): Promise<Snapshot> => await this.#json('snapshots.get', { params: { id: workspaceId, name } }),
+    /** `DELETE /v1/workspaces/{id}/snapshots/{name}` (editor) */
+    delete: async (workspaceId: string, name: string): Promise<void> => { await this.#send('snapshots.delete', { params: { id: workspaceId, name } }) }
   }
 
   readonly members = {

@@ -3,7 +3,7 @@ export { WorkbenchClient, type ClientOptions, type FileRead, type RawRead, type 
 export { ApiError, NETWORK_ERROR } from './errors.js'
 export { newId } from './ids.js'
 export {
-  Live, Subscription, type BroadcastMessage, type LiveEvent, type LiveOptions, type LiveStatus, type SubscribeOptions,
+  Live, Subscription, SubscriptionPresence, type BroadcastMessage, type PresenceEvent, type PresenceListener, type PresenceMember, type LiveEvent, type LiveOptions, type LiveStatus, type SubscribeOptions,
   type WebSocketConstructor, type WebSocketLike
 } from './live.js'
 export { WorkspaceMirror, comparePaths, type MirrorOptions, type MirrorUpdate } from './mirror.js'

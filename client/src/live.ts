@@ -63,6 +63,12 @@ export interface BroadcastMessage {
   timestamp: string
 }
 
+/** A member of a workspace's presence: a session (several sockets of one session are one member). */
+export interface PresenceMember { sessionId: string, userId: string, state: Record<string, unknown> }
+/** A presence change: `member` is the member as it is now (for `leave`: as it was last). */
+export interface PresenceEvent { kind: 'join' | 'update' | 'leave', member: PresenceMember }
+export type PresenceListener = (members: ReadonlyMap<string, PresenceMember>, event: PresenceEvent) => void
+
 export interface SubscribeOptions {
   /** the revision the caller's state is at (a snapshot's): events after it are replayed first */
   since?: number
@@ -78,6 +84,79 @@ export interface SubscribeOptions {
   onBroadcast?: (message: BroadcastMessage) => void
   /** the subscription ended for good (access lost, no such workspace) */
   onError?: (error: ApiError) => void
+  /** this client's presence state, announced at every (re)subscribe (see `Subscription.presence.set`) */
+  presence?: Record<string, unknown>
+  /** a member joined, changed its state or left: with all members after the change, by sessionId */
+  onPresence?: (members: ReadonlyMap<string, PresenceMember>, event: PresenceEvent) => void
+}
+
+/**
+ * A subscription's presence: the members of the workspace (by sessionId, this client's own
+ * session too, once it has set a state), kept up to date by the server's events and rebuilt from
+ * the server's list after every (re)subscribe, so none is left over from before a reconnect.
+ */
+export class SubscriptionPresence {
+  readonly #members = new Map<string, PresenceMember>()
+  readonly #listeners = new Set<PresenceListener>()
+  /** the state announced at every (re)subscribe; undefined: this client is not a member */
+  #state: Record<string, unknown> | undefined
+
+  constructor (readonly subscription: Subscription) {
+    this.#state = subscription.options.presence
+    const listener = subscription.options.onPresence
+    if (listener !== undefined) this.#listeners.add(listener)
+  }
+
+  get members (): ReadonlyMap<string, PresenceMember> { return this.#members }
+
+  /** Sets this client's state: sent now if subscribed (else at the subscribe), and again after every resubscribe. */
+  set (state: Record<string, unknown>): void {
+    this.#state = state
+    if (this.subscription.state === 'active') this.announce()
+  }
+
+  /** Called with every change. Returns the function that removes the listener. */
+  onChange (listener: PresenceListener): () => void {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
+  }
+
+  /** @internal sends the state, if any, to the server */
+  announce (): void {
+    if (this.#state !== undefined) this.subscription.live.send({ type: 'presence.set', channel: this.subscription.channel, state: this.#state })
+  }
+
+  /** @internal the server's list after `subscribed`: replaces the members, telling the differences */
+  replace (members: PresenceMember[]): void {
+    const fresh = new Map(members.map(m => [m.sessionId, m]))
+    for (const [sessionId, member] of this.#members) {
+      if (!fresh.has(sessionId)) this.apply('leave', member)
+    }
+    for (const member of fresh.values()) {
+      const before = this.#members.get(member.sessionId)
+      if (before === undefined) this.apply('join', member)
+      else if (JSON.stringify(before) !== JSON.stringify(member)) this.apply('update', member)
+    }
+  }
+
+  /** @internal one event from the server */
+  apply (kind: PresenceEvent['kind'], member: PresenceMember): void {
+    if (kind === 'leave') {
+      if (!this.#members.delete(member.sessionId)) return
+    } else {
+      const had = this.#members.has(member.sessionId)
+      this.#members.set(member.sessionId, member)
+      kind = had ? 'update' : 'join'
+    }
+    const event: PresenceEvent = { kind, member }
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(this.#members, event)
+      } catch {
+        // one listener's failure must not keep the others from the event
+      }
+    }
+  }
 }
 
 type SubState = 'pending' | 'active' | 'resetting' | 'ended'
@@ -95,6 +174,8 @@ export class Subscription {
   gaps = 0
   #settle: Settle
   #settled = false
+  /** who else is here (and this client, once it has set a state) */
+  readonly presence: SubscriptionPresence
 
   constructor (
     readonly live: Live,
@@ -107,6 +188,7 @@ export class Subscription {
     this.ready = new Promise<number>((resolve, reject) => { settle = { resolve, reject } })
     this.ready.catch(() => {}) // an unsubscribe before `subscribed` is not an unhandled rejection
     this.#settle = settle ?? { resolve: () => {}, reject: () => {} }
+    this.presence = new SubscriptionPresence(this)
   }
 
   get channel (): string { return `workspace:${this.workspaceId}` }
@@ -163,6 +245,11 @@ interface ServerMessage {
   config?: { heartbeatMs?: number }
   from?: { userId: string, sessionId: string }
   timestamp?: string
+  kind?: PresenceEvent['kind']
+  sessionId?: string
+  userId?: string
+  state?: Record<string, unknown>
+  members?: PresenceMember[]
 }
 
 export class Live {
@@ -368,7 +455,10 @@ export class Live {
     clearTimeout(this.#connectTimer)
     clearInterval(this.#heartbeatTimer)
     if (socket === null) return
-    socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null
+    socket.onopen = socket.onmessage = socket.onclose = null
+    // Not null: in Node, `ws` reports a socket ended while still connecting as an 'error' event,
+    // which without a listener would be thrown (an uncaught exception).
+    socket.onerror = () => {}
     try {
       if (socket.terminate !== undefined) socket.terminate()
       else socket.close(4000, 'dropped')
@@ -516,6 +606,8 @@ export class Live {
       case 'subscribed': return this.#subscribed(message)
       case 'unsubscribed': return this.#unsubscribed(message)
       case 'broadcast': return this.#broadcast(message)
+      case 'presence': return this.#presence(message)
+      case 'presence.members': return this.#presenceMembers(message)
       case 'error': return this.#error(message)
       case 'rpc.result':
       case 'rpc.error': return this.#rpcAnswer(message)
@@ -591,6 +683,7 @@ export class Live {
     }
     sub.gaps = 0
     sub.state = 'active'
+    sub.presence.announce()
     sub.subscribed(head)
   }
 
@@ -600,6 +693,7 @@ export class Live {
     if (onReset === undefined) {
       sub.revision = head
       sub.state = 'active'
+      sub.presence.announce()
       sub.subscribed(head)
       return
     }
@@ -628,6 +722,20 @@ export class Live {
     const sub = this.#subFor(message.channel)
     if (sub === undefined || message.from === undefined) return
     sub.options.onBroadcast?.({ workspaceId: sub.workspaceId, data: message.data, from: message.from, timestamp: message.timestamp ?? '' })
+  }
+
+  #presence (message: ServerMessage): void {
+    const sub = this.#subFor(message.channel)
+    const { kind, sessionId, userId, state } = message
+    if (sub === undefined || kind === undefined || sessionId === undefined || userId === undefined) return
+    sub.presence.apply(kind, { sessionId, userId, state: state ?? {} })
+  }
+
+  /** After every `subscribed`: the members as the server knows them now. */
+  #presenceMembers (message: ServerMessage): void {
+    const sub = this.#subFor(message.channel)
+    if (sub === undefined || !Array.isArray(message.members)) return
+    sub.presence.replace(message.members)
   }
 
   #error (message: ServerMessage): void {

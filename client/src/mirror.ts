@@ -1,6 +1,6 @@
 import { ApiError } from './errors.js'
 import type { WorkbenchClient } from './client.js'
-import type { LiveEvent, Subscription } from './live.js'
+import type { LiveEvent, SubscribeOptions, Subscription } from './live.js'
 import type { Change, FileMeta } from './types.js'
 
 /**
@@ -33,6 +33,11 @@ export interface MirrorOptions {
   readAhead?: number
   /** something went wrong that the mirror recovers from by reading the tree again */
   onError?: (error: unknown) => void
+  /**
+   * more options of the mirror's subscription (it holds its workspace's one): e.g. `onBroadcast`,
+   * presence. The same object is used again whenever the mirror subscribes anew.
+   */
+  subscribe?: Omit<SubscribeOptions, 'since' | 'onReset'>
 }
 
 interface Pending { event: LiveEvent, meta: Promise<FileMeta | null> | null }
@@ -93,6 +98,7 @@ export class WorkspaceMirror {
   async #follow (revision: number): Promise<void> {
     if (this.#closed) return
     const subscription = this.#client.live.subscribe(this.workspaceId, {
+      ...this.#options.subscribe,
       since: revision,
       onReset: async () => await this.#snapshot()
     }, event => { if (subscription === this.#subscription) this.#enqueue(event) })
@@ -113,6 +119,9 @@ export class WorkspaceMirror {
       setTimeout(() => { void this.#resync() }, 1_000)
     }
   }
+
+  /** The subscription the mirror follows the workspace with (replaced when it reads the tree again). */
+  get subscription (): Subscription | null { return this.#subscription }
 
   /** Called after the snapshot and after each applied change. Returns the unsubscribe function. */
   onChange (listener: (update: MirrorUpdate) => void): () => void {
@@ -256,6 +265,7 @@ export class WorkspaceMirror {
       version: 1,
       sha256: null,
       metadata: {},
+      executable: false,
       createdAt: change.at,
       updatedAt: change.at,
       createdBy: change.userId,
@@ -296,6 +306,7 @@ export class WorkspaceMirror {
               version: change.version ?? 1,
               sha256: change.sha256,
               metadata: {},
+              executable: previous?.executable ?? false,
               createdAt: change.at,
               updatedAt: change.at,
               createdBy: change.userId,

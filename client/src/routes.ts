@@ -18,6 +18,11 @@ export const ROUTES = {
   'members.list': ['GET', '/v1/workspaces/{id}/members'],
   'members.put': ['PUT', '/v1/workspaces/{id}/members'],
   'members.remove': ['DELETE', '/v1/workspaces/{id}/members/{userId}'],
+  'workspaces.fork': ['POST', '/v1/workspaces/{id}/fork'],
+  'snapshots.list': ['GET', '/v1/workspaces/{id}/snapshots'],
+  'snapshots.create': ['POST', '/v1/workspaces/{id}/snapshots'],
+  'snapshots.get': ['GET', '/v1/workspaces/{id}/snapshots/{name}'],
+  'snapshots.delete': ['DELETE', '/v1/workspaces/{id}/snapshots/{name}'],
   'files.read': ['GET', '/v1/workspaces/{id}/files/{path}'],
   'files.write': ['PUT', '/v1/workspaces/{id}/files/{path}'],
   'files.delete': ['DELETE', '/v1/workspaces/{id}/files/{path}'],
@@ -41,6 +46,7 @@ export type RouteName = keyof typeof ROUTES
 /**
  * Routes of the document the SDK does not call as such: `/files` and `/history` without a path
  * are the root's spelling of `/files/{path}` and `/history/{path}` (the SDK sends the root as them);
+ * `/archive` moves archive bytes in and out, which a browser or curl sends and saves as files;
  * `/metrics` is Prometheus text for scrapers; `/v1/ws` is the live socket (`client.live`); `/mcp` is
  * for MCP clients.
  */
@@ -49,6 +55,8 @@ export const NOT_METHODS: ReadonlyArray<readonly [string, string, string]> = [
   ['PUT', '/v1/workspaces/{id}/files', 'files.write of "/" (always 400 INVALID_PATH)'],
   ['DELETE', '/v1/workspaces/{id}/files', 'files.delete of "/" (always 400 INVALID_PATH)'],
   ['GET', '/v1/workspaces/{id}/history', 'files.history of "/"'],
+  ['GET', '/v1/workspaces/{id}/archive', 'an archive download (tar or zip bytes, streamed): fetch it as a file (docs/api.md, "Archives")'],
+  ['POST', '/v1/workspaces/{id}/archive', 'an archive upload (tar, tar.gz or zip bytes as the body): send the file as it is (docs/api.md, "Archives")'],
   ['GET', '/metrics', 'Prometheus text, for scrapers'],
   ['GET', '/v1/ws', 'the live socket: client.live'],
   ['POST', '/v1/workspaces/{id}/mcp', 'the MCP endpoint, for MCP clients (README, "Use it from an agent")'],

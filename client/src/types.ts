@@ -4,6 +4,7 @@ import type * as common from '../../schemas/common.js'
 import type * as files from '../../schemas/files.js'
 import type * as search from '../../schemas/search.js'
 import type * as sessions from '../../schemas/sessions.js'
+import type * as snapshots from '../../schemas/snapshots.js'
 import type * as stats from '../../schemas/stats.js'
 import type * as workspaces from '../../schemas/workspaces.js'
 import type * as ws from '../../schemas/ws.js'
@@ -62,11 +63,15 @@ export type SessionList = Of<typeof sessions.SessionList>
 export type ActivityRecord = Of<typeof sessions.ActivityRecord>
 export type ActivityPage = Of<typeof sessions.ActivityPage>
 export type Stats = Of<typeof stats.Stats>
+export type Snapshot = Of<typeof snapshots.Snapshot>
+export type SnapshotList = Of<typeof snapshots.SnapshotList>
 
 // Requests
 export type Credentials = Of<typeof auth.Credentials>
 export type CreateWorkspaceBody = Of<typeof workspaces.CreateWorkspaceBody>
 export type PutMemberBody = Of<typeof workspaces.PutMemberBody>
+export type CreateSnapshotBody = Of<typeof snapshots.CreateSnapshotBody>
+export type ForkBody = Of<typeof snapshots.ForkBody>
 export type WriteBody = Of<typeof files.WriteBody>
 export type Operation = Of<typeof files.Operation>
 export type OpType = Of<typeof files.OpType>
@@ -95,6 +100,7 @@ export interface RpcResults {
   'changes.list': ChangesResult
   search: SearchResult
   find: FindResult
+  'workspaces.fork': Workspace
 }
 
 /** A file's meta (not a delete's count) in an operation's `data`. */

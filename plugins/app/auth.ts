@@ -71,10 +71,9 @@ export default fp(async function auth (fastify) {
     }
     if (endedSessions.has(result.sessionId)) throw errors.unauthenticated('the session has ended (logged out)')
     // The session the call is recorded under must be the caller's (its first use claims it):
-    // the token's own `sid` too, since an outside provider's tokens name any id they like.
+    // the token's own `sid` too, since an outside provider's tokens name any id they like. A UUID
+    // either way: the header was checked above, the token's `sid` by `verify`.
     const sessionId = sessionHeader ?? result.sessionId
-    // The WebSocket upgrade's header arrives unchecked: it must be a UUID before it is looked up.
-    if (!isUuid(sessionId)) throw errors.validation('X-Session-Id must be a UUID')
     await sessions.claim(result.userId, sessionId)
     return { ...result, sessionId, tokenSessionId: result.sessionId }
   }
@@ -115,8 +114,8 @@ export default fp(async function auth (fastify) {
     const session = request.headers['x-session-id']
     // Checked before the token, so a malformed header is 400 whatever the token.
     if (session !== undefined && !isUuid(session)) throw errors.invalidSessionHeader()
-    const { expiresAt: _, tokenSessionId: __, ...actor } = await verifyAccessToken(token, session)
-    request.actor = actor
+    const { userId, sessionId, permissions } = await verifyAccessToken(token, session)
+    request.actor = { userId, sessionId, permissions }
   })
 }, { name: 'auth', dependencies: ['config', 'database'] })
 

@@ -10,13 +10,15 @@ declare module 'fastify' {
 
 export default fp(async function cache (fastify) {
   const { config, metrics, fanout } = fastify
+  // ACTIVITY_LOG_READS: a read's entry says whether the cache answered it (undefined when off).
+  const reads = fastify.activity.reads
   const cache = new ReadCache({
     maxBytes: config.CACHE_MAX_BYTES,
     redis: config.CACHE_REDIS ? fastify.redis?.cmd : undefined,
     heads: fanout.heads,
     counters: {
-      hit: layer => { metrics.cacheHits.inc({ layer }) },
-      miss: layer => { metrics.cacheMisses.inc({ layer }) },
+      hit: layer => { metrics.cacheHits.inc({ layer }); reads?.cacheHit() },
+      miss: layer => { metrics.cacheMisses.inc({ layer }); reads?.cacheMiss() },
       evicted: layer => { metrics.cacheEvictions.inc({ layer }) }
     }
   })
@@ -25,4 +27,4 @@ export default fp(async function cache (fastify) {
   const unlisten = fanout.onAccessChange(forget)
   fastify.addHook('onClose', async () => { unlisten() })
   fastify.decorate('cache', cache)
-}, { name: 'cache', dependencies: ['config', 'redis', 'metrics', 'events'] })
+}, { name: 'cache', dependencies: ['config', 'redis', 'metrics', 'events', 'activity'] })

@@ -1,11 +1,14 @@
 import fp from 'fastify-plugin'
 import { localTransport, redisTransport } from '../../src/live/bus.js'
 import { Fanout } from '../../src/live/hub.js'
+import { memoryPresenceStore, Presence, redisPresenceStore } from '../../src/live/presence.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Live change events: publish after commit, deliver to local subscribers (src/live/hub.ts). */
     fanout: Fanout
+    /** Who is on each workspace channel, across instances (src/live/presence.ts). */
+    presence: Presence
   }
 }
 
@@ -17,4 +20,12 @@ export default fp(async function events (fastify) {
   const fanout = new Fanout({ db: fastify.db, transport, log: fastify.log })
   fastify.decorate('fanout', fanout)
   fastify.addHook('onClose', async function stopHeadChecks () { fanout.close() })
-}, { name: 'events', dependencies: ['database', 'redis'] })
+  const presence = new Presence({
+    store: cmd !== undefined ? redisPresenceStore(cmd) : memoryPresenceStore(),
+    fanout,
+    log: fastify.log,
+    heartbeatMs: fastify.config.WS_HEARTBEAT_MS
+  })
+  fastify.decorate('presence', presence)
+  fastify.addHook('onClose', async function stopPresence () { presence.close() })
+}, { name: 'events', dependencies: ['config', 'database', 'redis'] })

@@ -9,6 +9,6 @@ declare module 'fastify' {
 }
 
 export default fp(async function mcp (fastify) {
-  const { files, searchService: search, db, sessions, config } = fastify
-  fastify.decorate('mcp', createMcp({ files, search, db, sessions, config }))
-}, { name: 'mcp', dependencies: ['service', 'search', 'database', 'auth', 'config'] })
+  const { files, searchService: search, snapshots, db, sessions, config } = fastify
+  fastify.decorate('mcp', createMcp({ files, search, snapshots, db, sessions, config }))
+}, { name: 'mcp', dependencies: ['service', 'search', 'snapshots', 'database', 'auth', 'config'] })

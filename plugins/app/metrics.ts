@@ -36,11 +36,13 @@ export default fp(async function metrics (fastify) {
   }
   fastify.decorate('metrics', metricsApi)
 
-  fastify.addHook('onResponse', async function recordRequest (request, reply) {
+  // A callback hook, not an async one: no promise per request (a throw is still caught by Fastify).
+  fastify.addHook('onResponse', function recordRequest (request, reply, done) {
     const ms = reply.elapsedTime
     const status = reply.statusCode
     duration.observe({ method: request.method, route: request.routeOptions.url ?? UNMATCHED_ROUTE, status_code: status }, ms / 1000)
     metricsApi.recent.record(status, ms)
+    done()
   })
 
   fastify.addHook('onReady', async function observeLiveParts () {

@@ -9,6 +9,7 @@ declare module 'fastify' {
 }
 
 export default fp(async function service (fastify) {
-  const { db, config, fanout, activity, cache } = fastify
-  fastify.decorate('files', createFileService({ db, config, fanout, activity, cache }))
-}, { name: 'service', dependencies: ['database', 'events', 'activity', 'cache'] })
+  const { db, config, fanout, activity, cache, metrics } = fastify
+  const sizes = metrics.groupCommitSize
+  fastify.decorate('files', createFileService({ db, config, fanout, activity, cache, onGroup: size => { sizes.observe(size) } }))
+}, { name: 'service', dependencies: ['database', 'events', 'activity', 'cache', 'metrics'] })

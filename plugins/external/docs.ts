@@ -16,7 +16,33 @@ const WS_PATH = {
   }
 }
 
-type Paths = Record<string, Record<string, { parameters?: Array<{ name: string, in: string, description?: string }> }>>
+type Paths = Record<string, Record<string, {
+  parameters?: Array<{ name: string, in: string, description?: string }>
+  responses?: Record<string, { headers?: Record<string, unknown> }>
+}>>
+
+/** What plugins/external/rate-limit.ts (@fastify/rate-limit) sends on every answer of a /v1 route but the WebSocket upgrade. */
+const RATE_LIMIT_HEADERS = {
+  'x-ratelimit-limit': { description: 'requests allowed per window (RATE_LIMIT_MAX; AUTH_RATE_LIMIT_MAX on login and register); only while rate limiting is on', schema: { type: 'integer' as const } },
+  'x-ratelimit-remaining': { description: 'requests left in the current window; only while rate limiting is on', schema: { type: 'integer' as const } },
+  'x-ratelimit-reset': { description: 'seconds until the window ends; only while rate limiting is on', schema: { type: 'integer' as const } }
+}
+
+/** Every response of a rate-limited route (/v1, but not the WebSocket upgrade) names the rate-limit headers. */
+function rateLimitHeaders (paths: Paths): Paths {
+  for (const [template, operations] of Object.entries(paths)) {
+    if (!template.startsWith('/v1/') || template === '/v1/ws') continue
+    for (const operation of Object.values(operations)) {
+      for (const response of Object.values(operation.responses ?? {})) {
+        response.headers = {
+          ...response.headers,
+          ...Object.fromEntries(Object.keys(RATE_LIMIT_HEADERS).map(name => [name, { $ref: `#/components/headers/${name}` }]))
+        }
+      }
+    }
+  }
+  return paths
+}
 
 /**
  * Fastify's wildcard (`…/files/*`) becomes `{*}` in the document, with a path parameter named `*`
@@ -53,17 +79,21 @@ export default fp(async function docs (fastify) {
       info: {
         title: 'Workbench API',
         version: '1.0.0',
-        description: 'Workspace files in PostgreSQL with gap-free revisions and live change events. The contract: docs/api.md.'
+        description: 'Workspace files in PostgreSQL with gap-free revisions and live change events. The contract: docs/api.md.\n\n' +
+          'Each route lists the statuses it answers with; an error status names its codes (the `code` of the error body). ' +
+          'Besides these, any request may be answered before it reaches a route: an unknown route is 404 `NOT_FOUND`; HTTP that ' +
+          'Node\'s parser refuses is 400 `VALIDATION_FAILED` (413 `PAYLOAD_TOO_LARGE` for headers over 16 KiB), and the connection is closed.'
       },
       components: {
-        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } }
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+        headers: RATE_LIMIT_HEADERS
       },
       security: [{ bearerAuth: [] }]
     },
     // @fastify/websocket hides WebSocket routes from the document; describe /v1/ws by hand.
     transformObject: document => {
       if (!('openapiObject' in document)) return document.swaggerObject
-      const paths = namedWildcards((document.openapiObject.paths ?? {}) as unknown as Paths)
+      const paths = rateLimitHeaders(namedWildcards((document.openapiObject.paths ?? {}) as unknown as Paths))
       document.openapiObject.paths = { ...paths as unknown as typeof document.openapiObject.paths, '/v1/ws': WS_PATH }
       return document.openapiObject
     }

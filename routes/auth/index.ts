@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from '@sinclair/typebox'
 import * as auth from '../../src/accounts/auth.js'
 import { errors } from '../../src/core/errors.js'
 import { AuthResult, Credentials, RefreshBody, User } from '../../schemas/auth.js'
-import { responses } from '../../schemas/common.js'
+import { described, noContent, responses } from '../../schemas/common.js'
+import { Examples, RouteErrors } from '../../schemas/responses.js'
 
 /** Accounts and tokens: /v1/auth/* (no token needed) and /v1/me. */
 const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -22,7 +22,13 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }
 
   fastify.post('/auth/register', {
-    schema: { tags, summary: 'Create an account and start a session', security: [], body: Credentials, response: responses({ 201: AuthResult }) }
+    schema: {
+      tags,
+      summary: 'Create an account and start a session',
+      security: [],
+      body: described(Credentials, { example: Examples.credentials }),
+      response: responses({ 201: described(AuthResult, { description: 'Registered and logged in', example: Examples.authResult }) }, ...RouteErrors.open, { 403: ['FORBIDDEN'], 409: ['EMAIL_TAKEN'] })
+    }
   }, async function register (request, reply) {
     const started = performance.now()
     if (!config.ALLOW_REGISTRATION) throw errors.forbidden('registration is switched off')
@@ -32,7 +38,13 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/auth/login', {
-    schema: { tags, summary: 'Log in and start a session', security: [], body: Credentials, response: responses({ 200: AuthResult }) }
+    schema: {
+      tags,
+      summary: 'Log in and start a session',
+      security: [],
+      body: described(Credentials, { example: Examples.credentials }),
+      response: responses({ 200: described(AuthResult, { description: 'Logged in', example: Examples.authResult }) }, ...RouteErrors.open, { 401: ['INVALID_CREDENTIALS'], 403: ['FORBIDDEN'] })
+    }
   }, async function login (request) {
     const started = performance.now()
     const result = await auth.login({ db, sign: signer(), sessions: fastify.sessions }, request.body.email, request.body.password)
@@ -41,7 +53,13 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/auth/refresh', {
-    schema: { tags, summary: 'Rotate a refresh token for a new token pair', security: [], body: RefreshBody, response: responses({ 200: AuthResult }) }
+    schema: {
+      tags,
+      summary: 'Rotate a refresh token for a new token pair',
+      security: [],
+      body: RefreshBody,
+      response: responses({ 200: described(AuthResult, { description: 'A new token pair' }) }, ...RouteErrors.open, { 401: ['UNAUTHENTICATED'], 403: ['FORBIDDEN'] })
+    }
   }, async function refresh (request) {
     const started = performance.now()
     const result = await auth.refresh({ db, sign: signer(), reuseWindowMs: config.REFRESH_REUSE_WINDOW_MS }, request.body.refreshToken)
@@ -50,7 +68,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/auth/logout', {
-    schema: { tags, summary: 'Revoke a refresh token and its family', security: [], body: RefreshBody, response: responses({ 204: Type.Null() }) }
+    schema: { tags, summary: 'Revoke a refresh token and its family', security: [], body: RefreshBody, response: responses({ 204: noContent('Logged out (also when the token was unknown)') }, ...RouteErrors.open) }
   }, async function logout (request, reply) {
     const started = performance.now()
     const session = await auth.logout(db, request.body.refreshToken)
@@ -64,7 +82,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/me', {
     onRequest: fastify.authenticate,
-    schema: { tags, summary: 'The caller', response: responses({ 200: User }) }
+    schema: { tags, summary: 'The caller', response: responses({ 200: described(User, { description: 'The caller' }) }, ...RouteErrors.authenticated) }
   }, async function me (request) {
     const user = await db.selectFrom('users').select(['id', 'email', 'permissions']).where('id', '=', request.actor.userId).executeTakeFirst()
     if (user === undefined) throw errors.unauthenticated('account no longer exists')

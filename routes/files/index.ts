@@ -5,9 +5,10 @@ import { pathFromUrl } from '../../src/files/paths.js'
 import { rawReadHeaders } from '../../src/files/content.js'
 import { errors } from '../../src/core/errors.js'
 import { noneMatch } from '../../src/core/http.js'
-import { MutationType } from '../../src/mutations/activity.js'
+import { MutationType, requestContext, requestMeta } from '../../src/mutations/activity.js'
 import type { Actor } from '../../src/accounts/auth.js'
-import { responses, SessionHeader, Uuid, WorkspaceParams } from '../../schemas/common.js'
+import { described, noContent, ResponseHeaders, responses, SessionHeader, Uuid, WorkspaceParams } from '../../schemas/common.js'
+import { Examples, RouteErrors } from '../../schemas/responses.js'
 import {
   BatchBody, BatchResult, ChangesQuery, ChangesResult, DeleteResult, Entry, HistoryQuery, HistoryResult, Operation, OperationResult,
   ReadQuery, RevertBody, RevertResult, TreeQuery, TreeResult, WriteBody, WriteResult
@@ -40,6 +41,23 @@ function filePath (request: FastifyRequest, resource: keyof typeof RESOURCE_PATH
 
 const quoted = (etag: string): string => `"${etag}"`
 
+/** The Content-Type Fastify gives a serialized object. */
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+/** The read route's own serializer of an entry (its 200 application/json schema): what returning the entry would use. */
+function entryJson (reply: FastifyReply): (entry: Entry) => string {
+  const serialize = reply.getSerializationFunction('200', 'application/json')
+  if (serialize === undefined) throw errors.internal()
+  return serialize
+}
+
+/** What a raw read (?format=raw) adds to the headers (src/files/content.ts `rawReadHeaders`, and the ranged read's). */
+const RAW_HEADERS = {
+  'Content-Disposition': Type.String({ description: '?format=raw, every type but the inert ones (docs/api.md): attachment; filename*=UTF-8\'\'<name>' }),
+  'X-Lines': Type.String({ description: '?format=raw&lines=: the lines sent, A-B' }),
+  'X-Total-Lines': Type.Integer({ description: '?format=raw&lines=: the lines the whole file has' })
+}
+
 /**
  * Files, operations, the tree and the change feed of a workspace: /v1/workspaces/{id}/…
  * One long plugin on purpose: it is the list of these routes, each a schema and a short handler
@@ -50,9 +68,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const tags = ['files']
   // Bodies carry file content: room for base64 (4/3) and JSON escaping, over the file limit.
   const bodyLimit = 2 * config.MAX_FILE_BYTES + 1024 * 1024
-  const meta = (request: FastifyRequest) => ({
-    opId: typeof request.headers['idempotency-key'] === 'string' ? request.headers['idempotency-key'] : null
-  })
+  const meta = requestMeta
   fastify.addHook('onRequest', fastify.authenticate)
   // A mutation refused by its schema, path or content type never reaches the service, which logs
   // every other failure: log it here, so every mutation is in its session's activity.
@@ -68,7 +84,8 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       type,
       workspaceId: typeof params?.id === 'string' ? params.id : null,
       op: typeof body?.type === 'string' ? body.type : null,
-      path: typeof path === 'string' ? path : null
+      path: typeof path === 'string' ? path : null,
+      context: requestContext(request)
     }, error, reply.elapsedTime)
   })
 
@@ -81,11 +98,29 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         params: FileParams,
         querystring: ReadQuery,
         headers: ReadHeaders,
-        response: responses({ 200: Entry, 304: Type.Null() })
+        response: responses({
+          200: {
+            description: 'The entry: JSON (meta + content, or meta + children); with ?format=raw the file\'s bytes, sent with the file\'s own type (its mimeType) as Content-Type',
+            headers: { ...ResponseHeaders.etag, ...ResponseHeaders.revision, ...RAW_HEADERS },
+            content: {
+              'application/json': { schema: Entry, example: Examples.read },
+              'application/octet-stream': { schema: Type.String({ format: 'binary', description: '?format=raw: the bytes; the Content-Type is the file\'s mimeType (application/octet-stream when it has none)' }) }
+            }
+          },
+          304: noContent('Not Modified: If-None-Match names the current ETag', { ...ResponseHeaders.etag, ...ResponseHeaders.revision })
+        }, ...RouteErrors.fileRead)
       }
     }, async function readFile (request, reply) {
       const raw = request.query.format === 'raw'
       const { revision: at, lines } = request.query
+      if (!raw && at === undefined && lines === undefined) {
+        // The plain read: its JSON answer as bytes, written by this route's serializer once per
+        // revision and kept in the read cache. The same bytes and headers as the entry returned.
+        const { body, revision, httpEtag } = await files.readJson(request.actor, { workspaceId: request.params.id, path: filePath(request, 'files') }, entryJson(reply))
+        void reply.header('etag', httpEtag).header('x-revision', String(revision))
+        if (noneMatch(request.headers['if-none-match'], httpEtag)) return await reply.code(304).send(null)
+        return await (reply as FastifyReply).header('content-type', JSON_TYPE).send(body)
+      }
       const { entry, bytes, revision, httpEtag } = await files.read(request.actor, {
         workspaceId: request.params.id,
         path: filePath(request, 'files'),
@@ -110,8 +145,11 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         summary: 'Write a file (created with its missing parents, or replaced); If-Match / If-None-Match: * honoured',
         params: FileParams,
         headers: WriteHeaders,
-        body: WriteBody,
-        response: responses({ 200: WriteResult, 201: WriteResult })
+        body: described(WriteBody, { example: Examples.write }),
+        response: responses({
+          200: described(WriteResult, { description: 'Replaced', headers: ResponseHeaders.etag }),
+          201: described(WriteResult, { description: 'Created', headers: ResponseHeaders.etag, example: Examples.writeResult })
+        }, ...RouteErrors.fileMutation)
       }
     }, async function writeFile (request, reply) {
       const { 'if-match': ifMatch, 'if-none-match': ifNoneMatch } = request.headers
@@ -133,7 +171,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         summary: 'Delete a file, or a directory with everything under it; If-Match honoured',
         params: FileParams,
         headers: WriteHeaders,
-        response: responses({ 200: DeleteResult })
+        response: responses({ 200: described(DeleteResult, { description: 'Deleted' }) }, ...RouteErrors.fileMutation)
       }
     }, async function deleteFile (request, reply) {
       const ifMatch = request.headers['if-match']
@@ -155,7 +193,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       params: WorkspaceParams,
       headers: SessionHeader,
       body: Operation,
-      response: responses({ 200: OperationResult })
+      response: responses({ 200: described(OperationResult, { description: 'Applied (or, with dryRun, computed)' }) }, ...RouteErrors.fileMutation)
     }
   }, async function applyOperation (request, reply) {
     const { statusCode, body } = await files.apply(request.actor, request.params.id, request.body, meta(request))
@@ -170,8 +208,8 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Apply 1–1000 operations in one transaction: all or none',
       params: WorkspaceParams,
       headers: SessionHeader,
-      body: BatchBody,
-      response: responses({ 200: BatchResult })
+      body: described(BatchBody, { example: Examples.batch }),
+      response: responses({ 200: described(BatchResult, { description: 'Every operation applied, in one transaction', example: Examples.batchResult }) }, ...RouteErrors.fileMutation)
     }
   }, async function applyBatch (request, reply) {
     const { statusCode, body } = await files.batch(request.actor, request.params.id, request.body.operations, meta(request))
@@ -185,7 +223,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         summary: 'The changes that touched a path, newest first, following moves',
         params: FileParams,
         querystring: HistoryQuery,
-        response: responses({ 200: HistoryResult })
+        response: responses({ 200: described(HistoryResult, { description: 'The changes, newest first' }) }, ...RouteErrors.history)
       }
     }, async function history (request) {
       return await files.history(request.actor, request.params.id, filePath(request, 'history'), request.query.limit, request.query.cursor)
@@ -200,7 +238,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       params: WorkspaceParams,
       headers: SessionHeader,
       body: RevertBody,
-      response: responses({ 200: RevertResult })
+      response: responses({ 200: described(RevertResult, { description: 'Reverted (or, with dryRun, computed)' }) }, ...RouteErrors.revert)
     }
   }, async function revertChanges (request, reply) {
     const { statusCode, body } = await files.revert(request.actor, request.params.id, request.body, meta(request))
@@ -213,7 +251,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Entries under a path, sorted by path, keyset-paginated',
       params: WorkspaceParams,
       querystring: TreeQuery,
-      response: responses({ 200: TreeResult })
+      response: responses({ 200: described(TreeResult, { description: 'A page of entries', example: Examples.tree }) }, ...RouteErrors.tree)
     }
   }, async function tree (request) {
     return await files.tree(request.actor, request.params.id, request.query)
@@ -225,7 +263,7 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'The change feed after `since`; reset: true when `since` is no longer retained',
       params: WorkspaceParams,
       querystring: ChangesQuery,
-      response: responses({ 200: ChangesResult })
+      response: responses({ 200: described(ChangesResult, { description: 'The changes after `since`', example: Examples.changes }) }, ...RouteErrors.changes)
     }
   }, async function changes (request) {
     return await files.changes(request.actor, request.params.id, request.query.since, request.query.limit)

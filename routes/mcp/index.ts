@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { errors } from '../../src/core/errors.js'
-import { WorkspaceParams } from '../../schemas/common.js'
+import { ErrorSets, noContent, responses, WorkspaceParams } from '../../schemas/common.js'
+import { RouteErrors } from '../../schemas/responses.js'
 import { McpHeaders } from '../../schemas/mcp.js'
 
 /**
@@ -24,7 +25,16 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'MCP (Streamable HTTP): a JSON-RPC message, answered as JSON; tools over this workspace\'s files',
       params: WorkspaceParams,
       headers: McpHeaders,
-      body: Type.Unknown({ description: 'a JSON-RPC request or notification (or a batch of them)' })
+      body: Type.Unknown({ description: 'a JSON-RPC request or notification (or a batch of them)' }),
+      response: responses({
+        200: Type.Unknown({ description: 'The JSON-RPC response (or batch); a tool\'s failure is a result with isError, a protocol failure a JSON-RPC error. What the transport itself refuses (no Accept listing application/json and text/event-stream: 406; an unsupported MCP-Protocol-Version or a message that is not JSON-RPC: 400) is answered with a JSON-RPC error body, not the error shape.' }),
+        202: noContent('Accepted: the message was notifications or responses only'),
+        406: Type.Object({
+          jsonrpc: Type.Literal('2.0'),
+          id: Type.Null(),
+          error: Type.Object({ code: Type.Integer(), message: Type.String() })
+        }, { description: 'Not Acceptable: Accept does not list application/json and text/event-stream (a JSON-RPC error body, from the transport)' })
+      }, ...RouteErrors.mcp)
     }
   }, async function mcpPost (request, reply) {
     const { response, sessionId } = await mcp.handle({
@@ -47,7 +57,7 @@ const mcpRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     fastify.route({
       method,
       url: '/:id/mcp',
-      schema: { tags, summary: 'Not offered (the MCP server is stateless): 405', params: WorkspaceParams, headers: McpHeaders },
+      schema: { tags, summary: 'Not offered (the MCP server is stateless): 405', params: WorkspaceParams, headers: McpHeaders, response: responses({}, ...RouteErrors.mcpNotAllowed, ...(method === 'DELETE' ? [ErrorSets.body] : [])) },
       handler: async function mcpNotAllowed (request) {
         await mcp.access(request.actor, request.params.id)
         throw errors.methodNotAllowed('POST')

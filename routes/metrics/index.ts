@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { responses } from '../../schemas/common.js'
+import { RouteErrors } from '../../schemas/responses.js'
 
 /**
  * GET /metrics: the Prometheus text of plugins/app/metrics.ts (every worker's, summed, with
@@ -13,8 +15,9 @@ const metricsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['operations'],
       summary: 'Prometheus metrics (text exposition format)',
       security: [],
-      produces: ['text/plain'],
-      response: { 200: Type.String({ description: 'Prometheus text format 0.0.4' }) }
+      response: responses({
+        200: { description: 'The metrics', content: { 'text/plain': { schema: Type.String({ description: 'Prometheus text format 0.0.4 (Content-Type: text/plain; version=0.0.4; charset=utf-8)' }) } } }
+      }, ...RouteErrors.liveness)
     }
   }, async function prometheus (_request, reply) {
     const text = await metrics.text()

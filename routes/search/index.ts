@@ -1,9 +1,11 @@
 import { Readable } from 'node:stream'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
+import { Type } from '@sinclair/typebox'
 import { publicError, toAppError } from '../../src/core/errors.js'
 import type { SearchEvents } from '../../src/search/content.js'
-import { responses, WorkspaceParams } from '../../schemas/common.js'
+import { described, responses, ResponseHeaders, WorkspaceParams } from '../../schemas/common.js'
+import { RouteErrors } from '../../schemas/responses.js'
 import { FindQuery, FindResult, SearchBody, SearchResult } from '../../schemas/search.js'
 
 const NDJSON = 'application/x-ndjson'
@@ -41,7 +43,16 @@ const searchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Search file contents (ripgrep semantics, RE2 regexes) at the head or a past revision; Accept: application/x-ndjson streams',
       params: WorkspaceParams,
       body: SearchBody,
-      response: responses({ 200: SearchResult })
+      response: responses({
+        200: {
+          description: 'The matches and a summary; with Accept: application/x-ndjson streamed, one JSON object a line (X-Revision: the revision searched)',
+          headers: ResponseHeaders.revision,
+          content: {
+            'application/json': { schema: SearchResult },
+            [NDJSON]: { schema: Type.String({ description: '{"type":"match",…} per match, then {"type":"summary",…}; a failure after the answer started is a last {"type":"error",code,message} line' }) }
+          }
+        }
+      }, ...RouteErrors.search)
     }
   }, async function searchContent (request, reply) {
     const params = { workspaceId: request.params.id, ...request.body }
@@ -61,7 +72,7 @@ const searchRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Fuzzy-find files by path (fzf-style ranking): the best `limit` with their score and matched positions',
       params: WorkspaceParams,
       querystring: FindQuery,
-      response: responses({ 200: FindResult })
+      response: responses({ 200: described(FindResult, { description: 'The best matches' }) }, ...RouteErrors.find)
     }
   }, async function findFiles (request) {
     return await search.find(request.actor, { workspaceId: request.params.id, ...request.query })

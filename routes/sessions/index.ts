@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { listActivity, listSessions, markdownLog } from '../../src/mutations/activity.js'
-import { responses } from '../../schemas/common.js'
+import { described, responses } from '../../schemas/common.js'
+import { RouteErrors } from '../../schemas/responses.js'
 import { ActivityPage, ActivityQuery, SessionList, SessionParams } from '../../schemas/sessions.js'
 
 const MARKDOWN_LIMIT = 10_000
@@ -13,13 +14,13 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.addHook('onRequest', fastify.authenticate)
 
   fastify.get('/sessions', {
-    schema: { tags, summary: 'The caller\'s sessions, most recently active first', response: responses({ 200: SessionList }) }
+    schema: { tags, summary: 'The caller\'s sessions, most recently active first', response: responses({ 200: described(SessionList, { description: 'The caller\'s sessions' }) }, ...RouteErrors.authenticated) }
   }, async function sessions (request) {
     return { items: await listSessions(db, request.actor) }
   })
 
   fastify.get('/sessions/:sid/activity', {
-    schema: { tags, summary: 'A session\'s activity, oldest first, paginated', params: SessionParams, querystring: ActivityQuery, response: responses({ 200: ActivityPage }) }
+    schema: { tags, summary: 'A session\'s activity, oldest first, paginated', params: SessionParams, querystring: ActivityQuery, response: responses({ 200: described(ActivityPage, { description: 'A page of entries' }) }, ...RouteErrors.session) }
   }, async function activity (request) {
     return await listActivity(db, request.actor, request.params.sid, request.query.limit, request.query.cursor)
   })
@@ -29,7 +30,9 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags,
       summary: 'A session\'s activity as Markdown: one `## <time> - <type>` section per entry',
       params: SessionParams,
-      response: responses({ 200: Type.String({ description: 'text/markdown' }) })
+      response: responses({
+        200: { description: 'The log as Markdown', content: { 'text/markdown': { schema: Type.String({ description: 'one section per entry, oldest first (at most 10 000 entries)' }) } } }
+      }, ...RouteErrors.session)
     }
   }, async function logMarkdown (request, reply) {
     const { items } = await listActivity(db, request.actor, request.params.sid, MARKDOWN_LIMIT, undefined)

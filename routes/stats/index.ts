@@ -3,7 +3,8 @@ import cluster from 'node:cluster'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ADMIN_PERMISSION, type Actor } from '../../src/accounts/auth.js'
 import { errors } from '../../src/core/errors.js'
-import { responses } from '../../schemas/common.js'
+import { described, responses } from '../../schemas/common.js'
+import { RouteErrors } from '../../schemas/responses.js'
 import { Stats } from '../../schemas/stats.js'
 
 /**
@@ -43,7 +44,7 @@ const statsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.addHook('onRequest', fastify.authenticate)
 
   fastify.get('/stats', {
-    schema: { tags: ['operations'], summary: 'This instance\'s request rate, latency, errors, pool, sockets, cache and memory (admin)', response: responses({ 200: Stats }) }
+    schema: { tags: ['operations'], summary: 'This instance\'s request rate, latency, errors, pool, sockets, cache and memory (admin)', response: responses({ 200: described(Stats, { description: 'The summary' }) }, ...RouteErrors.stats) }
   }, async function stats (request) {
     await requireAdmin(request.actor)
     const recent = metrics.recent.summary()

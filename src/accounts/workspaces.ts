@@ -62,7 +62,7 @@ export async function createWorkspace (db: Db, actor: Actor, name: string): Prom
     const ws = await trx.insertInto('workspaces').values({ id, name, owner_id: actor.userId })
       .returning(['id', 'name', 'owner_id', 'revision', 'created_at']).executeTakeFirstOrThrow()
     await trx.insertInto('workspace_members').values({ workspace_id: id, user_id: actor.userId, role: 'owner' }).execute()
-    return { id: ws.id, name: ws.name, ownerId: ws.owner_id, role: 'owner', revision: ws.revision, createdAt: ws.created_at }
+    return { id: ws.id, name: ws.name, ownerId: ws.owner_id, role: 'owner', revision: ws.revision, createdAt: ws.created_at, forkedFrom: null }
   })
 }
 
@@ -70,18 +70,25 @@ function workspaceQuery (db: Executor, userId: string) {
   return db.selectFrom('workspaces')
     .innerJoin('workspace_members', 'workspace_members.workspace_id', 'workspaces.id')
     .select(['workspaces.id', 'workspaces.name', 'workspaces.owner_id as ownerId', 'workspace_members.role',
-      'workspaces.revision', 'workspaces.created_at as createdAt'])
+      'workspaces.revision', 'workspaces.created_at as createdAt',
+      'workspaces.forked_from_workspace_id', 'workspaces.forked_from_revision'])
     .where('workspace_members.user_id', '=', userId)
 }
 
+/** A workspace as the API shows it: `forkedFrom` from the fork's columns (sql/007-snapshots-forks.sql). */
+function toWorkspace (r: Omit<Workspace, 'forkedFrom'> & { forked_from_workspace_id: string | null, forked_from_revision: number | null }): Workspace {
+  const { forked_from_workspace_id: from, forked_from_revision: revision, ...ws } = r
+  return { ...ws, forkedFrom: from === null || revision === null ? null : { workspaceId: from, revision } }
+}
+
 export async function listWorkspaces (db: Db, actor: Actor): Promise<Workspace[]> {
-  return await workspaceQuery(db, actor.userId).orderBy('workspaces.created_at').orderBy('workspaces.id').execute()
+  return (await workspaceQuery(db, actor.userId).orderBy('workspaces.created_at').orderBy('workspaces.id').execute()).map(toWorkspace)
 }
 
 export async function getWorkspace (db: Db, actor: Actor, id: string): Promise<Workspace> {
   const ws = await workspaceQuery(db, actor.userId).where('workspaces.id', '=', id).executeTakeFirst()
   if (ws === undefined) throw errors.workspaceNotFound(id)
-  return ws
+  return toWorkspace(ws)
 }
 
 /** Deletes the workspace and everything in it; returns the ids of those who were members. */

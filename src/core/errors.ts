@@ -44,6 +44,9 @@ export const errors = {
   invalidMove: (from: string, to: string) => new AppError(400, 'INVALID_MOVE', `cannot move or copy ${from} into its own subtree (${to})`),
   /** a search regex RE2 cannot parse (or a newline in a query); `position` is a UTF-16 index into the query */
   invalidPattern: (message: string, position: number) => new AppError(400, 'INVALID_PATTERN', message, { position }),
+  /** an archive an import refuses (src/archive): `reason` says why, `entry` names the entry when one is to blame */
+  invalidArchive: (reason: string, message: string, entry?: string) =>
+    new AppError(400, 'INVALID_ARCHIVE', `invalid archive: ${message}`, entry === undefined ? { reason } : { reason, entry }),
   isADirectory: (path: string) => new AppError(400, 'IS_A_DIRECTORY', `${path} is a directory`),
   notADirectory: (path: string) => new AppError(409, 'NOT_A_DIRECTORY', `${path} is a file, not a directory`),
   unauthenticated: (message = 'authentication required') => new AppError(401, 'UNAUTHENTICATED', message),
@@ -55,6 +58,11 @@ export const errors = {
   workspaceNotFound: (id: string) => new AppError(404, 'WORKSPACE_NOT_FOUND', `workspace ${id} not found`),
   /** a WebSocket subscription ended by a membership change */
   accessLost: (id: string) => new AppError(404, 'WORKSPACE_NOT_FOUND', `access to workspace ${id} was lost`),
+  snapshotNotFound: (name: string) => new AppError(404, 'SNAPSHOT_NOT_FOUND', `no snapshot named ${quote(name)} in this workspace`),
+  /** a snapshot or fork at a revision whose history retention has pruned */
+  revisionNotRetained: (revision: number, prunedThrough: number) =>
+    new AppError(404, 'REVISION_NOT_RETAINED', `revision ${revision} is no longer retained (the oldest readable is ${prunedThrough})`, { prunedThrough }),
+  snapshotExists: (name: string) => new AppError(409, 'SNAPSHOT_EXISTS', `a snapshot named ${quote(name)} already exists in this workspace`),
   fileExists: (path: string) => new AppError(409, 'FILE_EXISTS', `${path} already exists`),
   targetExists: (path: string) => new AppError(409, 'TARGET_EXISTS', `${path} already exists`),
   emailTaken: () => new AppError(409, 'EMAIL_TAKEN', 'an account with this email already exists'),
@@ -91,6 +99,9 @@ export const errors = {
     new AppError(429, 'RATE_LIMITED', `too many new sessions: ${limit} per ${windowMs / 1000} s; retry in ${retryAfterSeconds} s or reuse a session id`,
       { limit, windowMs, retryAfter: retryAfterSeconds }, { 'retry-after': String(retryAfterSeconds) }),
   /** a WebSocket message over the socket's WS_MESSAGES_PER_SECOND: answered, then dropped */
+  presenceTooLarge: (size: number, max: number, depth: number, maxDepth: number) => new AppError(413, 'PRESENCE_TOO_LARGE',
+    size > max ? `presence state is ${size} bytes; the limit is ${max}` : `presence state is nested ${depth} deep; the limit is ${maxDepth}`),
+  notSubscribed: (channel: string) => new AppError(409, 'NOT_SUBSCRIBED', `subscribe to ${channel} first`),
   messageRateLimited: () => new AppError(429, 'RATE_LIMITED', 'too many messages; slow down'),
   unavailable: (message: string, retryAfterSeconds = 5) =>
     new AppError(503, 'UNAVAILABLE', message, undefined, { 'retry-after': String(retryAfterSeconds) }),

@@ -34,9 +34,52 @@ export function touches (eb: ExpressionBuilder<Database, 'change_entries'>, path
  * older than `pruned_through` can no longer be answered from the change feed). `'for update'`
  * locks the row: writers to a workspace are ordered by that lock.
  */
-export async function workspaceHead (db: Executor, workspaceId: string, lock: 'for update' | null = null): Promise<{ revision: number, pruned_through: number } | undefined> {
+export async function workspaceHead (db: Executor, workspaceId: string, lock: 'for update' | null = null): Promise<Head | undefined> {
   const q = db.selectFrom('workspaces').select(['revision', 'pruned_through']).where('id', '=', workspaceId)
   return await (lock === null ? q : q.forUpdate()).executeTakeFirst()
+}
+
+export interface Head { revision: number, pruned_through: number }
+
+/**
+ * The workspace rows a transaction holds locked, with their head as it last moved them. The
+ * members of a group commit share one transaction (src/mutations/group-commit.ts): the first
+ * locks the row, the later ones read the head from here instead of asking again. Only
+ * `saveChanges` moves a head (`movedHead`); a savepoint rolled back releases the locks taken
+ * after it, so the group commit puts back what was held before it (`heldHeads`, `restoreHeads`).
+ */
+const lockedHeads = new WeakMap<Executor, Map<string, Head>>()
+
+/** The workspace's head, its row locked by this transaction (at once if it already is). */
+export async function lockWorkspace (trx: Executor, workspaceId: string): Promise<Head | undefined> {
+  const held = lockedHeads.get(trx)?.get(workspaceId)
+  if (held !== undefined) return { ...held }
+  const ws = await workspaceHead(trx, workspaceId, 'for update')
+  if (ws === undefined) return undefined
+  const heads = lockedHeads.get(trx) ?? new Map<string, Head>()
+  heads.set(workspaceId, { ...ws })
+  lockedHeads.set(trx, heads)
+  return ws
+}
+
+/** Whether this transaction holds the workspace's row lock (taken with `lockWorkspace`). */
+export function holdsLock (trx: Executor, workspaceId: string): boolean {
+  return lockedHeads.get(trx)?.has(workspaceId) === true
+}
+
+/** The transaction set the workspace's revision (under its lock). */
+export function movedHead (trx: Executor, workspaceId: string, revision: number): void {
+  const held = lockedHeads.get(trx)?.get(workspaceId)
+  if (held !== undefined) held.revision = revision
+}
+
+/** What the transaction holds now, to put back with `restoreHeads` after a rollback to a savepoint. */
+export function heldHeads (trx: Executor): Map<string, Head> {
+  return new Map([...lockedHeads.get(trx) ?? []].map(([id, head]) => [id, { ...head }]))
+}
+
+export function restoreHeads (trx: Executor, held: Map<string, Head>): void {
+  lockedHeads.set(trx, held)
 }
 
 /** Up to `limit` changes after revision `after` (and at most `upTo`), oldest first. */
@@ -55,4 +98,28 @@ export async function countAtOrBelow (db: Executor, workspaceId: string, path: s
     .where(eb => atOrBelow(eb, path)).limit(upTo).as('capped')
   const row = await db.selectFrom(capped).select(eb => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()
   return Number(row.n)
+}
+
+/** A content to store: its bytes, addressed by their SHA-256 (files/content.ts `Content`). */
+export interface BlobContent { sha256: string, size: number, bytes: Buffer }
+
+/**
+ * Content-addressed: each distinct content is stored once, whoever wrote it first; many in one
+ * statement (a group commit stores all its members' before the first runs). A blob that already
+ * exists is locked (FOR KEY SHARE) so retention cannot delete it before this commits. In hash
+ * order, so that two transactions storing the same blobs wait for each other instead of deadlocking.
+ */
+export async function storeBlobs (trx: Executor, contents: Iterable<BlobContent>): Promise<void> {
+  let missing = [...new Map([...contents].map(c => [c.sha256, c])).values()].sort((a, b) => a.sha256 < b.sha256 ? -1 : 1)
+  while (missing.length > 0) {
+    const inserted = await trx.insertInto('blobs').values(missing.map(c => ({ sha256: c.sha256, size: c.size, content: c.bytes })))
+      .onConflict(oc => oc.column('sha256').doNothing()).returning('sha256').execute()
+    const stored = new Set(inserted.map(r => r.sha256))
+    const existing = missing.filter(c => !stored.has(c.sha256))
+    if (existing.length === 0) return
+    const kept = await trx.selectFrom('blobs').select('sha256').where('sha256', 'in', existing.map(c => c.sha256)).forKeyShare().execute()
+    const held = new Set(kept.map(r => r.sha256))
+    // (deleted by retention between the two statements: inserted again)
+    missing = existing.filter(c => !held.has(c.sha256))
+  }
 }

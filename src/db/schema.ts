@@ -37,6 +37,9 @@ export interface WorkspacesTable {
   revision: Generated<number>
   pruned_through: Generated<number>
   created_at: Timestamp
+  /** where a fork came from (sql/007-snapshots-forks.sql); both null for a workspace made new */
+  forked_from_workspace_id: ColumnType<string | null, string | null | undefined, string | null>
+  forked_from_revision: ColumnType<number | null, number | null | undefined, number | null>
 }
 
 export interface WorkspaceMembersTable {
@@ -66,6 +69,8 @@ export interface FilesTable {
   size: number | null
   mime_type: string | null
   metadata: ColumnType<Record<string, unknown>, string | undefined, string>
+  /** mode 0755 in archives (sql/008-executable.sql); false for directories */
+  executable: ColumnType<boolean, boolean | undefined, boolean>
   version: Generated<number>
   etag: number
   created_at: Timestamp
@@ -102,6 +107,8 @@ export interface EntryState {
   size: number | null
   mimeType: string | null
   metadata: Record<string, unknown>
+  /** absent in history recorded before sql/008-executable.sql: false */
+  executable?: boolean
   version: number
   etag: number
   createdAt: string
@@ -140,6 +147,12 @@ export interface ActivityTable {
   revision: number | null
   duration_ms: number
   details: ColumnType<Record<string, unknown> | null, string | null, string | null>
+  /** the request: `GET /v1/…`, `RPC files.write`, `WS subscribe` (sql/009-activity-context.sql) */
+  context: ColumnType<string | null, string | null | undefined, string | null>
+  /** a failure's error message */
+  message: ColumnType<string | null, string | null | undefined, string | null>
+  /** a 5xx's stack trace, in development only */
+  stack: ColumnType<string | null, string | null | undefined, string | null>
 }
 export type ActivityRow = Selectable<ActivityTable>
 
@@ -150,6 +163,15 @@ export interface SessionsTable {
   created_at: Timestamp
   /** set by logout: the session's access tokens are refused from then on (sql/006-session-end.sql) */
   ended_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+}
+
+/** A named revision of a workspace, kept from retention (sql/007-snapshots-forks.sql). */
+export interface SnapshotsTable {
+  workspace_id: string
+  name: string
+  revision: number
+  created_at: Timestamp
+  created_by: string | null
 }
 
 export interface IdempotencyKeysTable {
@@ -173,6 +195,7 @@ export interface Database {
   blobs: BlobsTable
   files: FilesTable
   changes: ChangesTable
+  snapshots: SnapshotsTable
 }
 
 export type Db = Kysely<Database>

@@ -9,7 +9,8 @@ import type { WorkspaceHead } from '../accounts/workspaces.js'
  * Cached content is never invalidated, because it cannot go stale:
  * - blobs are immutable and keyed by sha256;
  * - entries (a file's meta, a directory's meta and children) are keyed by the workspace revision
- *   they were read at; old keys age out of the LRU (and expire in Redis).
+ *   they were read at; old keys age out of the LRU (and expire in Redis);
+ * - a plain read's JSON answer (the entry with its content, serialized) likewise, in memory only.
  *
  * What moves is the current revision. A read learns it from the fan-out (`access`): the writing
  * instance knows its own commit at once, every other instance as soon as the change event
@@ -46,12 +47,24 @@ export interface CacheOptions {
   membershipTtlMs?: number
 }
 
+/**
+ * What the read route sends for a plain read (no ?format=raw, ?lines=, ?revision=): the entry as
+ * its own serializer wrote it, with the validator and the revision it was read at.
+ */
+export interface JsonAnswer {
+  body: Buffer
+  revision: number
+  httpEtag: string
+  /** the entry and blob lookups the answer was made from (1 for a directory, 2 for a file) */
+  lookups: number
+}
+
 const ENTRY_TTL_SECONDS = 600
 const BLOB_TTL_SECONDS = 3600
 const PREFIX = 'wb:cache:'
 
 export class ReadCache {
-  /** blobs as Buffers; entries as the objects themselves (never mutated), with their JSON size */
+  /** blobs as Buffers; entries and JSON answers as the objects themselves (never mutated), with their size */
   readonly #lru: LRUCache<string, Buffer | { value: unknown, size: number }> | undefined
   readonly #redis: Redis | undefined
   readonly #counters: CacheCounters | undefined
@@ -146,6 +159,22 @@ export class ReadCache {
       if (redis !== undefined) void redis.set(PREFIX + key, json, 'EX', ENTRY_TTL_SECONDS).catch(() => {})
     }
     return value
+  }
+
+  /**
+   * A plain read's JSON answer at a revision (see `JsonAnswer`), in memory only: it is made from
+   * the entry and the blob, which the other layers hold. A hit counts as the lookups it spares.
+   */
+  answer (workspaceId: string, revision: number, path: string): JsonAnswer | undefined {
+    const local = this.#lru?.get(`j:${workspaceId}:${revision}:${path}`)
+    if (local === undefined || Buffer.isBuffer(local)) return undefined
+    const answer = local.value as JsonAnswer
+    for (let i = 0; i < answer.lookups; i++) this.#counters?.hit('memory')
+    return answer
+  }
+
+  keepAnswer (workspaceId: string, path: string, answer: JsonAnswer): void {
+    this.#lru?.set(`j:${workspaceId}:${answer.revision}:${path}`, { value: answer, size: answer.body.length })
   }
 
   /** A blob by sha256, through the layers; `load` reads PostgreSQL. */

@@ -32,6 +32,11 @@ export function decodeContent (content: string, encoding: Encoding, maxBytes: nu
     if (!content.isWellFormed()) throw errors.validation('content is not valid Unicode (lone surrogate)')
     bytes = Buffer.from(content, 'utf8')
   }
+  return contentOf(bytes, maxBytes)
+}
+
+/** Bytes as content to store (an archive's file); past `maxBytes` 413 FILE_TOO_LARGE. */
+export function contentOf (bytes: Buffer, maxBytes: number): Content {
   if (bytes.length > maxBytes) throw errors.fileTooLarge(bytes.length, maxBytes)
   return { bytes, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length }
 }

@@ -1,8 +1,10 @@
-import type { Insertable } from 'kysely'
-import type { ChangeEntriesTable, ChangesTable, EntryState, FileRow, FilesTable, Trx } from '../db/schema.js'
+import type { Insertable, UpdateQueryBuilder, UpdateResult } from 'kysely'
+import type { ChangeEntriesTable, ChangesTable, Database, EntryState, FileRow, FilesTable, Trx } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { errors } from '../core/errors.js'
 import { ancestorsOf, depthOf, parentOf } from './paths.js'
+import { movedHead } from '../db/queries.js'
+import { memoOf } from './entry-memo.js'
 
 /**
  * Entry-level building blocks shared by operations (op-kinds.ts, operations.ts) and revert
@@ -37,6 +39,7 @@ export function stateOf (row: FileRow): EntryState {
     size: row.size,
     mimeType: row.mime_type,
     metadata: row.metadata,
+    executable: row.executable,
     version: row.version,
     etag: row.etag,
     createdAt: new Date(row.created_at).toISOString(),
@@ -58,6 +61,7 @@ export function rowOf (workspaceId: string, path: string, state: EntryState): In
     size: state.size,
     mime_type: state.mimeType,
     metadata: JSON.stringify(state.metadata),
+    executable: state.executable === true,
     version: state.version,
     etag: state.etag,
     created_at: state.createdAt,
@@ -75,6 +79,7 @@ export function directoryState (ctx: ChangeContext): EntryState {
     size: null,
     mimeType: null,
     metadata: {},
+    executable: false,
     version: 1,
     etag: ctx.revision,
     createdAt: at,
@@ -138,15 +143,36 @@ export interface RecordedChange {
 
 const CHUNK = 500
 
+/** An UPDATE of `files` whose outcome, `row`, the operation already knows (op-kinds.ts `OpContext.writes`). */
+export interface DeferredWrite {
+  query: UpdateQueryBuilder<Database, 'files', 'files', UpdateResult>
+  row: FileRow
+}
+
+/** Tells the group's entry memo (./entry-memo.ts) what the next statement leaves: `w.row`. */
+function expecting (trx: Trx, w: DeferredWrite): DeferredWrite['query'] {
+  memoOf(trx, w.row.workspace_id)?.expect(w.row)
+  return w.query
+}
+
+/** Runs the deferred writes, in order (before anything reads what they change). */
+export async function runWrites (trx: Trx, writes: DeferredWrite[]): Promise<void> {
+  for (const w of writes.splice(0)) await expecting(trx, w).execute()
+}
+
 /**
- * Records changes and their entries (in revision order) inside the change's transaction and
- * moves the workspace's head to the last of them. A write of up to CHUNK changes and entries is
- * one statement (the inserts as CTEs of the head's UPDATE): every round trip under the workspace
- * lock is one that every other writer of the workspace waits for.
+ * Records changes and their entries (in revision order) inside the change's transaction, with
+ * the deferred writes they come from, and moves the workspace's head to the last of them. A
+ * write of up to CHUNK changes and entries (and one deferred write) is one statement (the rest as
+ * CTEs of the head's UPDATE): every round trip under the workspace lock is one that every other
+ * writer of the workspace waits for.
  */
-export async function saveChanges (trx: Trx, workspaceId: string, changes: RecordedChange[]): Promise<void> {
+export async function saveChanges (trx: Trx, workspaceId: string, changes: RecordedChange[], writes: DeferredWrite[] = []): Promise<void> {
   const head = changes.at(-1)?.revision
-  if (head === undefined) return
+  if (head === undefined) {
+    await runWrites(trx, writes)
+    return
+  }
   const changeRows: Array<Insertable<ChangesTable>> = changes.map(c => ({
     workspace_id: workspaceId,
     revision: c.revision,
@@ -168,14 +194,30 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
     sha_before: e.before?.sha256 ?? null,
     sha_after: e.after?.sha256 ?? null
   })))
-  if (changeRows.length <= CHUNK && entryRows.length > 0 && entryRows.length <= CHUNK) {
-    await trx
-      .with('c', db => db.insertInto('changes').values(changeRows).returning('revision'))
-      .with('e', db => db.insertInto('change_entries').values(entryRows).returning('seq'))
-      .updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
+  if (changeRows.length <= CHUNK && entryRows.length > 0 && entryRows.length <= CHUNK && writes.length <= 1) {
+    const insertChanges = (): ReturnType<typeof trx.insertInto<'changes'>> => trx.insertInto('changes').values(changeRows)
+    const insertEntries = (): ReturnType<typeof trx.insertInto<'change_entries'>> => trx.insertInto('change_entries').values(entryRows)
+    const write = writes.pop()
+    const only = changes[0]
+    // An update alone, in a group commit: left to the group (./entry-memo.ts).
+    if (write !== undefined && changes.length === 1 && only !== undefined && memoOf(trx, workspaceId)?.defer(only, write.row) === true) {
+      movedHead(trx, workspaceId, head)
+      return
+    }
+    if (write === undefined) {
+      await trx.with('c', insertChanges).with('e', insertEntries)
+        .updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
+    } else {
+      const query = expecting(trx, write)
+      await trx.with('w', () => query).with('c', insertChanges).with('e', insertEntries)
+        .updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
+    }
+    movedHead(trx, workspaceId, head)
     return
   }
+  await runWrites(trx, writes)
   for (let i = 0; i < changeRows.length; i += CHUNK) await trx.insertInto('changes').values(changeRows.slice(i, i + CHUNK)).execute()
   for (let i = 0; i < entryRows.length; i += CHUNK) await trx.insertInto('change_entries').values(entryRows.slice(i, i + CHUNK)).execute()
   await trx.updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
+  movedHead(trx, workspaceId, head)
 }

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto'
 import { isUtf8 } from 'node:buffer'
 import type { Updateable } from 'kysely'
-import type { FileRow, FilesTable, Trx } from '../db/schema.js'
+import type { FileRow, FilesTable } from '../db/schema.js'
 import { errors } from '../core/errors.js'
 import { guessMimeType, type Content } from './content.js'
 import { applyEdits, unifiedDiff, type TextEdit } from './edit.js'
 import { checkPlacedPath, depthOf, isWithin, parentOf, ROOT } from './paths.js'
-import { atOrBelow, countAtOrBelow } from '../db/queries.js'
-import { ensureParents, rowOf, stateOf, directoryState, type ChangeContext, type ChangeFields, type EntryBudget, type EntryRecord } from './entries.js'
+import { atOrBelow, countAtOrBelow, storeBlobs } from '../db/queries.js'
+import { ensureParents, rowOf, stateOf, directoryState, type ChangeContext, type ChangeFields, type DeferredWrite, type EntryBudget, type EntryRecord } from './entries.js'
 import { findEntry, loadBlob, toMeta } from './reads.js'
 import type { OpData, Operation } from '../../schemas/files.js'
 
@@ -24,6 +24,8 @@ export interface CheckedOp {
   content: Content | null
   mimeType: string | null
   metadata: string | null
+  /** create and update: the executable flag to set (null: false on create, kept on update) */
+  executable: boolean | null
   ifMatch: string | null
   ifNoneMatch: boolean
   upsert: boolean
@@ -39,6 +41,11 @@ export interface OpContext extends ChangeContext {
   budget: EntryBudget
   /** MAX_FILE_BYTES: what an edit's result may weigh */
   maxFileBytes: number
+  /**
+   * Writes whose outcome is known without running them: run with the changes they belong to
+   * (entries.ts `saveChanges`, one statement), or before the request's next operation reads.
+   */
+  writes: DeferredWrite[]
 }
 
 /** What one operation did: its answer, and the change (if any) with every entry it touched. */
@@ -61,20 +68,6 @@ export function applyOne (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
     case 'copy': return moveOrCopy(ctx, op, 'copy')
     case 'mkdir': return mkdir(ctx, op)
     case 'edit': return edit(ctx, op)
-  }
-}
-
-/**
- * Content-addressed: each distinct content is stored once, whoever wrote it first. A blob that
- * already exists is locked (FOR KEY SHARE) so retention cannot delete it before this commits.
- */
-export async function storeBlob (trx: Trx, c: Content): Promise<void> {
-  for (;;) {
-    const inserted = await trx.insertInto('blobs').values({ sha256: c.sha256, size: c.size, content: c.bytes })
-      .onConflict(oc => oc.column('sha256').doNothing()).returning('sha256').executeTakeFirst()
-    if (inserted !== undefined) return
-    const kept = await trx.selectFrom('blobs').select('sha256').where('sha256', '=', c.sha256).forKeyShare().executeTakeFirst()
-    if (kept !== undefined) return
   }
 }
 
@@ -109,6 +102,7 @@ async function create (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
     size: content.size,
     mime_type: op.mimeType ?? guessMimeType(op.path, content.bytes),
     metadata: op.metadata ?? '{}',
+    executable: op.executable ?? false,
     etag: ctx.revision,
     created_at: ctx.now,
     updated_at: ctx.now,
@@ -135,22 +129,31 @@ async function update (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
   return await replaceFile(ctx, existing, {
     ...(op.content === null ? {} : { blob_sha256: op.content.sha256, size: op.content.size }),
     ...(op.mimeType === null ? {} : { mime_type: op.mimeType }),
-    ...(op.metadata === null ? {} : { metadata: op.metadata })
+    ...(op.metadata === null ? {} : { metadata: op.metadata }),
+    ...(op.executable === null ? {} : { executable: op.executable })
   })
 }
 
 /** What an update may change of a file; the rest of its new row follows from the revision. */
-type FileUpdate = Partial<Pick<Updateable<FilesTable>, 'blob_sha256' | 'size' | 'mime_type' | 'metadata'>>
+type FileUpdate = Partial<Pick<Updateable<FilesTable>, 'blob_sha256' | 'size' | 'mime_type' | 'metadata' | 'executable'>>
 
-/** A file's next version at this revision (the update op's and the edit op's last step), as one change. */
+/**
+ * A file's next version at this revision (the update op's and the edit op's last step), as one
+ * change. Its new row follows from the old one, so the UPDATE is deferred (`OpContext.writes`);
+ * except with new metadata, whose stored form (jsonb: keys reordered, duplicates dropped) the
+ * database gives back.
+ */
 async function replaceFile (ctx: OpContext, existing: FileRow, set: FileUpdate): Promise<Outcome> {
-  const row = await ctx.trx.updateTable('files').set({
-    ...set,
-    version: existing.version + 1,
-    etag: ctx.revision,
-    updated_at: ctx.now,
-    updated_by: ctx.actor.userId
-  }).where('workspace_id', '=', ctx.workspaceId).where('path', '=', existing.path).returningAll().executeTakeFirstOrThrow()
+  const next = { version: existing.version + 1, etag: ctx.revision, updated_at: ctx.now, updated_by: ctx.actor.userId }
+  const { metadata, ...known } = set
+  const update = ctx.trx.updateTable('files').set({ ...set, ...next }).where('workspace_id', '=', ctx.workspaceId).where('path', '=', existing.path)
+  let row: FileRow
+  if (metadata === undefined) {
+    row = { ...existing, ...known, ...next }
+    ctx.writes.push({ query: update, row })
+  } else {
+    row = await update.returningAll().executeTakeFirstOrThrow()
+  }
   return {
     data: toMeta(row),
     created: false,
@@ -278,6 +281,6 @@ async function edit (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
   if (op.dryRun) {
     return { data: { ...toMeta(existing), size: content.size, sha256: content.sha256 }, created: false, change: null, entries: [], diff, dryRun: true }
   }
-  await storeBlob(ctx.trx, content)
+  await storeBlobs(ctx.trx, [content])
   return { ...await replaceFile(ctx, existing, { blob_sha256: content.sha256, size: content.size }), diff }
 }

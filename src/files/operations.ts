@@ -1,24 +1,25 @@
-import type { Db, Trx } from '../db/schema.js'
+import type { Db } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { requireWrite } from '../accounts/workspaces.js'
 import { AppError, batchError, errors } from '../core/errors.js'
 import { opaqueTag } from '../core/http.js'
-import { checkMetadata, decodeContent, type Content } from './content.js'
+import { checkMetadata, contentOf, decodeContent } from './content.js'
 import { canonicalPath } from './paths.js'
-import { workspaceHead } from '../db/queries.js'
-import { DEFAULT_MAX_ENTRIES, EntryBudget, saveChanges, type RecordedChange } from './entries.js'
-import { applyOne, storeBlob, type CheckedOp, type OpContext, type Outcome } from './op-kinds.js'
+import { lockWorkspace } from '../db/queries.js'
+import { DEFAULT_MAX_ENTRIES, EntryBudget, runWrites, saveChanges, type DeferredWrite, type RecordedChange } from './entries.js'
+import { applyOne, type CheckedOp, type OpContext, type Outcome } from './op-kinds.js'
 import { toChange } from './changes.js'
 import { transactionOf, type TransactionHooks } from '../mutations/pipeline.js'
 import type { Change, OpData, Operation } from '../../schemas/files.js'
 
 /**
- * Every write goes through applyOperations: one transaction that locks the workspace row (which
- * orders writers per workspace), applies each operation, gives each one that changes something
- * the next revision, records the changes, and commits — or rolls everything back. The pipeline's
- * group commit may run it inside a savepoint of a transaction shared with other requests to the
- * same workspace (src/mutations/group-commit.ts): then the lock may already be held, and the head
- * read is the one the earlier requests of the group left.
+ * Every write goes through applyOperations: one transaction that stores the contents it writes
+ * (content-addressed blobs), locks the workspace row (which orders writers per workspace),
+ * applies each operation, gives each one that changes something the next revision, records the
+ * changes, and commits — or rolls everything back. The pipeline's group commit may run it in a
+ * transaction shared with other requests to the same workspace
+ * (src/mutations/group-commit.ts): then the lock may already be held, and the head read is the
+ * one the earlier requests of the group left.
  */
 
 export interface WriteOptions {
@@ -27,6 +28,8 @@ export interface WriteOptions {
   maxEntries?: number
   /** the Idempotency-Key, recorded as the change's opId */
   opId?: string | null
+  /** If-Match on the workspace: the revision the head must be at (checked under its lock), else 412 */
+  ifRevision?: number
 }
 
 export interface OpResult {
@@ -46,16 +49,20 @@ export interface ApplyResult {
   changes: Change[]
 }
 
-/** An operation, plus what PUT adds: If-None-Match, and `upsert` (update, or create when missing). */
+/**
+ * An operation, plus what PUT adds: If-None-Match, and `upsert` (update, or create when missing);
+ * and what an archive import adds: the content as bytes already (`content` is then left out).
+ */
 export interface OpInput extends Operation {
   ifNoneMatch?: boolean
   upsert?: boolean
+  bytes?: Buffer
 }
 
 /** What an edit takes besides `path`: the rest are the other types' (and the other types take no edits). */
 const EDIT_ONLY = ['edits', 'dryRun'] as const
 // (encoding is left out: the schema fills its default, utf8, into every operation)
-const NOT_FOR_EDIT = ['newPath', 'content', 'mimeType', 'metadata', 'overwrite'] as const
+const NOT_FOR_EDIT = ['newPath', 'content', 'mimeType', 'metadata', 'overwrite', 'executable'] as const
 
 function checkEdits (op: OpInput): Array<{ oldText: string, newText: string, replaceAll?: boolean }> | null {
   if (op.type !== 'edit') {
@@ -75,17 +82,21 @@ function checkEdits (op: OpInput): Array<{ oldText: string, newText: string, rep
 export function checkOp (op: OpInput, maxFileBytes: number): CheckedOp {
   const path = canonicalPath(op.path)
   const edits = checkEdits(op)
+  const writesContent = op.type === 'create' || op.type === 'update'
+  if (!writesContent && op.type !== 'edit' && op.executable !== undefined) throw errors.validation(`executable is only for type create or update, not ${op.type}`)
   const needsTarget = op.type === 'move' || op.type === 'copy'
   if (needsTarget && op.newPath === undefined) throw errors.validation(`${op.type} needs newPath`)
   const newPath = needsTarget && op.newPath !== undefined ? canonicalPath(op.newPath) : null
   // create without content makes an empty file; update without content keeps the bytes
   const content = op.content ?? (op.type === 'create' ? '' : undefined)
-  const writesContent = op.type === 'create' || op.type === 'update'
   return {
     type: op.type,
     path,
     newPath,
-    content: writesContent && content !== undefined ? decodeContent(content, op.encoding ?? 'utf8', maxFileBytes) : null,
+    content: !writesContent
+      ? null
+      : op.bytes !== undefined ? contentOf(op.bytes, maxFileBytes) : content !== undefined ? decodeContent(content, op.encoding ?? 'utf8', maxFileBytes) : null,
+    executable: op.executable ?? null,
     mimeType: op.mimeType ?? null,
     metadata: op.metadata === undefined ? null : checkMetadata(op.metadata),
     ifMatch: op.ifMatch === undefined ? null : opaqueTag(op.ifMatch),
@@ -110,17 +121,21 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
   await requireWrite(db, actor, workspaceId)
   return await transactionOf(db, hooks)(async trx => {
     await hooks.begin?.(trx)
-    await storeBlobs(trx, checked)
-    const ws = await workspaceHead(trx, workspaceId, 'for update')
+    const ws = await lockWorkspace(trx, workspaceId)
     if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
+    if (options.ifRevision !== undefined && options.ifRevision !== ws.revision) {
+      throw errors.preconditionFailed('/', String(options.ifRevision), { revision: ws.revision, etag: String(ws.revision) })
+    }
     let head = ws.revision
     const results: OpResult[] = []
     const recorded: RecordedChange[] = []
     const budget = new EntryBudget(options.maxEntries ?? DEFAULT_MAX_ENTRIES)
+    const writes: DeferredWrite[] = []
     for (const [i, op] of checked.entries()) {
-      const ctx: OpContext = { trx, workspaceId, actor, revision: head + 1, now: new Date(), budget, maxFileBytes: options.maxFileBytes }
+      const ctx: OpContext = { trx, workspaceId, actor, revision: head + 1, now: new Date(), budget, maxFileBytes: options.maxFileBytes, writes }
       let outcome: Outcome
       try {
+        await runWrites(trx, writes)
         outcome = await applyOne(ctx, op)
         // Subtrees were counted before they were read; this also counts the parents, the target
         // replaced, and the small operations of a batch.
@@ -144,16 +159,9 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
         ...(outcome.dryRun === true ? { dryRun: true } : {})
       })
     }
-    await saveChanges(trx, workspaceId, recorded)
+    await saveChanges(trx, workspaceId, recorded, writes)
     const result = { results, revision: head, changes: results.flatMap(r => r.change === null ? [] : [r.change]) }
     await hooks.beforeCommit?.(trx, result)
     return result
-  })
-}
-
-/** The blobs of every content the operations write (op-kinds.ts `storeBlob`). */
-async function storeBlobs (trx: Trx, ops: CheckedOp[]): Promise<void> {
-  const unique = new Map<string, Content>()
-  for (const op of ops) if (op.content !== null) unique.set(op.content.sha256, op.content)
-  for (const c of unique.values()) await storeBlob(trx, c)
+  }, checked.flatMap(op => op.content === null ? [] : [op.content]))
 }

@@ -2,12 +2,13 @@ import type { Db, EntryState, Executor, FileRow } from '../db/schema.js'
 import { compiledOnce } from '../db/compiled.js'
 import { requirePermission, type Actor } from '../accounts/auth.js'
 import { readAccess, requireRead, type WorkspaceHead } from '../accounts/workspaces.js'
-import type { ReadCache } from './cache.js'
+import type { JsonAnswer, ReadCache } from './cache.js'
 import { errors } from '../core/errors.js'
 import { encodeContent } from './content.js'
 import { canonicalPath, depthOf, nameOf, ROOT } from './paths.js'
 import { descendantsPattern, workspaceHead } from '../db/queries.js'
 import { stateOf } from './entries.js'
+import { memoOf } from './entry-memo.js'
 import type { Entry, FileMeta, TreeQuery, TreeResult } from '../../schemas/files.js'
 
 /** Reading entries: single entries with content or children, and the paginated tree. */
@@ -26,6 +27,7 @@ export function metaOf (path: string, s: EntryState): FileMeta {
     version: s.version,
     sha256: s.sha256,
     metadata: s.metadata,
+    executable: s.executable === true,
     createdAt: s.createdAt,
     updatedAt: s.updatedAt,
     createdBy: s.createdBy,
@@ -41,6 +43,9 @@ const selectEntry = compiledOnce((db, workspaceId: string, path: string) =>
   db.selectFrom('files').selectAll().where('workspace_id', '=', workspaceId).where('path', '=', path))
 
 export async function findEntry (db: Executor, workspaceId: string, path: string): Promise<FileRow | undefined> {
+  // (in a group commit's transaction, what an earlier member read: ./entry-memo.ts)
+  const memo = memoOf(db, workspaceId)
+  if (memo !== undefined) return await memo.find(db, path)
   return (await selectEntry(db, workspaceId, path))[0]
 }
 
@@ -56,6 +61,7 @@ export function rootMeta (ws: WorkspaceHead): FileMeta {
     version: 0,
     sha256: null,
     metadata: {},
+    executable: false,
     createdAt: ws.createdAt,
     updatedAt: ws.createdAt,
     createdBy: ws.ownerId,
@@ -100,10 +106,36 @@ export async function loadBlob (db: Executor, sha256: string): Promise<Buffer | 
  */
 export async function readEntry (db: Db, actor: Actor, workspaceId: string, rawPath: string, cache?: ReadCache): Promise<ReadResult> {
   const path = canonicalPath(rawPath)
+  const ws = await readable(db, actor, workspaceId, cache)
+  return await entryAt(db, ws, workspaceId, path, cache)
+}
+
+/**
+ * readEntry's answer as the read route sends it: `serialize` (the route's own serializer) writes
+ * it once per revision, and the read cache keeps the bytes. Access is checked on every call, as
+ * readEntry checks it, before the cache is asked.
+ */
+export async function readEntryJson (db: Db, actor: Actor, workspaceId: string, rawPath: string, cache: ReadCache | undefined, serialize: (entry: Entry) => string): Promise<JsonAnswer> {
+  const path = canonicalPath(rawPath)
+  const ws = await readable(db, actor, workspaceId, cache)
+  const kept = cache?.answer(workspaceId, ws.revision, path)
+  if (kept !== undefined) return kept
+  const { entry, httpEtag, bytes } = await entryAt(db, ws, workspaceId, path, cache)
+  const answer: JsonAnswer = { body: Buffer.from(serialize(entry)), revision: ws.revision, httpEtag, lookups: bytes === undefined ? 1 : 2 }
+  cache?.keepAnswer(workspaceId, path, answer)
+  return answer
+}
+
+/** The workspace's head, once the actor may read it (NOT_FOUND otherwise). */
+async function readable (db: Db, actor: Actor, workspaceId: string, cache: ReadCache | undefined): Promise<WorkspaceHead> {
   const ws = cache === undefined
     ? await readAccess(db, actor, workspaceId)
     : await cache.access(workspaceId, actor.userId, async () => await readAccess(db, actor, workspaceId))
   requirePermission(actor, 'file.read')
+  return ws
+}
+
+async function entryAt (db: Db, ws: WorkspaceHead, workspaceId: string, path: string, cache: ReadCache | undefined): Promise<ReadResult> {
   const load = async (): Promise<Entry | undefined> => await loadListing(db, ws, workspaceId, path)
   const listing = cache === undefined ? await load() : await cache.entry(workspaceId, ws.revision, path, load)
   if (listing === undefined) throw errors.fileNotFound(path)

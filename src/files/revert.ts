@@ -5,7 +5,7 @@ import { errors } from '../core/errors.js'
 import { findEntry } from './reads.js'
 import { toChange } from './changes.js'
 import { ancestorsOf, checkPlacedPath, depthOf } from './paths.js'
-import { atOrBelow, descendantsPattern, touches, workspaceHead } from '../db/queries.js'
+import { atOrBelow, descendantsPattern, lockWorkspace, touches } from '../db/queries.js'
 import { DEFAULT_MAX_ENTRIES, ensureParents, rowOf, saveChanges, stateOf, type ChangeContext, type ChangeFields, type EntryRecord, type RecordedChange } from './entries.js'
 import { transactionOf, type TransactionHooks } from '../mutations/pipeline.js'
 import type { Change, RevertBody, RevertResult } from '../../schemas/files.js'
@@ -60,7 +60,7 @@ export async function revert (db: Db, actor: Actor, workspaceId: string, params:
 }
 
 async function revertIn (trx: Trx, actor: Actor, workspaceId: string, params: RevertParams, opId: string | null, maxEntries: number): Promise<RevertResult> {
-  const ws = await workspaceHead(trx, workspaceId, 'for update')
+  const ws = await lockWorkspace(trx, workspaceId)
   if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
   if (params.toRevision !== undefined && (params.toRevision > ws.revision || params.toRevision < ws.pruned_through)) {
     throw errors.validation(`toRevision must be between ${ws.pruned_through} (oldest retained) and ${ws.revision} (head)`)

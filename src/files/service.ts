@@ -1,19 +1,21 @@
 import type { Db } from '../db/schema.js'
 import type { Config } from '../core/config.js'
 import type { Actor } from '../accounts/auth.js'
+import { requireWrite } from '../accounts/workspaces.js'
 import { errors } from '../core/errors.js'
-import { listTree, readEntry, type ReadResult } from './reads.js'
+import { listTree, readEntry, readEntryJson, type ReadResult } from './reads.js'
 import { listChanges } from './changes.js'
 import { applyOperations, type ApplyResult, type OpInput, type OpResult } from './operations.js'
 import { listHistory, readAtRevision } from './history.js'
 import { parseLineSpec, readLines } from './lines.js'
 import { revert, type RevertParams } from './revert.js'
+import { EntryMemo } from './entry-memo.js'
 import { MutationType, type ActivityRecorder } from '../mutations/activity.js'
 import type { GroupCommitOptions } from '../mutations/group-commit.js'
 import { createMutationPipeline, type ChangePublisher, type MutationMeta, type Rejected, type Result } from '../mutations/pipeline.js'
-import type { ReadCache } from './cache.js'
+import type { JsonAnswer, ReadCache } from './cache.js'
 import type {
-  BatchResult, ChangesResult, DeleteResult, HistoryResult, Operation, OperationResult, RevertResult, TreeQuery, TreeResult, WriteResult
+  BatchResult, ChangesResult, DeleteResult, Entry, HistoryResult, Operation, OperationResult, RevertResult, TreeQuery, TreeResult, WriteResult
 } from '../../schemas/files.js'
 
 /**
@@ -58,13 +60,15 @@ export type FileService = ReturnType<typeof createFileService>
  * held the lock for a quarter of DB_TRANSACTION_TIMEOUT_MS (at most 250 ms): a group never comes
  * near the watchdog.
  */
-function groupCommitOptions (config: Config): GroupCommitOptions {
+function groupCommitOptions (config: Config, onGroup?: (size: number) => void): GroupCommitOptions {
   const timeout = config.DB_TRANSACTION_TIMEOUT_MS
   return {
+    ...(onGroup === undefined ? {} : { onGroup }),
     enabled: config.GROUP_COMMIT,
     maxMembers: config.GROUP_COMMIT_MAX_MEMBERS,
     maxBytes: config.GROUP_COMMIT_MAX_BYTES,
-    maxMs: timeout > 0 ? Math.min(250, timeout / 4) : 250
+    maxMs: timeout > 0 ? Math.min(250, timeout / 4) : 250,
+    decorate: (trx, workspaceId, reads) => EntryMemo.attach(trx, workspaceId, reads)
   }
 }
 
@@ -72,9 +76,9 @@ function groupCommitOptions (config: Config): GroupCommitOptions {
  * Longer than a function should be, on purpose: it is the list of the service's calls, each a
  * few lines, and reads best as one list.
  */
-export function createFileService (deps: { db: Db, config: Config, fanout: ChangePublisher, activity: ActivityRecorder, cache?: ReadCache }) {
+export function createFileService (deps: { db: Db, config: Config, fanout: ChangePublisher, activity: ActivityRecorder, cache?: ReadCache, onGroup?: (size: number) => void }) {
   const { db, config, activity, cache } = deps
-  const pipeline = createMutationPipeline({ db, activity, publisher: deps.fanout, groupCommit: groupCommitOptions(config) })
+  const pipeline = createMutationPipeline({ db, activity, publisher: deps.fanout, groupCommit: groupCommitOptions(config, deps.onGroup) })
   const mutation = pipeline.run
   const writeOptions = (meta: MutationMeta) => ({ maxFileBytes: config.MAX_FILE_BYTES, maxEntries: config.MAX_ENTRIES_PER_REQUEST, opId: meta.opId ?? null })
 
@@ -86,6 +90,11 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Chang
         ? await readAtRevision(db, actor, p.workspaceId, p.path, p.revision)
         : await readEntry(db, actor, p.workspaceId, p.path, cache)
       return lines === undefined ? read : readLines(read, lines)
+    },
+
+    /** The entry now, as the read route's JSON answer (`serialize`: its serializer), kept in the read cache. */
+    async readJson (actor: Actor, p: { workspaceId: string, path: string }, serialize: (entry: Entry) => string): Promise<JsonAnswer> {
+      return await readEntryJson(db, actor, p.workspaceId, p.path, cache, serialize)
     },
 
     async write (actor: Actor, p: WriteParams, meta: MutationMeta = {}): Promise<Result<WriteResult>> {
@@ -160,6 +169,29 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Chang
         run: hooks => applyOperations(db, actor, workspaceId, operations, writeOptions(meta), hooks),
         respond: r => ({ statusCode: 200, body: { results: r.results.map(x => ({ data: x.data, revision: x.revision, ...editExtras(x.diff, x.dryRun) })), revision: r.revision } }),
         details: r => ({ operations: operations.length, changes: r.changes.length }),
+        ...applied
+      }, meta)
+    },
+
+    /**
+     * Files read from an archive (src/archive), as one batch: `ops` runs first, inside the
+     * pipeline (so an Idempotency-Key replay reads nothing, and a refused archive is in the
+     * activity log); `params` names the request for the key (the archive's digest, not its bytes).
+     */
+    async importFiles (actor: Actor, workspaceId: string, p: { path: string, params: Record<string, unknown>, ops: () => Promise<OpInput[]>, ifRevision?: number }, meta: MutationMeta = {}): Promise<Result<BatchResult>> {
+      return await mutation(actor, {
+        type: MutationType.import,
+        workspaceId,
+        path: p.path,
+        params: p.params,
+        run: async hooks => {
+          // Who may not write learns so before the server reads (inflates) a byte of the archive.
+          await requireWrite(db, actor, workspaceId)
+          const ops = await p.ops()
+          return await applyOperations(db, actor, workspaceId, ops, { ...writeOptions(meta), ...(p.ifRevision === undefined ? {} : { ifRevision: p.ifRevision }) }, hooks)
+        },
+        respond: r => ({ statusCode: 200, body: { results: r.results.map(x => ({ data: x.data, revision: x.revision })), revision: r.revision } }),
+        details: r => ({ operations: r.results.length, changes: r.changes.length }),
         ...applied
       }, meta)
     },

@@ -16,11 +16,23 @@ export interface Transport {
   unsubscribe: (channel: string) => Promise<void>
 }
 
+/** One socket's presence entry (src/live/presence.ts): its session, user, state, when set, until when it lives. */
+export const PresenceEntry = Type.Object({
+  sessionId: Type.String(),
+  userId: Type.String(),
+  state: Type.Record(Type.String(), Type.Unknown()),
+  at: Type.Number(),
+  exp: Type.Number()
+})
+export type PresenceEntry = Static<typeof PresenceEntry>
+
 /** What instances say to each other on a workspace's bus channel. */
 export const BusMessage = Type.Union([
   Type.Object({ t: Type.Literal('changes'), changes: Type.Array(Change, { minItems: 1 }) }),
   Type.Object({ t: Type.Literal('broadcast'), frame: Type.String(), fromClient: Type.String() }),
-  Type.Object({ t: Type.Literal('access'), userIds: Type.Array(Type.String()) })
+  Type.Object({ t: Type.Literal('access'), userIds: Type.Array(Type.String()) }),
+  // a socket's presence entry set (entry) or gone (null); `field` is the socket's clientId, `from` the instance's id
+  Type.Object({ t: Type.Literal('presence'), from: Type.String(), field: Type.String(), sessionId: Type.String(), entry: Type.Union([PresenceEntry, Type.Null()]) })
 ])
 export type BusMessage = Static<typeof BusMessage>
 

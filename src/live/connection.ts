@@ -10,8 +10,9 @@ import type { Subscriber } from './hub.js'
 import { channelName, Close, parseChannel, parseClientMessage, type Frame } from './protocol.js'
 import { Inbox } from './inbox.js'
 import { callRpc } from './rpc.js'
+import { SocketPresence } from './presence.js'
 import type { Sockets } from './sockets.js'
-import type { ServerMessage } from '../../schemas/ws.js'
+import { PRESENCE_MAX_DEPTH, type ServerMessage } from '../../schemas/ws.js'
 
 /** `send` options for a Buffer that holds text (the hub's frames) */
 const TEXT = { binary: false } as const
@@ -19,13 +20,15 @@ const TEXT = { binary: false } as const
 /**
  * One client socket: authentication, its subscriptions, and the messages of the contract's
  * WebSocket section. Frames to the client go through `send`, which enforces the send-buffer bound.
- * The wire format is protocol.ts and RPC is rpc.ts; what stays here (under 400 lines; the inbox is inbox.ts) is
+ * The wire format is protocol.ts and RPC is rpc.ts; what stays here (the inbox is inbox.ts, presence is presence.ts) is
  * the state of one socket, which every part of it reads: split further, the parts would have to
  * share the actor, the subscriptions, the inbox and the closing flag through a public surface.
  */
 export class Connection implements Subscriber {
   readonly clientId = randomUUID()
   readonly #subscriptions = new Set<string>()
+  /** per channel being subscribed: the live frames that came before its `subscribed` was sent */
+  readonly #held = new Map<string, { frames: Frame[], bytes: number }>()
   #actor: Actor | null = null
   /** the session of the token that authenticated the socket last: its logout closes the socket */
   #tokenSessionId: string | null = null
@@ -47,6 +50,8 @@ export class Connection implements Subscriber {
   readonly #request: FastifyRequest
   readonly #log: FastifyBaseLogger
   readonly #sockets: Sockets<Connection>
+  /** this socket's presence.set per channel, rate-limited (presence.ts) */
+  readonly #presence: SocketPresence
 
   constructor (app: FastifyInstance, socket: WebSocket, request: FastifyRequest, sockets: Sockets<Connection>) {
     this.#app = app
@@ -56,6 +61,7 @@ export class Connection implements Subscriber {
     this.#log = request.log
     this.#sockets = sockets
     this.#tokens = app.config.WS_MESSAGES_PER_SECOND
+    this.#presence = new SocketPresence(app.presence, this.clientId, app.config.PRESENCE_UPDATES_PER_SECOND)
     this.#inbox = new Inbox(
       { maxMessages: app.config.WS_MAX_QUEUED_MESSAGES, maxBytes: app.config.WS_MAX_QUEUED_BYTES },
       async raw => { await this.#handle(raw) },
@@ -114,7 +120,15 @@ export class Connection implements Subscriber {
    * Sends the hub's frames (text, already encoded) in one write: the TCP socket is corked
    * around them, so a commit of many changes costs one system call per client, not one per change.
    */
-  deliver (frames: readonly Frame[]): void {
+  deliver (frames: readonly Frame[], live?: string): void {
+    const held = live === undefined ? undefined : this.#held.get(live)
+    if (held !== undefined) {
+      held.frames.push(...frames)
+      for (const frame of frames) held.bytes += frame.length
+      // (bounded as what the socket buffers is)
+      if (held.bytes > this.#app.config.WS_MAX_BUFFERED_BYTES) this.close(Close.tryAgainLater, 'client is not reading; resume with since')
+      return
+    }
     if (!this.#canSend()) return
     this.#stream.cork()
     try {
@@ -184,9 +198,7 @@ export class Connection implements Subscriber {
     clearTimeout(this.#expiryTimer)
     clearTimeout(this.#authTimer)
     void this.#record('ws.disconnect', 200, performance.now() - this.#connectedAt, { closeCode: code })
-    const left = [...this.#subscriptions]
-    this.#subscriptions.clear()
-    await Promise.all(left.map(async id => { await this.#app.fanout.leave(id, this) }))
+    await Promise.all([...this.#subscriptions].map(async id => { await this.#drop(id) }))
   }
 
   /** A token bucket per socket: WS_MESSAGES_PER_SECOND, with a burst of the same size. */
@@ -238,18 +250,20 @@ export class Connection implements Subscriber {
       this.#error(errors.unauthenticated('send { type: "auth", token } first'))
       return
     }
+    this.#app.activity.reads?.message(actor, message, this.clientId) // ACTIVITY_LOG_READS
     switch (message.type) {
       case 'subscribe': return await this.#subscribe(actor, message.channel, message.since)
       case 'unsubscribe': return await this.#unsubscribe(parseChannel(message.channel))
       case 'broadcast': return await this.#broadcast(actor, message.channel, message.data)
+      case 'presence.set': return this.#setPresence(actor, message.channel, message.state)
       case 'rpc': return await this.#rpc(actor, message.id, message.method, message.params ?? {})
     }
   }
 
   async #rpc (actor: Actor, id: string | number, method: string, params: Record<string, unknown>): Promise<void> {
-    const { files, searchService: search, config } = this.#app
+    const { files, searchService: search, snapshots, config } = this.#app
     const admit = async (): Promise<void> => { await this.#app.chargeUser(this.#request, actor) }
-    const context = { files, search, actor, log: this.#log, exposeInternal: config.NODE_ENV === 'development', admit }
+    const context = { files, search, snapshots, actor, log: this.#log, exposeInternal: config.NODE_ENV === 'development', admit }
     this.#reply(await callRpc(context, id, method, params))
   }
 
@@ -321,16 +335,21 @@ export class Connection implements Subscriber {
     const workspaceId = parseChannel(channel)
     this.#app.metrics.wsSubscriptions.inc({ resume: String(since !== undefined) })
     if (!await this.#mayRead(actor, workspaceId, channel)) return
-    const { fanout } = this.#app
-    if (this.#subscriptions.has(workspaceId)) await fanout.leave(workspaceId, this)
+    const { fanout, presence } = this.#app
+    if (this.#subscriptions.has(workspaceId)) {
+      // Subscribing again keeps the socket's presence; it gets the members again after `subscribed`.
+      presence.unwatch(workspaceId, this)
+      await fanout.leave(workspaceId, this)
+    }
     this.#subscriptions.add(workspaceId)
+    // Live events that reach it before its `subscribed` is sent wait for it (`deliver`).
+    this.#held.set(workspaceId, { frames: [], bytes: 0 })
     let joined: { revision: number, reset: boolean }
     try {
       joined = await fanout.join(workspaceId, this, since)
     } catch (err) {
       // Redis (or the database) is down: the client retries the subscribe later with `since`.
-      this.#subscriptions.delete(workspaceId)
-      await fanout.leave(workspaceId, this).catch(() => {})
+      await this.#drop(workspaceId).catch(() => {})
       this.#log.warn({ err, workspaceId }, 'subscribe failed')
       this.#error(errors.unavailable('cannot subscribe right now; retry with since'), { channel })
       return
@@ -338,17 +357,67 @@ export class Connection implements Subscriber {
     const { revision, reset } = joined
     // Closed (or unsubscribed) while joining: dispose() could not take it off the channel yet.
     if (!this.#subscriptions.has(workspaceId)) {
-      await fanout.leave(workspaceId, this)
+      await this.#drop(workspaceId)
       return
     }
     // Removed from the workspace between the check above and now: the removal's announcement
     // may have gone out before this instance listened on the channel, but the removal committed
     // before it was announced, so reading access again now sees it.
     if (!await this.#mayRead(actor, workspaceId, channel)) {
-      if (this.#subscriptions.delete(workspaceId)) await fanout.leave(workspaceId, this)
+      this.#held.delete(workspaceId)
+      if (this.#subscriptions.has(workspaceId)) await this.#drop(workspaceId)
       return
     }
-    this.#reply({ type: 'subscribed', channel: channelName(workspaceId), revision, ...(reset ? { reset: true } : {}) })
+    // `subscribed`, then the current members, then the live events held meanwhile, then every
+    // presence change and live event: nothing between them.
+    try {
+      await presence.watch(workspaceId, this, members => {
+        const held = this.#held.get(workspaceId)?.frames ?? []
+        this.#held.delete(workspaceId)
+        if (!this.#subscriptions.has(workspaceId) || !this.open) return false
+        const name = channelName(workspaceId)
+        this.#reply({ type: 'subscribed', channel: name, revision, ...(reset ? { reset: true } : {}) })
+        this.#reply({ type: 'presence.members', channel: name, members })
+        if (held.length > 0) this.deliver(held)
+        return true
+      })
+    } catch (err) {
+      // The members could not be read (Redis is down): as a failed join, not a subscription that
+      // holds its live events for ever.
+      await this.#drop(workspaceId).catch(() => {})
+      this.#log.warn({ err, workspaceId }, 'subscribe failed')
+      this.#error(errors.unavailable('cannot subscribe right now; retry with since'), { channel })
+    }
+  }
+
+  /** Ends a subscription here: off the channel, its presence events and its presence (a `leave` for the others). */
+  async #drop (workspaceId: string): Promise<void> {
+    this.#subscriptions.delete(workspaceId)
+    this.#held.delete(workspaceId)
+    this.#app.presence.unwatch(workspaceId, this)
+    await Promise.all([this.#app.fanout.leave(workspaceId, this), this.#presence.leave(workspaceId)])
+  }
+
+  /**
+   * presence.set: the socket's state on a subscribed channel, at most PRESENCE_MAX_BYTES
+   * serialised and PRESENCE_MAX_DEPTH deep; applied at most PRESENCE_UPDATES_PER_SECOND times a
+   * second (the excess is coalesced, see SocketPresence).
+   */
+  #setPresence (actor: Actor, channel: string, state: Record<string, unknown>): void {
+    const workspaceId = parseChannel(channel)
+    if (!this.#subscriptions.has(workspaceId)) {
+      this.#error(errors.notSubscribed(channelName(workspaceId)), { channel })
+      return
+    }
+    // The depth first: a deeply nested state is refused without walking (or serialising) all of it.
+    const deep = depth(state, PRESENCE_MAX_DEPTH + 1)
+    const size = deep > PRESENCE_MAX_DEPTH ? 0 : Buffer.byteLength(JSON.stringify(state))
+    const max = this.#app.config.PRESENCE_MAX_BYTES
+    if (size > max || deep > PRESENCE_MAX_DEPTH) {
+      this.#error(errors.presenceTooLarge(size, max, deep, PRESENCE_MAX_DEPTH), { channel })
+      return
+    }
+    this.#presence.set(workspaceId, { sessionId: actor.sessionId, userId: actor.userId, state })
   }
 
   /** Whether the actor may read the workspace; if not, says so to the client (an `error` on `channel`). */
@@ -365,7 +434,7 @@ export class Connection implements Subscriber {
   }
 
   async #unsubscribe (workspaceId: string): Promise<void> {
-    if (this.#subscriptions.delete(workspaceId)) await this.#app.fanout.leave(workspaceId, this)
+    if (this.#subscriptions.has(workspaceId)) await this.#drop(workspaceId)
     this.#reply({ type: 'unsubscribed', channel: channelName(workspaceId) })
   }
 
@@ -410,4 +479,13 @@ export class Connection implements Subscriber {
       await this.#unsubscribe(workspaceId)
     }
   }
+}
+
+/** How deep objects and arrays nest in a JSON value (a scalar is 0, `{}` is 1), counted up to `limit`. */
+function depth (value: unknown, limit: number): number {
+  if (typeof value !== 'object' || value === null) return 0
+  if (limit <= 1) return 1
+  let deepest = 0
+  for (const v of Object.values(value)) deepest = Math.max(deepest, depth(v, limit - 1))
+  return deepest + 1
 }

@@ -28,8 +28,12 @@ import { eventFrame, type Frame } from './protocol.js'
 /** A socket as the hub sees it. */
 export interface Subscriber {
   readonly clientId: string
-  /** sends the text frames in order, in one write where the transport allows */
-  deliver: (frames: readonly Frame[]) => void
+  /**
+   * Sends the text frames in order, in one write where the transport allows. `live`: the
+   * channel's workspace, for frames of the live stream (not a subscriber's own replay), which a
+   * subscriber may hold until it has told its client `subscribed`.
+   */
+  deliver: (frames: readonly Frame[], live?: string) => void
   /** resolves once the subscriber's send buffer has room again (at once if it has) */
   drained?: () => Promise<void>
   /** false once the subscriber has gone (closed): a replay to it stops there */
@@ -40,6 +44,8 @@ export interface Subscriber {
 export type AccessListener = (workspaceId: string, userIds: string[]) => void
 /** a change delivered live on this instance */
 export type DeliveredListener = (change: Change) => void
+/** a presence message from the bus (any instance, this one too) */
+export type PresenceListener = (workspaceId: string, message: Extract<BusMessage, { t: 'presence' }>) => void
 
 interface Channel {
   workspaceId: string
@@ -78,6 +84,7 @@ export class Fanout {
   readonly #timer: NodeJS.Timeout | undefined
   readonly #accessListeners = new Set<AccessListener>()
   readonly #deliveredListeners = new Set<DeliveredListener>()
+  readonly #presenceListeners = new Set<PresenceListener>()
   /** the read cache's view of the channels: workspace heads without a query */
   readonly heads: Heads
 
@@ -103,6 +110,16 @@ export class Fanout {
   /** Called once per change delivered live on this instance (for the delivery lag metric). */
   onDelivered (listener: DeliveredListener): () => void {
     return listen(this.#deliveredListeners, listener)
+  }
+
+  /** Presence messages of the channels this instance receives (src/live/presence.ts). */
+  onPresence (listener: PresenceListener): () => void {
+    return listen(this.#presenceListeners, listener)
+  }
+
+  /** A socket's presence entry set or gone: told to every instance receiving the channel. */
+  async publishPresence (workspaceId: string, message: Extract<BusMessage, { t: 'presence' }>): Promise<void> {
+    await this.#publish(workspaceId, message)
   }
 
   /** After commit: announce the changes of one workspace to every instance. */
@@ -237,7 +254,9 @@ export class Fanout {
           created.delivered = Math.max(created.delivered, ws?.revision ?? 0)
           created.live = true
         })
-      created.queue = created.ready
+      // Tasks wait for the channel to be received; if that fails (Redis down) the channel is
+      // dropped (below) and what was queued on it runs against no subscriber, never rejects unhandled.
+      created.queue = created.ready.catch(() => {})
       this.#channels.set(workspaceId, created)
       channel = created
     }
@@ -264,7 +283,11 @@ export class Fanout {
     }
     if (message.t === 'broadcast') {
       const frames = [Buffer.from(message.frame)]
-      for (const s of channel.subscribers.keys()) if (s.clientId !== message.fromClient) s.deliver(frames)
+      for (const s of channel.subscribers.keys()) if (s.clientId !== message.fromClient) s.deliver(frames, channel.workspaceId)
+      return
+    }
+    if (message.t === 'presence') {
+      for (const listener of this.#presenceListeners) listener(channel.workspaceId, message)
       return
     }
     if (message.t === 'access') {
@@ -304,7 +327,7 @@ export class Fanout {
       channel.subscribers.set(s, last)
       // A subscriber that joined mid-way already has the first few (its replay sent them).
       const from = had < (fresh[0]?.revision ?? last) ? 0 : fresh.findIndex(c => c.revision > had)
-      s.deliver(from === 0 ? frames : frames.slice(from))
+      s.deliver(from === 0 ? frames : frames.slice(from), channel.workspaceId)
     }
   }
 
@@ -330,7 +353,7 @@ export class Fanout {
       const heads = await this.#opts.db.selectFrom('workspaces').select(['id', 'revision']).where('id', 'in', ids).execute()
       for (const { id, revision } of heads) {
         const channel = this.#channels.get(id)
-        if (channel === undefined || revision <= channel.delivered) continue
+        if (channel === undefined || !channel.live || revision <= channel.delivered) continue
         void this.#enqueue(channel, () => this.#fill(channel, revision))
       }
     } catch (err) {

@@ -5,6 +5,7 @@ import { errors, publicError, toAppError } from '../core/errors.js'
 import { makeAjv } from '../core/validation.js'
 import type { FileService } from '../files/service.js'
 import type { SearchService } from '../search/service.js'
+import { ActivityType, type SnapshotService } from '../snapshots/service.js'
 import { MutationType } from '../mutations/activity.js'
 import { RpcParams, type RpcMethod } from '../../schemas/ws.js'
 import { validationError } from './protocol.js'
@@ -16,7 +17,7 @@ import { validationError } from './protocol.js'
 
 interface Method {
   /** a mutating method's activity type, as its REST twin logs it: its refusals are logged too */
-  activity?: MutationType
+  activity?: string
   /** validates (and fills defaults into) the params, then calls the service */
   run: (files: FileService, actor: Actor, params: Record<string, unknown>, ctx: RpcContext) => Promise<unknown>
 }
@@ -24,7 +25,7 @@ interface Method {
 const ajv = makeAjv()
 
 /** A table entry: the params schema is compiled once, and `call` gets the params as it declares them. */
-function method<S extends TSchema> (schema: S, activity: MutationType | undefined, call: (files: FileService, actor: Actor, params: Static<S>, ctx: RpcContext) => Promise<unknown>): Method {
+function method<S extends TSchema> (schema: S, activity: string | undefined, call: (files: FileService, actor: Actor, params: Static<S>, ctx: RpcContext) => Promise<unknown>): Method {
   const validate = ajv.compile<Static<S>>(schema)
   return {
     ...(activity === undefined ? {} : { activity }),
@@ -35,26 +36,34 @@ function method<S extends TSchema> (schema: S, activity: MutationType | undefine
   }
 }
 
-const opId = (idempotencyKey: string | undefined): { opId: string | null } => ({ opId: idempotencyKey ?? null })
+/** A mutating call's meta: its Idempotency-Key, and `RPC <method>` as its context in the activity log. */
+const opId = (idempotencyKey: string | undefined, method: RpcMethod): { opId: string | null, context: string } => ({ opId: idempotencyKey ?? null, context: `RPC ${method}` })
 
 const METHODS: Record<RpcMethod, Method> = {
   'files.read': method(RpcParams['files.read'], undefined,
     async (files, actor, { format: _format, ...p }) => (await files.read(actor, p)).entry),
   'files.write': method(RpcParams['files.write'], MutationType.write,
-    async (files, actor, { idempotencyKey, ...p }) => (await files.write(actor, p, opId(idempotencyKey))).body),
+    async (files, actor, { idempotencyKey, ...p }) => (await files.write(actor, p, opId(idempotencyKey, 'files.write'))).body),
   'files.delete': method(RpcParams['files.delete'], MutationType.delete,
-    async (files, actor, { idempotencyKey, ...p }) => (await files.remove(actor, p, opId(idempotencyKey))).body),
+    async (files, actor, { idempotencyKey, ...p }) => (await files.remove(actor, p, opId(idempotencyKey, 'files.delete'))).body),
   'operations.apply': method(RpcParams['operations.apply'], MutationType.operation,
-    async (files, actor, { workspaceId, idempotencyKey, ...op }) => (await files.apply(actor, workspaceId, op, opId(idempotencyKey))).body),
+    async (files, actor, { workspaceId, idempotencyKey, ...op }) => (await files.apply(actor, workspaceId, op, opId(idempotencyKey, 'operations.apply'))).body),
   'operations.batch': method(RpcParams['operations.batch'], MutationType.batch,
-    async (files, actor, p) => (await files.batch(actor, p.workspaceId, p.operations, opId(p.idempotencyKey))).body),
+    async (files, actor, p) => (await files.batch(actor, p.workspaceId, p.operations, opId(p.idempotencyKey, 'operations.batch'))).body),
   'tree.list': method(RpcParams['tree.list'], undefined,
     async (files, actor, { workspaceId, ...query }) => await files.tree(actor, workspaceId, query)),
   'changes.list': method(RpcParams['changes.list'], undefined,
     async (files, actor, p) => await files.changes(actor, p.workspaceId, p.since, p.limit)),
   // search (issue 13): the search service, as POST …/search (never streamed here) and GET …/find
   search: method(RpcParams.search, undefined, async (_files, actor, p, ctx) => await searchOf(ctx, 'search').search(actor, p)),
-  find: method(RpcParams.find, undefined, async (_files, actor, p, ctx) => await searchOf(ctx, 'find').find(actor, p))
+  find: method(RpcParams.find, undefined, async (_files, actor, p, ctx) => await searchOf(ctx, 'find').find(actor, p)),
+  // forks (issue 16): the snapshot service, as POST …/fork; the result is the new workspace
+  'workspaces.fork': method(RpcParams['workspaces.fork'], ActivityType.fork,
+    async (_files, actor, { workspaceId, idempotencyKey, ...body }, ctx) => (await snapshotsOf(ctx, 'workspaces.fork').fork(actor, workspaceId, body, opId(idempotencyKey, 'workspaces.fork'))).body)
+}
+function snapshotsOf (ctx: RpcContext, name: string): SnapshotService {
+  if (ctx.snapshots === undefined) throw errors.methodNotFound(name)
+  return ctx.snapshots
 }
 function searchOf (ctx: RpcContext, name: string): SearchService {
   if (ctx.search === undefined) throw errors.methodNotFound(name)
@@ -66,6 +75,7 @@ const methods = new Map<string, Method>(Object.entries(METHODS))
 export interface RpcContext {
   files: FileService
   search?: SearchService
+  snapshots?: SnapshotService
   actor: Actor
   log: Pick<FastifyBaseLogger, 'error'>
   /** a 500's own message goes to the client only in development, as REST does (error-handler) */
@@ -94,7 +104,8 @@ export async function callRpc (ctx: RpcContext, id: string | number, name: strin
         type: entry.activity,
         workspaceId: text(params.workspaceId),
         op: text(params.type),
-        path: text(params.path)
+        path: text(params.path),
+        context: `RPC ${name}`
       }, err, performance.now() - started)
     }
     const e = toAppError(err)

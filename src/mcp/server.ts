@@ -12,6 +12,7 @@ import type { SessionRegistry } from '../accounts/sessions.js'
 import { requireRole } from '../accounts/workspaces.js'
 import type { FileService } from '../files/service.js'
 import type { SearchService } from '../search/service.js'
+import type { SnapshotService } from '../snapshots/service.js'
 import { McpArgs, McpToolOutput } from '../../schemas/mcp.js'
 import { capText, errorText } from './format.js'
 import { TOOLS, type Tool, type ToolContext } from './tools.js'
@@ -27,6 +28,7 @@ import { TOOLS, type Tool, type ToolContext } from './tools.js'
 export interface McpDeps {
   files: FileService
   search: SearchService
+  snapshots: SnapshotService
   db: Db
   sessions: SessionRegistry
   config: Config
@@ -62,7 +64,7 @@ const INSTRUCTIONS = 'The files of one Workbench workspace. Its root is /: /src/
 export type McpService = ReturnType<typeof createMcp>
 
 export function createMcp (deps: McpDeps) {
-  const { files, search, db, sessions, config } = deps
+  const { files, search, snapshots, db, sessions, config } = deps
   const ajv = makeAjv()
   const tools = new Map<string, { tool: Tool, validate: ValidateFunction }>(
     TOOLS.map(tool => [tool.name, { tool, validate: ajv.compile(McpArgs[tool.name]) }]))
@@ -92,7 +94,7 @@ export function createMcp (deps: McpDeps) {
         throw schemaErrors(`invalid arguments for ${name}: ${first?.instancePath === '' || first === undefined ? 'arguments' : first.instancePath} ${first?.message ?? 'invalid'}`,
           entry.validate.errors ?? [])
       }
-      const ctx: ToolContext = { files, search, actor: call.actor, workspaceId: call.workspaceId, maxResultBytes: config.MCP_MAX_RESULT_BYTES, exposeInternal }
+      const ctx: ToolContext = { files, search, snapshots, actor: call.actor, workspaceId: call.workspaceId, maxResultBytes: config.MCP_MAX_RESULT_BYTES, exposeInternal }
       const result = await entry.tool.run(ctx, input)
       const capped = result.truncated === true
         ? { text: result.text, truncated: true }

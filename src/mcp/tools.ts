@@ -4,6 +4,7 @@ import { batchError, errors, toAppError } from '../core/errors.js'
 import { ROOT, parentOf } from '../files/paths.js'
 import type { FileService } from '../files/service.js'
 import type { SearchService } from '../search/service.js'
+import { ActivityType, type SnapshotService } from '../snapshots/service.js'
 import { MutationType } from '../mutations/activity.js'
 import type { McpArgs, McpToolName } from '../../schemas/mcp.js'
 import type { FileMeta, Operation } from '../../schemas/files.js'
@@ -20,6 +21,8 @@ import { agentPath, relativeTo } from './paths.js'
 export interface ToolContext {
   files: FileService
   search: SearchService
+  /** snapshots and forks (fork_workspace) */
+  snapshots: SnapshotService
   actor: Actor
   workspaceId: string
   maxResultBytes: number
@@ -50,7 +53,7 @@ export interface Tool {
   description: string
   annotations: ToolAnnotations
   /** a mutating tool's activity type: its refusals before the service are logged, as REST's */
-  activity?: MutationType
+  activity?: string
   /** the operation a refused call is logged with */
   op?: string
   run: (ctx: ToolContext, args: Record<string, unknown>) => Promise<ToolResult>
@@ -65,7 +68,7 @@ const write = (title: string, destructive: boolean, idempotent: boolean) =>
   ({ title, readOnlyHint: false, destructiveHint: destructive, idempotentHint: idempotent, openWorldHint: false as const })
 
 function tool<N extends McpToolName> (name: N, description: string, annotations: ToolAnnotations,
-  run: (ctx: ToolContext, args: McpArgs<N>) => Promise<ToolResult>, mutation?: { activity: MutationType, op?: string }): Tool {
+  run: (ctx: ToolContext, args: McpArgs<N>) => Promise<ToolResult>, mutation?: { activity: string, op?: string }): Tool {
   return {
     name,
     description,
@@ -487,5 +490,19 @@ export const TOOLS: Tool[] = [
       const { body } = await ctx.files.batch(ctx.actor, ctx.workspaceId, ops)
       const lines = body.results.map((r, i) => `${i}: ${ops[i]?.type ?? '?'} ${ops[i]?.path ?? ''} -> ${ofData(r.data)} (revision ${r.revision})`)
       return { text: `Applied ${ops.length} operations\n${lines.join('\n')}\n${revisionLine(body.revision)}`, revision: body.revision, rest: () => 'The batch is complete; list its changes with list_changes.' }
-    }, { activity: MutationType.batch })
+    }, { activity: MutationType.batch }),
+
+  tool('fork_workspace',
+    'Fork this workspace: a new workspace, yours, holding this one\'s files and directories as they are (or as they were ' +
+    'at revision) as its revision 1, to try something without touching this one. Copies no bytes, so it is quick. ' +
+    'Answers the new workspace\'s id: connect to its own MCP endpoint (/v1/workspaces/<id>/mcp) to work in it.',
+    write('Fork Workspace', false, false),
+    async (ctx, args) => {
+      const { body } = await ctx.snapshots.fork(ctx.actor, ctx.workspaceId, args)
+      const from = body.forkedFrom
+      return {
+        text: `Forked workspace ${ctx.workspaceId} at revision ${from?.revision ?? 0} into ${body.id} (${JSON.stringify(body.name)})\n` +
+          `workspace: ${body.id}\nmcp: /v1/workspaces/${body.id}/mcp\nrevision: ${body.revision} (of the fork)`
+      }
+    }, { activity: ActivityType.fork })
 ]

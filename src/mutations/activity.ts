@@ -1,7 +1,9 @@
-import type { ActivityRow, Db, Executor } from '../db/schema.js'
+import type { Insertable } from 'kysely'
+import type { ActivityRow, ActivityTable, Db, Executor } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { errors } from '../core/errors.js'
-import { mdCode, mdText } from './markdown.js'
+import { mdCode, mdFence, mdText } from './markdown.js'
+import type { ReadLog } from './read-log.js'
 import type { ActivityPage, ActivityRecord, SessionSummary } from '../../schemas/sessions.js'
 
 /**
@@ -15,9 +17,22 @@ export const MutationType = {
   delete: 'file.delete',
   operation: 'operation',
   batch: 'batch',
-  revert: 'revert'
+  revert: 'revert',
+  /** an archive applied as one batch (src/archive) */
+  import: 'archive.import'
 } as const
 export type MutationType = typeof MutationType[keyof typeof MutationType]
+
+/** An HTTP request as an entry's context: `<METHOD> <URL>` (the URL as sent, path and query). */
+export function requestContext (request: { method: string, url: string }): string {
+  return `${request.method} ${request.url}`
+}
+
+/** A mutating HTTP request's meta: its Idempotency-Key (if any) and its context. */
+export function requestMeta (request: { method: string, url: string, headers: Record<string, string | string[] | undefined> }): { opId: string | null, context: string } {
+  const key = request.headers['idempotency-key']
+  return { opId: typeof key === 'string' ? key : null, context: requestContext(request) }
+}
 
 /** An entry to record: what a session did, before it has an id (unset fields are stored as null). */
 export interface NewActivity {
@@ -34,6 +49,12 @@ export interface NewActivity {
   durationMs: number
   details?: Record<string, unknown> | null
   at?: Date
+  /** the request: `PUT /v1/…` over HTTP, `RPC files.write` or `WS subscribe` over a WebSocket */
+  context?: string | null
+  /** a failure's error message */
+  message?: string | null
+  /** a failure's stack trace: kept for a 5xx in development only (`ActivityRecorder`) */
+  stack?: string | null
 }
 
 /**
@@ -48,14 +69,31 @@ function settle (e: NewActivity): NewActivity {
   if (typeof e.op === 'string') e.op = storable(e.op)
   if (typeof e.path === 'string') e.path = storable(e.path)
   if (typeof e.newPath === 'string') e.newPath = storable(e.newPath)
+  if (typeof e.context === 'string') e.context = storable(e.context.slice(0, MAX_CONTEXT))
+  if (typeof e.message === 'string') e.message = storable(e.message.slice(0, MAX_MESSAGE))
+  if (typeof e.stack === 'string') e.stack = storable(e.stack.slice(0, MAX_STACK))
   return e
 }
+
+/** Bounds of the text fields a request's failure brings (a URL is bounded by the header limit, 16 KiB). */
+const MAX_CONTEXT = 2048
+const MAX_MESSAGE = 2048
+const MAX_STACK = 16_384
 
 const storable = (s: string): string => s.replaceAll('\u0000', '\ufffd').toWellFormed()
 
 export async function insertActivity (db: Executor, entry: NewActivity): Promise<void> {
+  await db.insertInto('activity').values(activityRow(entry)).execute()
+}
+
+/** Many entries in one statement (the reads' queue, `ReadLog`). */
+export async function insertActivities (db: Executor, entries: NewActivity[]): Promise<void> {
+  if (entries.length > 0) await db.insertInto('activity').values(entries.map(activityRow)).execute()
+}
+
+function activityRow (entry: NewActivity): Insertable<ActivityTable> {
   const e = settle(entry)
-  await db.insertInto('activity').values({
+  return {
     session_id: e.sessionId,
     user_id: e.userId,
     workspace_id: e.workspaceId ?? null,
@@ -68,8 +106,11 @@ export async function insertActivity (db: Executor, entry: NewActivity): Promise
     code: e.code ?? null,
     revision: e.revision ?? null,
     duration_ms: e.durationMs,
-    details: e.details == null ? null : JSON.stringify(e.details)
-  }).execute()
+    details: e.details == null ? null : JSON.stringify(e.details),
+    context: e.context ?? null,
+    message: e.message ?? null,
+    stack: e.stack ?? null
+  }
 }
 
 export function toActivityRecord (r: ActivityRow): ActivityRecord {
@@ -87,7 +128,10 @@ export function toActivityRecord (r: ActivityRow): ActivityRecord {
     code: r.code,
     revision: r.revision,
     durationMs: r.duration_ms,
-    details: r.details
+    details: r.details,
+    context: r.context,
+    message: r.message,
+    stack: r.stack
   }
 }
 
@@ -98,7 +142,8 @@ export async function listSessions (db: Db, actor: Actor, limit = 1000): Promise
       'session_id as id',
       eb.fn.min('at').as('startedAt'),
       eb.fn.max('at').as('lastActivityAt'),
-      eb.fn.countAll<string>().filterWhere('type', 'not like', 'ws.%').as('operations'),
+      // Neither socket connects and disconnects nor, with ACTIVITY_LOG_READS, reads and messages.
+      eb.fn.countAll<string>().filterWhere(f => f.and([f('type', 'not like', 'ws.%'), f('type', 'not in', ['read', 'ws'])])).as('operations'),
       eb.fn.countAll<string>().filterWhere('status', '>=', 400).as('errors')
     ])
     .where('user_id', '=', actor.userId)
@@ -120,23 +165,37 @@ export async function listActivity (db: Db, actor: Actor, sessionId: string, lim
 }
 
 /**
- * One Markdown section per entry: `## <ISO time> - <type>` with its operation, path, outcome.
- * Every field is rendered on its own line and escaped (`markdown.ts`): a path, an op or a detail
- * sent by a client can never end its line, start a heading, or leave its code span, so one entry
- * can never read as another.
+ * One Markdown section per entry, in the brief's layout: `## <ISO time> - Backend Activity`, or
+ * `## <ISO time> - Backend Error` for a failure (status 400 or more), then a blank line and one
+ * `### <Field>: <value>` line per field present: Type, Operation, Path, Duration, for a failure
+ * Error (`CODE: message`) and Context (the request), then Details (status, revision, workspace,
+ * new path, the details object), and last, for a 5xx in development, `### Stack Trace:` and the
+ * stack in a fenced block.
+ * Every field is escaped (`markdown.ts`): a path, an op, a message or a detail sent by a client
+ * can never end its line, start a heading, or leave its code span or fence, so one entry can
+ * never read as another.
  */
 export function markdownSection (e: NewActivity | ActivityRecord): string {
   const at = new Date(e.at ?? Date.now()).toISOString()
-  const lines = [`## ${at} - ${mdText(e.type)}`, '']
-  if (e.op != null) lines.push(`- operation: ${mdText(e.op)}`)
-  if (e.workspaceId != null) lines.push(`- workspace: ${mdText(e.workspaceId)}`)
-  if (e.path != null) lines.push(`- path: ${mdCode(e.path)}`)
-  if (e.newPath != null) lines.push(`- new path: ${mdCode(e.newPath)}`)
-  lines.push(`- status: ${Number(e.status)}${e.code == null ? '' : ` ${mdText(e.code)}`}`)
-  if (e.revision != null) lines.push(`- revision: ${Number(e.revision)}`)
-  lines.push(`- duration: ${Number(e.durationMs)} ms`)
+  const status = Number(e.status)
+  const failed = status >= 400
+  const lines = [`## ${at} - Backend ${failed ? 'Error' : 'Activity'}`, '', `### Type: ${mdText(e.type)}`]
+  if (e.op != null) lines.push(`### Operation: ${mdText(e.op)}`)
+  if (e.path != null) lines.push(`### Path: ${mdCode(e.path)}`)
+  lines.push(`### Duration: ${Number(e.durationMs)}ms`)
+  if (failed) {
+    const message = e.message == null || e.message === '' ? '' : `: ${mdText(e.message)}`
+    lines.push(`### Error: ${mdText(e.code ?? String(status))}${message}`)
+    if (e.context != null) lines.push(`### Context: ${mdText(e.context)}`)
+  }
+  const details = [`status ${status}`]
+  if (e.revision != null) details.push(`revision ${Number(e.revision)}`)
+  if (e.workspaceId != null) details.push(`workspace ${mdText(e.workspaceId)}`)
+  if (e.newPath != null) details.push(`new path ${mdCode(e.newPath)}`)
   // Keys sorted: jsonb reorders them, and the mirror renders the entry before it went through jsonb.
-  if (e.details != null && Object.keys(e.details).length > 0) lines.push(`- details: ${mdCode(sortedJson(e.details))}`)
+  if (e.details != null && Object.keys(e.details).length > 0) details.push(mdCode(sortedJson(e.details)))
+  lines.push(`### Details: ${details.join(', ')}`)
+  if (failed && e.stack != null && e.stack !== '') lines.push('### Stack Trace:', '', mdFence(e.stack))
   return lines.join('\n') + '\n\n'
 }
 
@@ -148,6 +207,16 @@ function sortedJson (value: unknown): string {
 
 export function markdownLog (sessionId: string, entries: ActivityRecord[]): string {
   return `# Session ${sessionId}\n\n` + entries.map(markdownSection).join('')
+}
+
+/**
+ * Outside development a 500 says in the log only what its answer says (`publicError`: the generic
+ * message), and no entry keeps a stack trace; in development a 5xx keeps both. In place.
+ */
+export function redactFailure (entry: NewActivity, development: boolean): NewActivity {
+  if (entry.status < 500 || !development) entry.stack = null
+  if (entry.status === 500 && !development && entry.message != null) entry.message = errors.internal().message
+  return entry
 }
 
 /** Who owns a session id (src/accounts/sessions.ts). */
@@ -163,11 +232,21 @@ export class ActivityRecorder {
   readonly #pending = new Set<Promise<void>>()
   /** each session's latest entry being recorded on its own */
   readonly #last = new Map<string, Promise<void>>()
+  /** NODE_ENV=development: a 5xx keeps its stack trace and its own message */
+  readonly #development: boolean
+  /** ACTIVITY_LOG_READS: the reads' queue (./read-log.ts); undefined when off */
+  reads: ReadLog | undefined
 
-  constructor (db: Db, sessions: SessionOwners, mirror?: { append: (sessionId: string, text: string) => boolean }) {
+  constructor (db: Db, sessions: SessionOwners, mirror?: { append: (sessionId: string, text: string) => boolean }, options: { development?: boolean } = {}) {
     this.#db = db
     this.#sessions = sessions
     this.#mirror = mirror
+    this.#development = options.development ?? false
+  }
+
+  /** What a failure's entry may say (`redactFailure`), in place: the mirror renders this very object. */
+  redact (entry: NewActivity): NewActivity {
+    return redactFailure(entry, this.#development)
   }
 
   /**
@@ -178,9 +257,9 @@ export class ActivityRecorder {
     await this.#sessions.claim(userId, sessionId)
   }
 
-  /** Inside a write transaction; call `committed` after the commit. */
-  async write (executor: Executor, entry: NewActivity): Promise<void> {
-    await insertActivity(executor, entry)
+  /** Inside a write transaction (many in one statement); call `committed` for each after the commit. */
+  async write (executor: Executor, entries: NewActivity[]): Promise<void> {
+    await insertActivities(executor, entries.map(e => this.redact(e)))
   }
 
   committed (entry: NewActivity): void {
@@ -206,7 +285,7 @@ export class ActivityRecorder {
 
   async #record (entry: NewActivity, onError: (err: unknown) => void): Promise<void> {
     try {
-      await insertActivity(this.#db, entry)
+      await insertActivity(this.#db, this.redact(entry))
       this.committed(entry)
     } catch (err) {
       onError(err)

@@ -76,3 +76,16 @@ export async function storeResponse (db: Executor, userId: string, key: string, 
       .where('idempotency_keys.request_hash', '=', hash).where('idempotency_keys.status_code', '=', 0))
     .execute()
 }
+
+/** A claimed key's response, to be stored with others (`storeResponses`). */
+export interface KeyedResponse { userId: string, key: string, hash: string, response: StoredResponse }
+
+/** The responses of keys claimed in this transaction, in one statement (a group's; at most one per key). */
+export async function storeResponses (trx: Trx, responses: KeyedResponse[]): Promise<void> {
+  if (responses.length === 0) return
+  await trx.insertInto('idempotency_keys')
+    .values(responses.map(r => ({ user_id: r.userId, key: r.key, request_hash: r.hash, status_code: r.response.statusCode, body: JSON.stringify(r.response.body) })))
+    .onConflict(oc => oc.columns(['user_id', 'key']).doUpdateSet(eb => ({ status_code: eb.ref('excluded.status_code'), body: eb.ref('excluded.body') }))
+      .where('idempotency_keys.request_hash', '=', eb => eb.ref('excluded.request_hash')).where('idempotency_keys.status_code', '=', 0))
+    .execute()
+}

@@ -41,3 +41,17 @@ export function mdCode (value: string): string {
   const pad = /^`|`$/.test(text) || (/^ /.test(text) && / $/.test(text)) ? ' ' : ''
   return `${fence}${pad}${text}${pad}${fence}`
 }
+
+/**
+ * A fenced code block that holds a text of many lines (a stack trace) and nothing else: split at
+ * its line feeds, each line has its other control characters made visible and is indented by four
+ * spaces, so no line can close the fence (a closing fence is indented three spaces at most) nor
+ * start with `#` for a tool that reads the log line by line; the fence is also longer than any run
+ * of backticks inside.
+ */
+export function mdFence (value: string): string {
+  const lines = value.split(/\r?\n/).map(line => `    ${escapeControls(line)}`)
+  const longest = Math.max(0, ...lines.flatMap(line => [...line.matchAll(/`+/g)].map(m => m[0].length)))
+  const fence = '`'.repeat(Math.max(3, longest + 1))
+  return [fence, ...lines, fence].join('\n')
+}

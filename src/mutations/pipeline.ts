@@ -1,8 +1,9 @@
 import type { Db, Trx } from '../db/schema.js'
+import { storeBlobs, type BlobContent } from '../db/queries.js'
 import type { Actor } from '../accounts/auth.js'
-import { toAppError } from '../core/errors.js'
+import { toAppError, type AppError } from '../core/errors.js'
 import { isUuid } from '../core/validation.js'
-import { claimKey, findResponse, Replay, requestHash, storeResponse } from './idempotency.js'
+import { claimKey, findResponse, Replay, requestHash, storeResponse, storeResponses, type KeyedResponse } from './idempotency.js'
 import type { ActivityRecorder, NewActivity } from './activity.js'
 import { approxBytes, GroupCommit, type GroupCommitOptions } from './group-commit.js'
 import type { Change } from '../../schemas/files.js'
@@ -12,7 +13,7 @@ import type { Change } from '../../schemas/files.js'
  * (in the write's transaction on success, after the rollback on failure), and publishing its
  * changes once committed. The file service describes each mutation (a `MutationSpec`); REST
  * routes and WebSocket RPC both reach it through the service. Mutations of one workspace that
- * arrive together share a transaction, each in a savepoint of its own (group commit,
+ * arrive together share a transaction, each keeping its own outcome (group commit,
  * ./group-commit.ts, reached through `TransactionHooks.transaction`).
  */
 
@@ -25,6 +26,8 @@ export interface Result<T> {
 export interface MutationMeta {
   /** Idempotency-Key: replays the first response; also recorded as the changes' opId */
   opId?: string | null
+  /** the request, for the activity log: `PUT /v1/…` (REST), `RPC files.write` (WebSocket) */
+  context?: string | null
 }
 
 /** Hooks that run inside the write transaction (idempotency keys, activity entries). */
@@ -35,15 +38,22 @@ export interface TransactionHooks<R> {
   beforeCommit?: (trx: Trx, result: R) => Promise<void>
   /**
    * How to run the transaction: the pipeline's group commit (src/mutations/group-commit.ts), where
-   * `work` may share one transaction with other requests to the same workspace, inside a savepoint
-   * of its own; resolves once committed. Without it, a transaction of its own (`transactionOf`).
+   * `work` may share one transaction with other requests to the same workspace (and may run more
+   * than once: it must leave nothing behind but its statements); resolves once committed. Without it, a transaction of its own (`transactionOf`).
+   * `blobs`, the contents `work` writes, are stored before it runs (a group stores all its
+   * members' in one statement, before its first member).
    */
-  transaction?: <X>(work: (trx: Trx) => Promise<X>) => Promise<X>
+  transaction?: Runner
 }
 
+export type Runner = <X>(work: (trx: Trx) => Promise<X>, blobs?: BlobContent[]) => Promise<X>
+
 /** The transaction runner a mutation's `run` uses: the hooks' (the group commit), else its own. */
-export function transactionOf (db: Db, hooks: { transaction?: TransactionHooks<unknown>['transaction'] }): <X>(work: (trx: Trx) => Promise<X>) => Promise<X> {
-  return hooks.transaction ?? (async work => await db.transaction().execute(work))
+export function transactionOf (db: Db, hooks: { transaction?: Runner }): Runner {
+  return hooks.transaction ?? (async (work, blobs = []) => await db.transaction().execute(async trx => {
+    await storeBlobs(trx, blobs)
+    return await work(trx)
+  }))
 }
 
 /** One kind of mutation: how to run it, what it answers, and how the activity log names it. */
@@ -71,6 +81,8 @@ export interface Rejected {
   workspaceId: string | null
   op?: string | null
   path?: string | null
+  /** the request, as `MutationMeta.context` */
+  context?: string | null
 }
 
 /** Where committed changes go to reach subscribers (the fan-out). */
@@ -86,15 +98,28 @@ export interface MutationPipeline {
 /** Failures already in the activity log (recorded by `runMutation`), so they are recorded once. */
 const recordedFailures = new WeakSet<object>()
 
+/** What a mutation writes last, with the other members of its group (one statement each for all). */
+interface MemberRecords {
+  activity: NewActivity
+  /** under an Idempotency-Key */
+  response: KeyedResponse | null
+}
+
 interface PipelineDeps {
   db: Db
   activity: ActivityRecorder
   publisher: ChangePublisher
-  groups: GroupCommit
+  groups: GroupCommit<MemberRecords>
 }
 
 export function createMutationPipeline (deps: Omit<PipelineDeps, 'groups'> & { groupCommit?: GroupCommitOptions }): MutationPipeline {
-  const groups = new GroupCommit(deps.db, deps.groupCommit ?? { enabled: false, maxMembers: 1, maxBytes: 0, maxMs: 0 })
+  const groups = new GroupCommit<MemberRecords>(deps.db, {
+    ...deps.groupCommit ?? { enabled: false, maxMembers: 1, maxBytes: 0, maxMs: 0 },
+    writeRecords: async (trx, records) => {
+      await deps.activity.write(trx, records.map(r => r.activity))
+      await storeResponses(trx, records.flatMap(r => r.response ?? []))
+    }
+  })
   const all = { ...deps, groups }
   return {
     run: async (actor, spec, meta) => await runMutation(all, actor, spec, meta),
@@ -117,6 +142,7 @@ async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: Mutati
     newPath: spec.newPath ?? null,
     status,
     durationMs: performance.now() - started,
+    context: meta.context ?? null,
     ...extra
   })
   // Before anything can be recorded under them, and outside the try: refused, nothing is
@@ -140,21 +166,25 @@ async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: Mutati
     }
     const result = await spec.run({
       begin: async trx => { if (key !== null) await claimKey(trx, actor.userId, key, hash) },
-      beforeCommit: async (trx, r) => {
+      // (its records are written with the group's: `records` below)
+      beforeCommit: async (_trx, r) => {
         const res = spec.respond(r)
-        const log = entry(res.statusCode, { revision: spec.revision(r), details: spec.details?.(r) ?? null })
+        const log = entry(res.statusCode, { revision: spec.revision(r), details: spec.details?.(r) ?? null, at: new Date() })
         response = res
         logged = log
-        await activity.write(trx, log)
-        if (key !== null) await storeResponse(trx, actor.userId, key, hash, res)
         const changes = spec.changes(r)
         afterCommit = () => {
           activity.committed(log)
           void publisher.publishChanges(spec.workspaceId, changes)
         }
       },
-      transaction: async work => await groups.run(spec.workspaceId, {
+      transaction: async (work, blobs) => await groups.run(spec.workspaceId, {
         work,
+        ...(blobs === undefined ? {} : { blobs }),
+        reads: [spec.path, spec.newPath].filter(p => typeof p === 'string'),
+        records: () => logged === undefined || response === undefined
+          ? undefined
+          : { activity: logged, response: key === null ? null : { userId: actor.userId, key, hash, response } },
         bytes: approxBytes(spec.params),
         key: key === null ? null : `${actor.userId}\u0000${key}`,
         committed: onCommit
@@ -166,7 +196,7 @@ async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: Mutati
   } catch (err) {
     if (err instanceof Replay) return err.response as Result<T>
     const e = toAppError(err)
-    if (isRecorded(e.statusCode)) void activity.record(entry(e.statusCode, { code: e.code }))
+    if (isRecorded(e.statusCode)) void activity.record(entry(e.statusCode, failure(e, err)))
     if (typeof err === 'object' && err !== null) recordedFailures.add(err)
     if (key !== null && e.statusCode < 500) {
       await storeResponse(db, actor.userId, key, hash, { statusCode: e.statusCode, body: e.toJSON() }).catch(() => {})
@@ -208,7 +238,13 @@ function recordRejected (activity: ActivityRecorder, actor: Actor, mutation: Rej
     path: typeof mutation.path === 'string' ? mutation.path.slice(0, 1100).replaceAll('\u0000', '\ufffd') : null,
     newPath: null,
     status: e.statusCode,
-    code: e.code,
-    durationMs
+    durationMs,
+    context: mutation.context ?? null,
+    ...failure(e, err)
   })
+}
+
+/** A failure's code and message, and the thrown error's stack (the recorder keeps it for a 5xx in development only). */
+function failure (e: AppError, err: unknown): Pick<NewActivity, 'code' | 'message' | 'stack'> {
+  return { code: e.code, message: e.message, stack: err instanceof Error ? err.stack ?? null : null }
 }

@@ -46,22 +46,40 @@ async function locked (db: Db, work: (trx: Trx) => Promise<number>): Promise<num
   })
 }
 
+/**
+ * Changes older than the cutoff, in batches. A snapshot (sql/007-snapshots-forks.sql) keeps its
+ * revision readable: the tree at a revision is the current files with every later change undone,
+ * so a workspace's pruned_through never passes its lowest snapshot's revision. Changes above it
+ * are not candidates at all (so a batch never stalls on them); the bound is read again after the
+ * workspace row is locked, which snapshot creation holds FOR SHARE while it checks pruned_through.
+ */
 async function pruneChanges (db: Db, cutoff: Date): Promise<number> {
   let total = 0
   for (;;) {
     const deleted = await locked(db, async trx => {
-      const old = await trx.selectFrom('changes').select(['workspace_id', 'revision'])
-        .where('at', '<', cutoff).orderBy('at').limit(BATCH).execute()
+      const old = await trx.selectFrom('changes as c').select(['c.workspace_id', 'c.revision'])
+        .where('c.at', '<', cutoff)
+        .where(eb => eb.not(eb.exists(eb.selectFrom('snapshots as s').select('s.revision')
+          .whereRef('s.workspace_id', '=', 'c.workspace_id').whereRef('s.revision', '<', 'c.revision'))))
+        .orderBy('c.at').limit(BATCH).execute()
       if (old.length === 0) return 0
       const through = new Map<string, number>()
       for (const c of old) through.set(c.workspace_id, Math.max(through.get(c.workspace_id) ?? 0, c.revision))
-      for (const [workspaceId, revision] of through) {
+      let pruned = 0
+      for (const [workspaceId, candidate] of through) {
+        const ws = await trx.selectFrom('workspaces').select('id').where('id', '=', workspaceId).forUpdate().executeTakeFirst()
+        if (ws === undefined) continue
+        const kept = await trx.selectFrom('snapshots').select(eb => eb.fn.min<number | null>('revision').as('r'))
+          .where('workspace_id', '=', workspaceId).executeTakeFirst()
+        const revision = kept?.r == null ? candidate : Math.min(candidate, Number(kept.r))
         // Everything up to `revision` goes, so the retained feed stays gap-free from pruned_through.
         await trx.updateTable('workspaces').set({ pruned_through: sql<number>`greatest(pruned_through, ${revision}::bigint)` })
           .where('id', '=', workspaceId).execute()
-        await trx.deleteFrom('changes').where('workspace_id', '=', workspaceId).where('revision', '<=', revision).execute()
+        const gone = await trx.deleteFrom('changes').where('workspace_id', '=', workspaceId).where('revision', '<=', revision).executeTakeFirst()
+        pruned += Number(gone.numDeletedRows)
       }
-      return old.length
+      // A batch that found candidates but pruned none of them (a snapshot created meanwhile) ends the pass.
+      return pruned === 0 ? 0 : old.length
     })
     total += deleted
     if (deleted < BATCH) return total

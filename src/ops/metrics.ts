@@ -37,6 +37,8 @@ export interface Metrics {
   readonly wsSubscriptions: Counter<'resume'>
   /** WebSocket connections opened on this instance (their rate is the reconnect rate) */
   readonly wsConnectionsOpened: Counter
+  /** requests each group commit's transaction ran (src/mutations/group-commit.ts), 1 for one alone */
+  readonly groupCommitSize: Histogram
   /** Prometheus text: this instance's, or every worker's summed when running with WORKERS > 1 */
   text: () => Promise<string>
   /** this instance's counter totals since start, for /v1/stats */
@@ -122,6 +124,7 @@ export function createMetrics (sources: MetricSources): Instruments {
     cacheEvictions: new Counter({ name: `${PREFIX}cache_evictions_total`, help: 'Entries the read cache dropped to stay within its bound, by layer', labelNames: ['layer'] as const, registers: [registry] }),
     wsSubscriptions: new Counter({ name: `${PREFIX}ws_subscriptions_total`, help: 'WebSocket subscriptions; resume="true": with since (a reconnect resuming)', labelNames: ['resume'] as const, registers: [registry] }),
     wsConnectionsOpened: new Counter({ name: `${PREFIX}ws_connections_opened_total`, help: 'WebSocket connections opened on this instance', registers: [registry] }),
+    groupCommitSize: new Histogram({ name: `${PREFIX}group_commit_size`, help: 'Mutations run in one group commit transaction (1: alone)', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [registry] }),
     text: async () => await registry.metrics(),
     totals: async () => ({
       cacheHits: await sum(metrics.cacheHits),

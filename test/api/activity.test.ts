@@ -69,10 +69,13 @@ async function twentyRequests (ctx: Ctx): Promise<{ expected: Expected[], respon
   return { expected, responses }
 }
 
-/** The `## <time> - <type>` sections of a Markdown log, each with its body. */
+/** The `## <time> - Backend …` sections of a Markdown log, each with its body. */
 function sections (markdown: string): string[] {
   return markdown.split(/^(?=## )/m).filter(s => s.startsWith('## '))
 }
+
+/** A section's `### Type:` */
+const typeOf = (section: string): string | undefined => /^### Type: (.*)$/m.exec(section)?.[1]
 
 t.test('a session of 20 mutations: ordered activity, log.md, the failure, privacy, sessions list, pagination, CHAT_LOG_DIR mirror', async t => {
   const root = await mkdtemp(join(tmpdir(), 'wb-chatlog-'))
@@ -147,17 +150,20 @@ t.test('a session of 20 mutations: ordered activity, log.md, the failure, privac
     t.ok(logMd.startsWith(`# Session ${sid}\n`), 'titled with the session')
     const secs = sections(logMd)
     t.equal(secs.length, 22, 'one section per entry')
-    t.same(secs.map(s => s.split('\n')[0]), items.map(a => `## ${a.at} - ${a.type}`), 'each section headed `## <ISO time> - <type>`, in order')
+    t.same(secs.map(s => s.split('\n')[0]), items.map(a => `## ${a.at} - Backend ${a.status >= 400 ? 'Error' : 'Activity'}`),
+      'each section headed `## <ISO time> - Backend Activity` (or `Backend Error`), in order')
     for (const [i, a] of items.entries()) {
       const s = secs[i] ?? ''
-      if (a.op !== null) t.match(s, `- operation: ${a.op}\n`, `section ${i}: operation`)
-      if (a.path !== null) t.match(s, `- path: \`${a.path}\`\n`, `section ${i}: path`)
-      if (a.newPath !== null) t.match(s, `- new path: \`${a.newPath}\`\n`, `section ${i}: new path`)
-      t.match(s, `- status: ${a.status}${a.code === null ? '' : ` ${a.code}`}\n`, `section ${i}: status`)
-      t.match(s, `- duration: ${a.durationMs} ms\n`, `section ${i}: duration`)
-      if (a.revision !== null) t.match(s, `- revision: ${a.revision}\n`, `section ${i}: revision`)
+      t.match(s, `\n\n### Type: ${a.type}\n`, `section ${i}: type`)
+      if (a.op !== null) t.match(s, `### Operation: ${a.op}\n`, `section ${i}: operation`)
+      if (a.path !== null) t.match(s, `### Path: \`${a.path}\`\n`, `section ${i}: path`)
+      t.match(s, `### Duration: ${a.durationMs}ms\n`, `section ${i}: duration`)
+      const details = [`status ${a.status}`, ...(a.revision === null ? [] : [`revision ${a.revision}`]), ...(a.workspaceId === null ? [] : [`workspace ${a.workspaceId}`]),
+        ...(a.newPath === null ? [] : [`new path \`${a.newPath}\``])].join(', ')
+      t.match(s, `### Details: ${details}`, `section ${i}: details`)
     }
-    t.match(secs[21], /- status: 412 PRECONDITION_FAILED\n/, 'the failed update shows its code')
+    t.match(secs[21], /^### Error: PRECONDITION_FAILED: .+\n### Context: PUT \/v1\/workspaces\/[0-9a-f-]+\/files\/a\/f1\.txt\n/m, 'the failed update shows its code, message and request')
+    t.notMatch(logMd, /Stack Trace/, 'no stack trace (not in development, and a 412 has none anyway)')
   })
 
   await t.test('another user gets 404 for this session, and sees only their own sessions', async t => {
@@ -235,15 +241,15 @@ t.test('a session of 20 mutations: ordered activity, log.md, the failure, privac
     const text = await readFile(file, 'utf8')
     t.same(sections(text), sections(logs.get(sid) ?? ''), 'the same sections as log.md, byte for byte')
     t.same(sections(text).slice(0, 22), sections(logMd), 'the 22 entries of the session')
-    t.same(sections(text).slice(22).map(x => x.split('\n')[0]?.replace(/^## \S+ - /, '')), ['operation', 'batch'], 'then the two refused requests of the session-id test')
+    t.same(sections(text).slice(22).map(typeOf), ['operation', 'batch'], 'then the two refused requests of the session-id test')
     for (const [s, md] of logs) {
       if (s === sid) continue
       const mine = await readFile(join(dir, `session${s}.md`), 'utf8').catch(() => '')
       t.same(sections(mine), sections(md), `session${s}.md matches its log.md`)
     }
     const lastText = await readFile(join(dir, `session${last}.md`), 'utf8').catch(() => '')
-    t.same(sections(lastText).map(x => x.split('\n')[0]?.replace(/^## \S+ - /, '')), ['file.write', 'operation'], 'the requests made right before the shutdown are in the file too')
-    t.match(lastText, '- status: 409 FILE_EXISTS', 'including the failure')
+    t.same(sections(lastText).map(typeOf), ['file.write', 'operation'], 'the requests made right before the shutdown are in the file too')
+    t.match(lastText, '### Error: FILE_EXISTS: ', 'including the failure')
     const inside = await files(root)
     t.ok(inside.every(f => /^a\/b\/logs\/session[0-9a-f-]{36}\.md$/.test(f)), `only session<uuid>.md files under the temp root: ${inside.join(', ')}`)
     await t.rejects(stat(join(root, 'a', 'etc')), 'no a/etc made from ../../etc/x')

@@ -64,6 +64,8 @@ t.test('every frame of a real session is a message the document describes', asyn
   await a.untilRevision(workspaceId, 1)
   b.send({ type: 'broadcast', channel: `workspace:${workspaceId}`, data: { cursor: 3 } })
   await a.next(m => m.type === 'broadcast', 'broadcast')
+  b.send({ type: 'presence.set', channel: `workspace:${workspaceId}`, state: { file: '/a.txt' } })
+  await a.next(m => m.type === 'presence', 'presence')
   await a.rpc('files.read', { workspaceId, path: '/a.txt' })
   await a.rpc('files.read', { workspaceId, path: '/missing.txt' })
   await a.request({ type: 'ping' }, ['pong'])
@@ -77,5 +79,5 @@ t.test('every frame of a real session is a message the document describes', asyn
     seen.add(frame.type)
     t.ok(isServerMessage(frame), `${frame.type}: ${JSON.stringify(isServerMessage.errors?.slice(0, 3))}`)
   }
-  t.same([...seen].sort(), ['broadcast', 'connected', 'error', 'event', 'pong', 'rpc.error', 'rpc.result', 'subscribed', 'unsubscribed'], 'every kind of server message was seen')
+  t.same([...seen].sort(), ['broadcast', 'connected', 'error', 'event', 'pong', 'presence', 'presence.members', 'rpc.error', 'rpc.result', 'subscribed', 'unsubscribed'], 'every kind of server message was seen')
 })

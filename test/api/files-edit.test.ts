@@ -261,8 +261,8 @@ t.test('access: a viewer cannot edit, not even a dry run; the session log shows 
     log = await c.getUrl(`/v1/sessions/${c.user.sessionId}/log.md`)
   }
   t.equal(log.statusCode, 200)
-  t.match(log.body, /- operation: edit\n/)
-  t.match(log.body, /- status: 409 EDIT\\?_NO\\?_MATCH\n/)
+  t.match(log.body, /### Operation: edit\n/)
+  t.match(log.body, /### Error: EDIT\\?_NO\\?_MATCH: /)
 })
 
 t.test('a batch is atomic: an edit failing rolls the whole batch back', async t => {

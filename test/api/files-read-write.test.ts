@@ -28,7 +28,7 @@ t.test('PUT creates a file: 201 { file: meta, revision }', async t => {
     createdBy: c.user.id,
     updatedBy: c.user.id
   })
-  t.same(Object.keys(body.file).sort(), ['createdAt', 'createdBy', 'etag', 'kind', 'metadata', 'mimeType', 'name', 'path', 'sha256', 'size', 'updatedAt', 'updatedBy', 'version'], 'meta has exactly the contract fields (no content)')
+  t.same(Object.keys(body.file).sort(), ['createdAt', 'createdBy', 'etag', 'executable', 'kind', 'metadata', 'mimeType', 'name', 'path', 'sha256', 'size', 'updatedAt', 'updatedBy', 'version'], 'meta has exactly the contract fields (no content)')
   t.equal(body.file.etag, String(body.revision), 'etag is the revision of the entry\'s last change')
   t.equal(await c.revision(), 1, 'workspace revision is 1')
 })

@@ -186,6 +186,13 @@ t.test(`${N} concurrent writers in groups: every response, revision, event and a
     t.ok(failing.length > 0, `group ${JSON.stringify(g)} had failing members (${failing.map(f => f.i).join(',')}) and still committed the others`)
   }
 
+  // The group-size histogram saw the same: groups of more than one, none above the bound.
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  const bucket = (le: string): number => Number(new RegExp(`^workbench_group_commit_size_bucket\\{le="${le}"\\} (\\d+)$`, 'm').exec(metrics)?.[1])
+  const count = Number(/^workbench_group_commit_size_count (\d+)$/m.exec(metrics)?.[1])
+  t.ok(count > 0 && bucket('1') < count, `workbench_group_commit_size: ${count} transactions, ${count - bucket('1')} of them groups of 2 or more`)
+  t.equal(bucket('16'), count, `none of more than ${MAX_MEMBERS} (≤ 16)`)
+
   // The same requests, one at a time without group commit, in the grouped run's commit order
   // (the failures read only state no request changes, so they go last).
   const aloneUrl = await createTestDatabase(t)
@@ -305,7 +312,7 @@ t.test('a group whose connection is lost mid-group: the members that ran fail as
   await untilLockWaits(admin, dbName(url), 1, 'request 0 waits for the workspace lock')
   for (const i of range(1, 8)) {
     replies.push(write(i))
-    await sleep(15)
+    await sleep(60) // (in arrival order, even on a busy machine)
   }
   await sleep(300)
   await locker.query('COMMIT')
@@ -322,6 +329,102 @@ t.test('a group whose connection is lost mid-group: the members that ran fail as
   const feed = await c.allChanges()
   t.same(feed.changes.map(ch => [ch.revision, ch.path]), [[1, '/seed.txt'], [2, '/g/0.txt'], [3, '/g/6.txt'], [4, '/g/7.txt'], [5, '/g/8.txt']], 'gap-free; nothing of members 1–5')
   t.same(await c.allPaths('/g'), ['/g/0.txt', '/g/6.txt', '/g/7.txt', '/g/8.txt'], 'their files are not there')
+})
+
+t.test('one file, one group: each member reads it as the members before it left it, never as one rolled back left it', async t => {
+  const url = await createTestDatabase(t)
+  const app = await build(t, { DATABASE_URL: url })
+  const user = await registerUser(app)
+  const c = new Ctx(app, user, await createWorkspace(app, user))
+  const v0 = await c.write('/x.txt', 'v0')
+  const admin = await dbClient(t, url)
+  const locker = await dbClient(t, url)
+  await locker.query('BEGIN')
+  await locker.query('SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE', [c.ws])
+  const h = v0.revision
+  const failingBatch = [{ type: 'update', path: '/x.txt', content: 'rolled back' }, { type: 'delete', path: '/missing.txt' }]
+  const sends = [
+    async () => await c.put('/first.txt', { content: 'alone' }),
+    // rolled back to its savepoint (it has a key) after its update ran
+    async () => await c.batch(failingBatch, { 'idempotency-key': 'k1' }),
+    async () => await c.put('/x.txt', { content: 'v1' }, { 'if-match': `"${v0.file.etag}"` }),
+    async () => await c.put('/x.txt', { content: 'stale' }, { 'if-match': `"${v0.file.etag}"` }),
+    // no key, so no savepoint: the whole group runs again, this one then in a savepoint
+    async () => await c.batch(failingBatch),
+    async () => await c.put('/x.txt', { content: 'v2' }, { 'if-match': `"${h + 2}"` }),
+    async () => await c.put('/x.txt', { content: 'v3' })
+  ]
+  const replies = [sends[0]!()]
+  await untilLockWaits(admin, dbName(url), 1, 'the first request waits for the workspace lock')
+  for (const send of sends.slice(1)) {
+    replies.push(send())
+    await sleep(60)
+  }
+  await locker.query('COMMIT')
+  const answers = await Promise.all(replies)
+  t.same(answers.map(r => r.statusCode), [201, 404, 200, 412, 404, 200, 200], 'each as alone, in arrival order')
+  t.same(answers.map(r => r.statusCode < 300 ? r.json<WriteResult>().revision : null), [h + 1, null, h + 2, null, null, h + 3, h + 4], 'gap-free')
+  t.match(answers[3]?.json(), { code: 'PRECONDITION_FAILED', details: { current: { etag: String(h + 2), version: 2 } } }, 'the stale one saw the update before it')
+  t.match(answers[6]?.json<WriteResult>().file, { etag: String(h + 4), version: 4 }, 'the last one updated the version before it')
+  t.equal((await c.read('/x.txt')).content, 'v3')
+})
+
+t.test('updates without a key, left to the group and sent together: every response, change, history entry and file as alone', async t => {
+  // Requests 1–19 form one group behind request 0; none has a key, so the updates are deferred
+  // (src/files/entry-memo.ts) and the creates among them make the group send what it holds.
+  const send = (i: number, c: Ctx, etags: Record<string, string>): Promise<Res> => {
+    switch (i % 4) {
+      case 0: return c.put('/a.txt', { content: `a${i}` })
+      case 1: return c.put('/b.txt', { content: `b${i}` }, { 'if-match': `"${etags['/b.txt'] ?? ''}"` }) // the first wins
+      case 2: return c.put(`/c${i % 3}.txt`, { content: `c${i}` }, { 'if-match': '*' })
+      default: return c.put(`/new/${i}.txt`, { content: `new${i}` })
+    }
+  }
+  const seedAll = async (c: Ctx): Promise<Record<string, string>> => {
+    const etags: Record<string, string> = {}
+    for (const path of ['/a.txt', '/b.txt', '/c0.txt', '/c1.txt', '/c2.txt']) etags[path] = (await c.write(path, 'seed')).file.etag
+    return etags
+  }
+  const url = await createTestDatabase(t)
+  const app = await build(t, { DATABASE_URL: url })
+  const user = await registerUser(app)
+  const c = new Ctx(app, user, await createWorkspace(app, user))
+  const etags = await seedAll(c)
+  const seedHead = await c.revision()
+  const admin = await dbClient(t, url)
+  const locker = await dbClient(t, url)
+  await locker.query('BEGIN')
+  await locker.query('SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE', [c.ws])
+  const replies = [send(0, c, etags)]
+  await untilLockWaits(admin, dbName(url), 1, 'request 0 waits for the workspace lock')
+  for (const i of range(1, 19)) {
+    replies.push(send(i, c, etags))
+    await sleep(60)
+  }
+  await locker.query('COMMIT')
+  const grouped = await Promise.all(replies)
+  const bWins = range(0, 19).filter(i => i % 4 === 1 && grouped[i]?.statusCode === 200)
+  t.equal(bWins.length, 1, 'one If-Match update of /b.txt wins')
+  t.same(grouped.map((r, i) => i % 4 === 1 ? (bWins.includes(i) ? 200 : 412) === r.statusCode : r.statusCode === (i % 4 === 3 ? 201 : 200)), grouped.map(() => true), 'the others 412; the rest 200, the creates 201')
+
+  // The same requests one at a time without group commit, in the grouped run's commit order
+  // (the refused ones last: they read the winner's /b.txt).
+  const aloneUrl = await createTestDatabase(t)
+  const aloneApp = await build(t, { DATABASE_URL: aloneUrl, GROUP_COMMIT: 'false' })
+  const aloneUser = await registerUser(aloneApp)
+  const a = new Ctx(aloneApp, aloneUser, await createWorkspace(aloneApp, aloneUser))
+  const aloneEtags = await seedAll(a)
+  const committedAt = (i: number): number => grouped[i]?.statusCode === 412 ? Infinity : (grouped[i] as Res).json<WriteResult>().revision
+  const alone: Res[] = []
+  for (const i of range(0, 19).sort((x, y) => committedAt(x) - committedAt(y) || x - y)) alone[i] = await send(i, a, aloneEtags)
+  for (const i of range(0, 19)) t.same(normal(grouped[i] as Res, c), normal(alone[i] as Res, a), `request ${i}: the same response as alone`)
+  const feed = async (x: Ctx): Promise<unknown> => (await x.allChanges(seedHead)).changes.map(({ at: _, userId: __, sessionId: ___, ...ch }) => ch)
+  t.same(await feed(c), await feed(a), 'the same changes')
+  for (const path of ['/a.txt', '/b.txt', '/c0.txt', '/c1.txt', '/c2.txt', '/new/3.txt']) {
+    const history = async (x: Ctx): Promise<unknown> => normal(await x.getUrl(`/v1/workspaces/${x.ws}/history${path}?limit=100`), x)
+    t.same(await history(c), await history(a), `the same history of ${path}`)
+    t.same(normal(await c.get(path), c), normal(await a.get(path), a), `the same ${path}`)
+  }
 })
 
 t.test('a group is bounded by the bytes of its requests', async t => {
@@ -356,4 +459,59 @@ t.test('GROUP_COMMIT=false: every request alone, the same answers', async t => {
   const replies = await Promise.all(range(1, 20).map(async i => await c.put(`/p/${i}.txt`, { content: String(i) })))
   t.same(replies.map(r => r.statusCode), replies.map(() => 201), 'all written')
   t.same(replies.map(r => r.json<WriteResult>().revision).sort((a, b) => a - b), range(1, 20), 'gap-free')
+})
+
+t.test('a member cancelled by the statement timeout: the members before it commit, those not run yet fail at once with 503 (not queued again)', async t => {
+  const url = await createTestDatabase(t)
+  const app = await build(t, { DATABASE_URL: url, DB_STATEMENT_TIMEOUT_MS: '1500' })
+  const user = await registerUser(app)
+  const c = new Ctx(app, user, await createWorkspace(app, user))
+  await c.write('/seed.txt', 'seed')
+  const admin = await dbClient(t, url)
+  const locker = await dbClient(t, url)
+  const keyHolder = await dbClient(t, url)
+  await locker.query('BEGIN')
+  await locker.query('SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE', [c.ws])
+  await keyHolder.query('BEGIN')
+  await keyHolder.query("INSERT INTO idempotency_keys (user_id, key, request_hash, status_code, body) VALUES ($1, 'blocker', 'x', 0, 'null')", [user.id])
+  const BLOCKER = 4
+  const write = async (i: number): Promise<Res> => await c.put(`/g/${i}.txt`, { content: String(i) }, { 'idempotency-key': i === BLOCKER ? 'blocker' : `c${i}` })
+  const replies = [write(0)]
+  await untilLockWaits(admin, dbName(url), 1, 'request 0 waits for the workspace lock')
+  for (const i of range(1, 8)) {
+    replies.push(write(i))
+    await sleep(60)
+  }
+  await sleep(300)
+  await locker.query('COMMIT')
+  t.equal((await replies[0])?.statusCode, 201, 'request 0 committed alone')
+  // The next group (1–8, in the order they reached the queue) runs its members until the
+  // blocker's key claim waits for the held key, until the statement timeout cancels it.
+  const started = Date.now()
+  const answers = await Promise.all(replies.slice(1))
+  const waited = Date.now() - started
+  const blocker = answers[BLOCKER - 1]
+  t.equal(blocker?.statusCode, 503, 'the cancelled member: 503')
+  const ok = range(1, 8).filter(i => answers[i - 1]?.statusCode === 201)
+  const failed = range(1, 8).filter(i => i !== BLOCKER && answers[i - 1]?.statusCode !== 201)
+  t.same([...ok, ...failed, BLOCKER].sort(), range(1, 8), `every other request committed (${ok.join(',')}) or failed (${failed.join(',')})`)
+  t.ok(ok.length >= 2 && failed.length >= 2, 'members ran before the cancelled one, and some had not run yet')
+  for (const i of [...failed, BLOCKER]) {
+    const r = answers[i - 1] as Res
+    t.equal(r.statusCode, 503, `request ${i}: 503`)
+    t.equal(r.json<{ code: string }>().code, 'UNAVAILABLE', 'UNAVAILABLE')
+    t.ok(r.headers['retry-after'] !== undefined, 'with Retry-After')
+  }
+  t.ok(waited < 1500 + 1200, `the unrun members were answered with the cancelled one, not after another wait (${waited} ms)`)
+  const { rows: stalled } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", [dbName(url)])
+  t.equal(stalled.length, 0, 'no group waits on the held key any more')
+  await keyHolder.query('ROLLBACK')
+  t.same(ok.map(i => (answers[i - 1] as Res).json<WriteResult>().revision).sort((a, b) => a - b), range(3, 2 + ok.length), 'the committed members took the next revisions, gap-free')
+  t.same(await c.allPaths('/g'), ['/g/0.txt', ...ok.map(i => `/g/${i}.txt`)].sort(), 'nothing of the failed ones is there')
+  const { rows: keys } = await admin.query<{ key: string }>('SELECT key FROM idempotency_keys WHERE user_id = $1 ORDER BY key', [user.id])
+  t.same(keys.map(k => k.key), ['c0', ...ok.map(i => `c${i}`)].sort(), 'no key is recorded for the failed ones: a retry with the same key runs')
+  const retried = failed[0] ?? 0
+  const again = await c.put(`/g/${retried}.txt`, { content: String(retried) }, { 'idempotency-key': `c${retried}` })
+  t.equal(again.statusCode, 201, `retried with its key, request ${retried} is applied`)
+  t.equal(again.json<WriteResult>().revision, 3 + ok.length, 'at the next revision: gap-free')
 })

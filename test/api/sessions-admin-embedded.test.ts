@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { ROOT_DIR } from '../helpers/app.js'
+import { ROOT_DIR, TS_IMPORT } from '../helpers/app.js'
 
 /**
  * Issue "Hardening", finding 8: `npm run admin` works on the embedded database too (no
@@ -16,7 +16,7 @@ interface Run { code: number | null, stdout: string, stderr: string }
 
 async function admin (dataDir: string, ...args: string[]): Promise<Run> {
   return await new Promise(resolve => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT_DIR, 'src/admin-cli.ts'), ...args], {
+    execFile(process.execPath, [...TS_IMPORT, join(ROOT_DIR, 'src/admin-cli.ts'), ...args], {
       cwd: ROOT_DIR,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'test', DATA_DIR: dataDir },
       timeout: 120_000

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, createTestDatabase, ROOT_DIR, TEST_SECRET, registerUser, type TestUser } from '../helpers/app.js'
+import { build, createTestDatabase, ROOT_DIR, TS_IMPORT, TEST_SECRET, registerUser, type TestUser } from '../helpers/app.js'
 import { isError } from '../helpers/http.js'
 import { nowSeconds, rsaKeyPair, signJwt } from '../helpers/jwt.js'
 import { runAdminCommand } from '../../src/accounts/admin.js'
@@ -17,10 +17,10 @@ import { runAdminCommand } from '../../src/accounts/admin.js'
 
 interface Run { code: number | null, stdout: string, stderr: string }
 
-/** `node --import tsx src/admin-cli.ts …` on the test database, as an operator would run it. */
+/** `node src/admin-cli.ts …` (through test/loader) on the test database, as an operator would run it. */
 async function admin (url: string, ...args: string[]): Promise<Run> {
   return await new Promise(resolve => {
-    execFile(process.execPath, ['--import', 'tsx', join(ROOT_DIR, 'src/admin-cli.ts'), ...args], {
+    execFile(process.execPath, [...TS_IMPORT, join(ROOT_DIR, 'src/admin-cli.ts'), ...args], {
       cwd: ROOT_DIR,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'test', DATABASE_URL: url, JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'warn' },
       timeout: 60_000

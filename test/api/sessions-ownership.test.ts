@@ -18,8 +18,10 @@ import { connect } from '../helpers/ws.js'
  * entry either.
  */
 
-const FORGED = '/x\n\n## 2026-01-01T00:00:00.000Z - auth.login\n\n- status: 200\n'
-const headings = (md: string): string[] => md.split('\n').filter(l => l.startsWith('## ')).map(l => l.replace(/^## \S+ - /, ''))
+const FORGED = '/x\n\n## 2026-01-01T00:00:00.000Z - Backend Activity\n\n### Type: auth.login\n'
+/** Each `## ` section's type: the `### Type:` line after its heading and blank line (else the heading itself). */
+const headings = (md: string): string[] => md.split(/^(?=## )/m).filter(s => s.startsWith('## '))
+  .map(s => /^## \S+ - Backend (?:Activity|Error)\n\n### Type: (.*)$/m.exec(s)?.[1] ?? s.split('\n')[0] ?? '')
 
 t.test('another user\'s session id is refused everywhere it can be named; the victim\'s log is untouched', async t => {
   const root = await mkdtemp(join(tmpdir(), 'wb-own-'))

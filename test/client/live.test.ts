@@ -38,6 +38,19 @@ t.test('live', async t => {
     return c
   }
 
+  t.test('closed while its socket is still connecting: no error escapes', async t => {
+    const ws = await owner.workspaces.create('early-close')
+    // (the socket is made once the client has a token: a few ms after subscribe)
+    for (let i = 0; i < 8; i++) {
+      const c = await tab()
+      c.live.subscribe(ws.id, {}, () => {})
+      await sleep(i)
+      c.live.close()
+      await sleep(50)
+    }
+    t.pass('closed eight clients, 0 to 7 ms after subscribing')
+  })
+
   t.test('events in order, each once; a write\'s own echo is recognised by its opId', async t => {
     const ws = await owner.workspaces.create('echo')
     const other = await tab()

@@ -102,6 +102,15 @@ t.test('every method against the real server', async t => {
   t.match(await client.search(ws.id, { query: 'B' }), { revision: 6, matches: [{ path: '/src/café.ts', line: 2, column: 1 }], filesMatched: 1 })
   t.match(await client.find(ws.id, { q: 'caf' }), { revision: 6, results: [{ path: '/src/café.ts' }] })
 
+  // snapshots and forks
+  t.match(await client.snapshots.create(ws.id, { name: 'v6' }), { name: 'v6', revision: 6 })
+  t.same((await client.snapshots.list(ws.id)).map(s => s.name), ['v6'])
+  t.match(await client.snapshots.get(ws.id, 'v6'), { name: 'v6', revision: 6 })
+  await client.snapshots.delete(ws.id, 'v6')
+  const forked = await client.workspaces.fork(ws.id, { name: 'sdk fork', revision: 5 })
+  t.match(forked, { name: 'sdk fork', role: 'owner', revision: 1, forkedFrom: { workspaceId: ws.id, revision: 5 } })
+  t.same((await client.files.treeAll(forked.id)).entries.map(e => e.path), ['/lib', '/lib/b.txt', '/src', '/src/café.ts'])
+
   // sessions
   const sessions = await client.sessions.list()
   t.ok(sessions.some(s => s.id === registered.sessionId))

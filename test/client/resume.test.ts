@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import t from 'tap'
 import WebSocket from 'ws'
 import { WorkbenchClient, WorkspaceMirror } from '../../client/src/index.js'
-import { createTestDatabase, PASSWORD, REDIS_URL, spawnServer, TEST_SECRET } from '../helpers/app.js'
+import { build, createTestDatabase, listen, PASSWORD, REDIS_URL, sleep, spawnServer, TEST_SECRET } from '../helpers/app.js'
 import { startProxy } from '../helpers/proxy.js'
 
 /**
@@ -10,6 +12,8 @@ import { startProxy } from '../helpers/proxy.js'
  * to that instance, and resumes on a freshly started process after the one it was on stops,
  * every change delivered once and in order, and its mirror equal to /tree.
  */
+
+const run = promisify(execFile)
 
 t.test('resume across instances and a server restart', async t => {
   const DATABASE_URL = await createTestDatabase(t)
@@ -67,5 +71,81 @@ t.test('resume across instances and a server restart', async t => {
   t.same(seen, range(1, 60), 'after B stopped, on the new process: nothing lost, nothing twice')
   t.ok(client.live.connections > before, 'it reconnected')
   await matchesTree('after the restart')
+  mirror.close()
+})
+
+/**
+ * Redis stops for real and starts again (empty: no persistence) while the SDK is subscribed: it
+ * reconnects during the outage, and resumes with every change once and in order, its mirror equal
+ * to /tree, and its presence members rebuilt. Last in the file, and short: other suites running at
+ * the same time use this Redis. Redis is started again in a teardown too, should the test fail.
+ */
+const REDIS_START = ['--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', '6379', '--save', '', '--appendonly', 'no']
+
+async function redisUp (): Promise<boolean> {
+  try {
+    const { stdout } = await run('redis-cli', ['-p', '6379', 'ping'], { timeout: 2_000 })
+    return stdout.trim() === 'PONG'
+  } catch {
+    return false
+  }
+}
+
+async function startRedis (): Promise<void> {
+  for (let i = 0; i < 50 && !await redisUp(); i++) {
+    if (i % 10 === 0) await run('redis-server', REDIS_START).catch(() => {})
+    await sleep(100)
+  }
+}
+
+t.test('resume across a Redis restart', async t => {
+  const DATABASE_URL = await createTestDatabase(t)
+  const app = await build(t, { DATABASE_URL, REDIS_URL, WS_HEARTBEAT_MS: '1000' })
+  const base = await listen(app)
+  const email = `sdk-redis-${Math.random().toString(36).slice(2)}@example.com`
+  const writer = new WorkbenchClient({ baseUrl: base })
+  await writer.auth.register({ email, password: PASSWORD })
+  const ws = await writer.workspaces.create('redis restart')
+  const client = new WorkbenchClient({ baseUrl: base, WebSocket, live: { reconnectDelayMs: 100, maxReconnectDelayMs: 500 } })
+  await client.auth.login({ email, password: PASSWORD })
+  const peer = new WorkbenchClient({ baseUrl: base, WebSocket, live: { reconnectDelayMs: 100, maxReconnectDelayMs: 500 } })
+  await peer.auth.login({ email, password: PASSWORD })
+  t.teardown(() => { client.live.close(); peer.live.close() })
+  const mirror = await WorkspaceMirror.open(client, ws.id)
+  const seen: number[] = []
+  mirror.onChange(u => { if (u.type === 'change') seen.push(u.revision) })
+  const sub = peer.live.subscribe(ws.id, { presence: { name: 'peer' } }, () => {})
+  await sub.ready
+  const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+  const writes = async (from: number, to: number): Promise<void> => {
+    for (let i = from; i <= to; i++) await writer.files.write(ws.id, `/r/${i}.txt`, { content: String(i) })
+  }
+  await writes(1, 10)
+  await mirror.reached(10, 30_000)
+
+  // The outage: Redis is down for about two seconds. It is started again whatever happens.
+  t.teardown(startRedis)
+  await run('redis-cli', ['-p', '6379', 'shutdown', 'nosave']).catch(() => {})
+  try {
+    t.notOk(await redisUp(), 'Redis is down')
+    client.live.reconnectNow()
+    peer.live.reconnectNow()
+    await writes(11, 20)
+    await sleep(1_000)
+  } finally {
+    await startRedis()
+  }
+  t.ok(await redisUp(), 'Redis is up again')
+  await writes(21, 30)
+  await mirror.reached(30, 30_000)
+  t.same(seen, range(1, 30), 'every change once, in order, across the outage')
+  t.ok(client.live.connections >= 2, 'the client reconnected')
+  const tree = await writer.files.treeAll(ws.id)
+  await mirror.reached(tree.revision, 30_000)
+  t.same(mirror.list(), tree.entries, `the mirror equals /tree at ${tree.revision}`)
+  // Presence after the restart (the hash was lost): the peer's own entry is back, nothing else.
+  const deadline = Date.now() + 10_000
+  while (!(sub.presence.members.size === 1 && sub.presence.members.has(peer.sessionId ?? '')) && Date.now() < deadline) await sleep(50)
+  t.same([...sub.presence.members.keys()], [peer.sessionId], 'the presence members are rebuilt: the peer itself')
   mirror.close()
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Static } from '@sinclair/typebox'
-import type { WorkbenchClient, Live, RpcParams } from '../../client/src/index.js'
+import type { WorkbenchClient, Live, PresenceMember, RpcParams } from '../../client/src/index.js'
 import type * as ws from '../../schemas/ws.js'
 import type * as h from '../helpers/http.js'
 
@@ -38,11 +38,13 @@ same<Equal<Omit<NonNullable<Answer<C['files']['read']>>, 'readRevision' | 'httpE
 // Arguments
 same<Equal<Parameters<C['operations']['apply']>[1], h.Operation>>()
 same<Equal<Parameters<C['operations']['batch']>[1], h.Operation[]>>()
-same<Equal<Parameters<C['files']['write']>[2], { content: string, encoding?: 'utf8' | 'base64', mimeType?: string, metadata?: Record<string, unknown> }>>()
+same<Equal<Parameters<C['files']['write']>[2], { content: string, encoding?: 'utf8' | 'base64', mimeType?: string, metadata?: Record<string, unknown>, executable?: boolean }>>()
 same<Equal<Parameters<C['operations']['edit']>[2], NonNullable<h.Operation['edits']>>>()
 
 // RPC params are the schemas' (and the method names are the server's table's)
 same<Equal<Parameters<Live['rpc']>[0], keyof typeof ws.RpcParams>>()
 same<Equal<RpcParams<'files.write'>['content'], Static<(typeof ws.RpcParams)['files.write']>['content']>>()
+// Presence members are the server's `presence.members` items
+same<Equal<PresenceMember, Static<typeof ws.PresenceMember>>>()
 
 t.pass('the SDK\'s types agree with the schemas (checked when this file compiles)')

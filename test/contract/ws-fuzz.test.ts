@@ -10,7 +10,7 @@ import { applySemantic, freshPath, siteFault, validContent, validOperation } fro
 
 /**
  * The WebSocket half of the property-based suite (issue 10): malformed frames of every message
- * type (junk, subscribe, unsubscribe, broadcast, auth, and each RPC method's params), generated
+ * type (junk, subscribe, unsubscribe, broadcast, presence.set, auth, and each RPC method's params), generated
  * from schemas/ws.ts with fast-check. Each frame must be answered with exactly one `error` or
  * `rpc.error` frame (before the `pong` of the ping sent after it) whose code is never INTERNAL;
  * the socket stays open and the database is as it was.
@@ -77,6 +77,7 @@ t.test('malformed WebSocket frames: one error frame each, never INTERNAL, the so
       case 'changes.list': return { workspaceId: ws, ...(d.chance(50) ? { since: d.int(0, head) } : {}) }
       case 'search': return { workspaceId: ws, query: d.pick(['a', 'x', 'content']), ...(d.chance(30) ? { isRegex: true } : {}) }
       case 'find': return { workspaceId: ws, q: d.pick(['a', 'fz', 'txt']) }
+      case 'workspaces.fork': return { workspaceId: ws, name: d.pick(['fuzz fork', d.oddText(10) || 'x']), ...(d.chance(30) ? { revision: d.int(0, head) } : {}) }
     }
     throw new Error(method)
   }
@@ -148,6 +149,29 @@ t.test('malformed WebSocket frames: one error frame each, never INTERNAL, the so
         if (fault.label.startsWith('extra')) return { frame: toJson({ ...msg, channel: badChannel(d) }), label: 'channel' }
         return { frame: fault.raw ?? toJson(fault.value), label: fault.label }
       }
+      case 'presence.set': {
+        // The socket is subscribed to `ws` here (see the loop): every frame is refused all the same.
+        const c = d.int(0, 9)
+        if (c < 2) {
+          const msg = { type: kind, channel: badChannel(d), state: { file: '/a.txt' } }
+          return { frame: toJson(msg), label: `channel ${JSON.stringify(msg.channel.slice(0, 50))}` }
+        }
+        if (c < 4) {
+          const state = d.pick<Json>(['x', 1, null, true, [], [{ a: 1 }], new Raw('1e400'), nested(d.pick([10, 1000]), 'array')])
+          return { frame: toJson({ type: kind, channel: channel(ws), state }), label: `state ${toJson(state).slice(0, 30)}` }
+        }
+        if (c < 6) {
+          const state = d.chance(50) ? { s: 'x'.repeat(d.int(2041, 100_000)) } : { a: Array.from({ length: d.int(700, 3000) }, (_, i) => i) }
+          return { frame: toJson({ type: kind, channel: channel(ws), state }), label: 'state too large' }
+        }
+        if (c < 8) {
+          const raw = `{"type":"presence.set","channel":"${channel(ws)}","state":{"a":${d.chance(50) ? nested(d.pick([4, 50, 100_000]), 'array').text : nested(d.pick([4, 50, 100_000]), 'object').text}}}`
+          return { frame: raw, label: 'state too deep' }
+        }
+        const fault = siteFault(d, schemaOf(kind), { type: kind, channel: channel(ws), state: { file: '/a.txt' } }, world)
+        if (fault.label.startsWith('extra') || fault.label.includes('state')) return { frame: toJson({ type: kind, channel: badChannel(d), state: {} }), label: 'channel' }
+        return { frame: fault.raw ?? toJson(fault.value), label: fault.label }
+      }
       case 'auth': {
         // Only what the schema refuses: a token it accepts would be checked, and a bad one closes the socket (4401).
         const token = d.pick<Json>(['', 'x'.repeat(8193), 1, null, {}, [], true])
@@ -161,12 +185,18 @@ t.test('malformed WebSocket frames: one error frame each, never INTERNAL, the so
   // Frames stay under WS_MAX_PAYLOAD (4 MiB here; 200k-deep nesting is 1.2 MB): over it is a 1009 close, by design.
   let client: Client = await connect(t, base, { token: owner.token })
   const baseline = await snapshot()
-  const kinds = ['junk', 'subscribe', 'unsubscribe', 'broadcast', 'auth', ...Object.keys(RpcParams)]
+  const kinds = ['junk', 'subscribe', 'unsubscribe', 'broadcast', 'auth', ...Object.keys(RpcParams), 'presence.set']
   let total = 0
   const started = Date.now()
   for (const [index, kind] of kinds.entries()) {
     // Whatever slipped through: no subscription carries over to the next kind (a broadcast would then be fine).
     await client.request({ type: 'unsubscribe', channel: channel(ws) }, ['unsubscribed'])
+    // presence.set is checked past the subscription: its frames go to a subscribed channel.
+    if (kind === 'presence.set') {
+      const from = client.messages.length
+      await client.join(ws)
+      await client.next(m => m.type === 'presence.members', 'presence.members', from)
+    }
     const failures = new Map<string, string>()
     const codes: Record<string, number> = {}
     let tried = 0

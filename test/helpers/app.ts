@@ -15,6 +15,12 @@ import { request, expectStatus, type AuthResult, type Target, type Workspace } f
 
 /** The project root: every path into the project (e.g. `src/server.ts`) is taken from here. */
 export const ROOT_DIR = fileURLToPath(new URL('../..', import.meta.url))
+/**
+ * Node's arguments to run a TypeScript entry point in a spawned process: the loader the tests
+ * run under (test/loader), so that a file's coverage from a child and from a test process is of
+ * the same transpiled code (tap merges them; tsx's minified output would not merge).
+ */
+export const TS_IMPORT = ['--import', new URL('../loader/register.mjs', import.meta.url).href]
 
 /** The machine's PostgreSQL (trust auth); each test file gets its own database. */
 export const PG_ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -184,7 +190,7 @@ function userEnv (): Record<string, string> {
 }
 
 /**
- * Starts `node --import tsx src/server.ts` on a free port and (unless `wait: false`) waits until
+ * Starts `node src/server.ts` (through test/loader) on a free port and (unless `wait: false`) waits until
  * /health answers. Stopped when the test ends.
  */
 export async function spawnServer (t: Teardown, opts: SpawnOptions = {}): Promise<ServerProcess> {
@@ -192,7 +198,7 @@ export async function spawnServer (t: Teardown, opts: SpawnOptions = {}): Promis
   const base = opts.baseEnv === 'user'
     ? userEnv()
     : { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' }
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT_DIR, 'src/server.ts')], {
+  const child = spawn(process.execPath, [...TS_IMPORT, join(ROOT_DIR, 'src/server.ts')], {
     cwd: ROOT_DIR,
     env: { ...base, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'test', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe']

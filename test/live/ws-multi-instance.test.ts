@@ -103,6 +103,7 @@ t.test('whatever else is published on a workspace\'s bus channel is dropped, nev
   const workspaceId = await createWorkspace(server.base, owner)
   const client = await connect(t, server.base, { token: owner.token })
   await client.subscribe(workspaceId)
+  await client.next(m => m.type === 'presence.members', 'presence.members')
   const before = client.messages.length
 
   const redis = new Redis(REDIS_URL)

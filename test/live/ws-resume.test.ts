@@ -108,6 +108,32 @@ function resumeSuite (t: Test, setup: () => Promise<Setup>): void {
     t.same(witnessRevs, range(start + 1, witnessRevs.at(-1) ?? 0), 'the witness saw every revision while it was there')
   })
 
+  t.test('subscribing while writes go on, again and again: no event past subscribed.revision comes before it', async t => {
+    // The seam under load: live events that reach the socket while its subscribe is still being
+    // completed (access read again, the channel's presence read) are held until `subscribed` is sent.
+    const writers = backgroundWriters(s, 'seam', 6)
+    const seams: Array<{ at: number, early: number[], next: number | undefined }> = []
+    for (let i = 0; i < 30; i++) {
+      const c = await connect(t, s.base, { token: s.user.token })
+      const head = await s.app.db.selectFrom('workspaces').select('revision').where('id', '=', s.workspaceId).executeTakeFirstOrThrow()
+      const from = c.messages.length
+      const subscribed = await c.subscribe(s.workspaceId, head.revision)
+      const at = typeof subscribed.revision === 'number' ? subscribed.revision : -1
+      await c.untilRevision(s.workspaceId, at + 1)
+      const index = subscribedAt(c, from)
+      seams.push({
+        at,
+        early: c.messages.slice(from, index).filter(isEvent).map(m => m.revision).filter(r => r > at),
+        next: c.messages.slice(index).filter(isEvent).map(m => m.revision)[0]
+      })
+      c.close()
+      await c.closed
+    }
+    await writers.stop()
+    t.same(seams.map(x => x.early), seams.map(() => []), 'nothing past subscribed.revision before subscribed')
+    t.same(seams.map(x => x.next), seams.map(x => x.at + 1), 'the first live event follows subscribed.revision')
+  })
+
   t.test('a since older than retention: subscribed with reset: true and no replay', async t => {
     const client = await connect(t, s.base, { token: s.user.token })
     const head = await writeMany(s, 'retention', 5)

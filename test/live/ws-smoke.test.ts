@@ -18,7 +18,7 @@ t.test('ws smoke', async t => {
   sock.send('{bad')
   sock.send({ type: 'ping' })
   await sleep(500)
-  t.same(sock.messages.map(m => m.type), ['connected', 'event', 'subscribed', 'event', 'rpc.error', 'error', 'pong'], JSON.stringify(sock.messages))
+  t.same(sock.messages.map(m => m.type), ['connected', 'event', 'subscribed', 'presence.members', 'event', 'rpc.error', 'error', 'pong'], JSON.stringify(sock.messages))
   sock.close()
 })
 

@@ -104,8 +104,11 @@ t.test('an MCP session is an activity-log session: log.md shows what the agent d
   t.match(invalid.text, /^INVALID_PATH: /)
   await sock.untilRevision(ctx.ws, 2)
 
-  const page = await ctx.getUrl(`/v1/sessions/${sid}/activity`)
-  const entries = page.json<ActivityPage>().items
+  // A failure's entry is recorded after its answer: read until all four are there (at most 5 s).
+  let entries: ActivityPage['items'] = []
+  for (const until = Date.now() + 5_000; entries.length < 4 && Date.now() < until; await sleep(50)) {
+    entries = (await ctx.getUrl(`/v1/sessions/${sid}/activity`)).json<ActivityPage>().items
+  }
   t.match(entries.map(e => [e.type, e.op, e.path, e.status, e.code]), [
     ['file.write', 'write', '/src/agent.ts', 201, null],
     ['operation', 'move', '/src/agent.ts', 200, null],
@@ -115,7 +118,7 @@ t.test('an MCP session is an activity-log session: log.md shows what the agent d
   await new Promise(resolve => setTimeout(resolve, 100))
   const md = await ctx.getUrl(`/v1/sessions/${sid}/log.md`)
   t.equal(md.statusCode, 200)
-  t.match(md.body, /## .* - file\.write[^]*\/src\/agent\.ts[^]*## .* - operation[^]*move/)
+  t.match(md.body, /## .* - Backend Activity\n\n### Type: file\.write[^]*\/src\/agent\.ts[^]*## .* - Backend Activity\n\n### Type: operation\n### Operation: move/)
 
   await ctx.write('/mine.ts', 'REST, in the login session')
   const reverted = await ctx.send('POST', `/v1/workspaces/${ctx.ws}/revert`, { sessionId: sid })

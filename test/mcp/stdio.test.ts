@@ -4,7 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import t from 'tap'
-import { listen, ROOT_DIR, type Teardown } from '../helpers/app.js'
+import { listen, ROOT_DIR, TS_IMPORT, type Teardown } from '../helpers/app.js'
 import { setup } from '../helpers/files.js'
 import type { ActivityPage } from '../helpers/http.js'
 import { answerOf } from '../helpers/mcp.js'
@@ -18,11 +18,11 @@ interface Bridge { client: Client, stderr: () => string }
 
 const BUILT = join(ROOT_DIR, 'dist/src/workbench-mcp.js')
 
-/** Runs the bin from source through tsx, or (`built`) the compiled file itself, as npm's bin link would. */
+/** Runs the bin from source (through test/loader), or (`built`) the compiled file itself, as npm's bin link would. */
 async function spawnBridge (t: Teardown, args: string[], env: Record<string, string>, built = false): Promise<Bridge> {
   const transport = new StdioClientTransport({
     command: built ? BUILT : process.execPath,
-    args: built ? args : ['--import', 'tsx', join(ROOT_DIR, 'src/workbench-mcp.ts'), ...args],
+    args: built ? args : [...TS_IMPORT, join(ROOT_DIR, 'src/workbench-mcp.ts'), ...args],
     cwd: ROOT_DIR,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stderr: 'pipe'

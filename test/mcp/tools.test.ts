@@ -12,7 +12,7 @@ import { McpArgs } from '../../schemas/mcp.js'
 
 const READ_ONLY = ['read_text_file', 'read_multiple_files', 'read_lines', 'list_directory', 'list_directory_with_sizes', 'directory_tree',
   'search_files', 'grep', 'get_file_info', 'list_allowed_directories', 'list_changes', 'file_history']
-const MUTATING = ['write_file', 'edit_file', 'create_directory', 'move_file', 'copy_file', 'delete', 'revert_session', 'apply_batch']
+const MUTATING = ['write_file', 'edit_file', 'create_directory', 'move_file', 'copy_file', 'delete', 'revert_session', 'apply_batch', 'fork_workspace']
 
 t.test('tools/list: every tool, with annotations, a title, and the TypeBox schema as inputSchema', async t => {
   const ctx = await setup(t)

@@ -12,7 +12,8 @@ t.test('WORKERS=2: two processes answer on one port, SIGTERM stops them all with
     wait: false
   })
   const base = server.base
-  t.ok(await server.ready(30_000), `the cluster answers /health\n${server.output()}`)
+  // (three processes each load the app through the test loader: under a full parallel run that took over 30 s)
+  t.ok(await server.ready(90_000), `the cluster answers /health\n${server.output()}`)
 
   const register = await request(base, 'POST', '/v1/auth/register', { payload: { email: adminEmail, password: PASSWORD } })
   t.equal(register.statusCode, 201)
@@ -31,7 +32,8 @@ t.test('WORKERS=2: two processes answer on one port, SIGTERM stops them all with
   const pids = new Set<number>()
   const served = new Map<number, number>()
   const stats = async (): Promise<number | undefined> => {
-    const res = await fetch(`${base}/v1/stats`, { headers: { authorization: `Bearer ${accessToken}`, connection: 'close' } }).catch(() => null)
+    // (bounded: a connection handed to the worker just SIGKILLed can be lost, never answered)
+    const res = await fetch(`${base}/v1/stats`, { headers: { authorization: `Bearer ${accessToken}`, connection: 'close' }, signal: AbortSignal.timeout(5_000) }).catch(() => null)
     if (res?.status !== 200) return undefined
     const { instance } = await res.json() as { instance: { pid: number, worker: boolean } }
     t.equal(instance.worker, true)

@@ -44,10 +44,13 @@ function documentedCodes (doc: string): Set<string> {
 // Arguments for each factory: typed against `errors`, so a new factory must be added here.
 const ARGS: { [K in keyof typeof errors]: Parameters<typeof errors[K]> } = {
   validation: ['bad'],
+  presenceTooLarge: [3000, 2048, 1, 4],
+  notSubscribed: ['workspace:x'],
   invalidSessionHeader: [],
   invalidPath: ['/a', 'why'],
   invalidMove: ['/a', '/a/b'],
   invalidPattern: ['bad', 0],
+  invalidArchive: ['symlink', 'a symlink', '/a'],
   isADirectory: ['/a'],
   notADirectory: ['/a'],
   unauthenticated: [],
@@ -58,6 +61,9 @@ const ARGS: { [K in keyof typeof errors]: Parameters<typeof errors[K]> } = {
   fileNotFound: ['/a'],
   workspaceNotFound: ['w'],
   accessLost: ['w'],
+  snapshotNotFound: ['s'],
+  revisionNotRetained: [1, 2],
+  snapshotExists: ['s'],
   fileExists: ['/a'],
   targetExists: ['/a'],
   emailTaken: [],

@@ -53,7 +53,7 @@ t.test('rpc: a refused mutation is logged with its activity type; a read is not'
   const { files, rejected } = fakeFiles(async () => ({}))
   const write = await callRpc({ files, actor, log, exposeInternal: false }, 'w', 'files.write', { workspaceId, path: 7 })
   t.match(write, { type: 'rpc.error', id: 'w', error: { code: 'VALIDATION_FAILED', details: { errors: Array } } })
-  t.same(rejected, [{ type: 'file.write', workspaceId, op: null, path: null }])
+  t.same(rejected, [{ type: 'file.write', workspaceId, op: null, path: null, context: 'RPC files.write' }])
   await callRpc({ files, actor, log, exposeInternal: false }, 'r', 'files.read', { workspaceId })
   t.equal(rejected.length, 1, 'reads are not mutations')
   t.same(await callRpc({ files, actor, log, exposeInternal: false }, 2, 'files.read', { workspaceId, path: '/a', format: 'raw' }),

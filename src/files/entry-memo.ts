@@ -1,0 +1,162 @@
+import { sql, type KyselyPlugin, type OperationNode, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely'
+import type { Executor, FileRow, Trx } from '../db/schema.js'
+import { holdsLock } from '../db/queries.js'
+import { WritesDeferred, type GroupView } from '../mutations/group-commit.js'
+import { canonicalPath } from './paths.js'
+import { saveChanges, type RecordedChange } from './entries.js'
+
+/**
+ * The entries a group commit's transaction has read, kept for its later members (issue 11): each
+ * round trip a member makes under the workspace lock is one the whole group waits for. The first
+ * member to read an entry reads, in the same query, the entries every member of the group names
+ * (the paths of their requests), and the memo keeps what it found — found or not — for the
+ * others. It is right because it is read under the workspace row lock, which every write to the
+ * workspace's files takes first, and because it forgets what the transaction writes:
+ * - it is a Kysely plugin on the group's transaction, so it sees every statement a member sends
+ *   before it runs. A write that names the `files` table, and any raw statement (a savepoint's
+ *   rollback among them), empties it;
+ * - except the one write whose outcome the writer told it first (`expect`): an update's new row,
+ *   which the operation computed itself (op-kinds.ts `replaceFile`); that row replaces the old one.
+ * Outside a group's transaction, or before the lock is held, `findEntry` asks PostgreSQL as always.
+ *
+ * It also holds the group's deferred writes (`GroupView`): a member that only updates a file
+ * (one change, one row whose new state it computed) leaves its statement to the group when it
+ * runs outside a savepoint (entries.ts `saveChanges` asks `defer`). The memo then knows the new
+ * row and the transaction's head moves at once; the group sends every deferred change in two
+ * statements (the files rows; the changes, their entries and the head), before any other
+ * statement of a member (which is stopped, unsent, with `WritesDeferred`) and before the COMMIT.
+ * A hot file or workspace written by many requests thus costs one round trip per group, not per
+ * request.
+ */
+export class EntryMemo implements KyselyPlugin {
+  readonly #rows = new Map<string, FileRow | null>()
+  readonly #wanted: string[]
+  #expected: FileRow | null = null
+  /** the changes deferred, in revision order, and the new row of each file they update */
+  #pending: RecordedChange[] = []
+  readonly #pendingRows = new Map<string, FileRow>()
+  #deferring = false
+  #deferred = false
+  #flushing = false
+
+  private constructor (readonly workspaceId: string, wanted: string[]) {
+    this.#wanted = [...new Set(wanted.flatMap(p => {
+      try {
+        return [canonicalPath(p)]
+      } catch {
+        return [] // (that request will be refused; nothing to read for it)
+      }
+    }))]
+  }
+
+  /** The group's transaction, remembering for the members of a group in `workspaceId` that name `wanted`. */
+  static attach (trx: Trx, workspaceId: string, wanted: string[]): GroupView {
+    const memo = new EntryMemo(workspaceId, wanted)
+    const remembering = trx.withPlugin(memo)
+    memos.set(remembering, memo)
+    return {
+      trx: remembering,
+      allowDeferring: allowed => {
+        memo.#deferring = allowed
+        memo.#deferred = false
+      },
+      deferred: () => memo.#deferred,
+      flush: async () => { await memo.#flush(remembering) }
+    }
+  }
+
+  /**
+   * Leaves a change that updates one file (to `row`) to the group, if the member running may
+   * defer; false: it must be sent now.
+   */
+  defer (change: RecordedChange, row: FileRow): boolean {
+    if (!this.#deferring) return false
+    this.#pending.push(change)
+    this.#pendingRows.set(row.path, row)
+    this.#rows.set(row.path, row)
+    this.#deferred = true
+    return true
+  }
+
+  async #flush (trx: Trx): Promise<void> {
+    if (this.#pending.length === 0) return
+    const changes = this.#pending
+    const rows = [...this.#pendingRows.values()]
+    this.#pending = []
+    this.#pendingRows.clear()
+    this.#flushing = true
+    try {
+      // Each file's last state (a file updated by several members: by the last of them).
+      const values = rows.map(r => sql`(${r.path}::text, ${r.blob_sha256}::text, ${r.size}::bigint, ${r.mime_type}::text, ${r.executable}::boolean, ${r.version}::integer, ${r.etag}::bigint, ${r.updated_at}::timestamptz, ${r.updated_by}::uuid)`)
+      await sql`update files as f set blob_sha256 = v.blob_sha256, size = v.size, mime_type = v.mime_type, executable = v.executable,
+        version = v.version, etag = v.etag, updated_at = v.updated_at, updated_by = v.updated_by
+        from (values ${sql.join(values)}) as v (path, blob_sha256, size, mime_type, executable, version, etag, updated_at, updated_by)
+        where f.workspace_id = ${this.workspaceId} and f.path = v.path collate "C"`.execute(trx)
+      await saveChanges(trx, this.workspaceId, changes)
+    } finally {
+      this.#flushing = false
+    }
+  }
+
+  /** The entry at `path`: remembered, or read with every wanted path not remembered yet. */
+  async find (trx: Executor, path: string): Promise<FileRow | undefined> {
+    if (!this.#rows.has(path)) {
+      const paths = [path, ...this.#wanted.filter(p => p !== path && !this.#rows.has(p))]
+      const rows = await trx.selectFrom('files').selectAll().where('workspace_id', '=', this.workspaceId).where('path', 'in', paths).execute()
+      for (const p of paths) this.#rows.set(p, null)
+      for (const row of rows) this.#rows.set(row.path, row)
+    }
+    return this.#rows.get(path) ?? undefined
+  }
+
+  /** The next write to `files` is the update that leaves `row` (and touches no other entry). */
+  expect (row: FileRow): void {
+    this.#expected = row
+  }
+
+  transformQuery (args: PluginTransformQueryArgs): RootOperationNode {
+    const { node } = args
+    if (this.#flushing) return node
+    if (this.#pending.length > 0) throw new WritesDeferred()
+    if (node.kind === 'SelectQueryNode' && node.with === undefined) return node
+    if (node.kind === 'RawNode' || namesFiles(node)) {
+      const expected = node.kind === 'RawNode' ? null : this.#expected
+      this.#expected = null
+      if (expected === null) {
+        this.#rows.clear()
+      } else {
+        this.#rows.set(expected.path, expected)
+      }
+    }
+    return node
+  }
+
+  async transformResult (args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return args.result
+  }
+}
+
+const memos = new WeakMap<Executor, EntryMemo>()
+
+/** The memo of this transaction for this workspace, while it holds the workspace's lock. */
+export function memoOf (trx: Executor, workspaceId: string): EntryMemo | undefined {
+  const memo = memos.get(trx)
+  return memo !== undefined && memo.workspaceId === workspaceId && holdsLock(trx, workspaceId) ? memo : undefined
+}
+
+/** Whether the statement names the `files` table anywhere (its target, a CTE, a subquery). */
+function namesFiles (node: OperationNode): boolean {
+  const stack: unknown[] = [node]
+  while (stack.length > 0) {
+    const n = stack.pop()
+    if (typeof n !== 'object' || n === null) continue
+    if (Array.isArray(n)) {
+      stack.push(...n)
+      continue
+    }
+    const o = n as Record<string, unknown>
+    if (o.kind === 'IdentifierNode' && o.name === 'files') return true
+    for (const v of Object.values(o)) if (typeof v === 'object' && v !== null) stack.push(v)
+  }
+  return false
+}
