@@ -3,6 +3,7 @@ import type { Db, Executor } from '../db/schema.js'
 import type { Member, Role, Workspace } from '../../schemas/workspaces.js'
 import { errors } from '../core/errors.js'
 import { compiledOnce } from '../db/compiled.js'
+import { Coalesced } from '../db/coalesce.js'
 import { normaliseEmail, requirePermission, type Actor } from './auth.js'
 
 const RANK: Record<Role, number> = { viewer: 1, editor: 2, owner: 3 }
@@ -12,11 +13,23 @@ const RANK: Record<Role, number> = { viewer: 1, editor: 2, owner: 3 }
  * member of is WORKSPACE_NOT_FOUND (never 403), so ids of others' workspaces reveal nothing.
  */
 export async function requireRole (db: Executor, actor: Actor, workspaceId: string, need: Role): Promise<Role> {
-  const row = await db.selectFrom('workspace_members').select('role')
-    .where('workspace_id', '=', workspaceId).where('user_id', '=', actor.userId).executeTakeFirst()
-  if (row === undefined) throw errors.workspaceNotFound(workspaceId)
-  if (RANK[row.role] < RANK[need]) throw errors.forbidden(`this needs the ${need} role; you are ${row.role}`)
-  return row.role
+  const load = async (): Promise<Role | undefined> => (await selectRole(db, workspaceId, actor.userId))[0]?.role
+  // From the pool, concurrent checks of one member share a query (src/db/coalesce.ts).
+  const role = db.isTransaction ? await load() : await coalescedRoles(db).get(`${workspaceId}:${actor.userId}`, load)
+  if (role === undefined) throw errors.workspaceNotFound(workspaceId)
+  if (RANK[role] < RANK[need]) throw errors.forbidden(`this needs the ${need} role; you are ${role}`)
+  return role
+}
+
+const selectRole = compiledOnce((db, workspaceId: string, userId: string) => db.selectFrom('workspace_members').select('role')
+  .where('workspace_id', '=', workspaceId).where('user_id', '=', userId))
+
+const roles = new WeakMap<Executor, Coalesced<Role | undefined>>()
+
+function coalescedRoles (db: Executor): Coalesced<Role | undefined> {
+  let coalesced = roles.get(db)
+  if (coalesced === undefined) roles.set(db, coalesced = new Coalesced())
+  return coalesced
 }
 
 /**

@@ -47,7 +47,11 @@ function subscribedAt (c: Client, from: number): number {
   return c.messages.findIndex((m, i) => i >= from && m.type === 'subscribed')
 }
 
-function resumeSuite (t: Test, setup: () => Promise<Setup>): void {
+/**
+ * `seams`: how many times the subscribe seam is crossed under `writers` background writers (the
+ * embedded database, one connection in WebAssembly, runs the same checks at a smaller scale).
+ */
+function resumeSuite (t: Test, setup: () => Promise<Setup>, load = { seams: 30, writers: 6 }): void {
   let s: Setup
   t.before(async () => { s = await setup() })
 
@@ -111,9 +115,9 @@ function resumeSuite (t: Test, setup: () => Promise<Setup>): void {
   t.test('subscribing while writes go on, again and again: no event past subscribed.revision comes before it', async t => {
     // The seam under load: live events that reach the socket while its subscribe is still being
     // completed (access read again, the channel's presence read) are held until `subscribed` is sent.
-    const writers = backgroundWriters(s, 'seam', 6)
+    const writers = backgroundWriters(s, 'seam', load.writers)
     const seams: Array<{ at: number, early: number[], next: number | undefined }> = []
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < load.seams; i++) {
       const c = await connect(t, s.base, { token: s.user.token })
       const head = await s.app.db.selectFrom('workspaces').select('revision').where('id', '=', s.workspaceId).executeTakeFirstOrThrow()
       const from = c.messages.length
@@ -184,5 +188,5 @@ t.test('embedded default: PGlite and the in-process bus, no REDIS_URL', async t 
     const base = await listen(app)
     const user = await registerUser(app)
     return { app, base, user, workspaceId: await createWorkspace(app, user) }
-  })
+  }, { seams: 10, writers: 3 })
 })
