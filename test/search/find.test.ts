@@ -34,19 +34,23 @@ t.test('ranking', async t => {
   t.same(best?.positions, [14, 15, 16, 17, 18], 'the consecutive run at a word start wins over earlier scattered characters')
 })
 
-t.test('10,000 paths are ranked in well under the 50 ms target', async t => {
+t.test('10,000 paths: the best 50, best first (its speed is measured by the bench, scenario 10)', async t => {
   const paths: string[] = []
   for (let d = 0; d < 100; d++) for (let f = 0; f < 100; f++) paths.push(`/packages/pkg${d}/src/components/module${f}/index${f % 7}.ts`)
   const index = new PathIndex(paths)
-  for (const q of ['index', 'pkg5mod', 'srccomp', 'x']) index.rank(q, 50)
   const times: number[] = []
   for (const q of ['index', 'pkg5mod', 'srccompidx', 'p1m2i3', 'zzz']) {
     const t0 = performance.now()
-    index.rank(q, 50)
+    const hits = index.rank(q, 50)
     times.push(performance.now() - t0)
+    // The same ranking as scoring every path and sorting them all.
+    const all = paths.flatMap(path => {
+      const r = fuzzyScore(fuzzyQuery(q), path)
+      return r === undefined ? [] : [{ path, score: r.score }]
+    }).sort((a, b) => b.score - a.score || a.path.length - b.path.length || (a.path < b.path ? -1 : 1))
+    t.same(hits.map(h => h.path), all.slice(0, 50).map(h => h.path), `${q}: the best ${Math.min(50, all.length)} of ${all.length} matches, in order`)
   }
   t.comment(`rank 10,000 paths: ${times.map(x => x.toFixed(1)).join(', ')} ms`)
-  t.ok(Math.max(...times) < 500, 'bounded (the bench measures the target on an idle machine)')
 })
 
 t.test('GET …/find', async t => {
