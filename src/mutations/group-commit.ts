@@ -48,12 +48,6 @@ const ROLLBACK_TO_SAVEPOINT = sql`rollback to savepoint member`
  *   nothing recorded under their Idempotency-Key): the database is stalling, and they have
  *   already waited as long as the cancelled one.
  *
- * - while a group holds the lock, the next one is prepared: as soon as a request queues behind
- *   it, a second connection begins the next transaction and stores the blobs of the requests
- *   waiting by then (no lock needed: blobs are content-addressed). So BEGIN (a wait for a pooled
- *   connection under load) and the blobs (the search index's work) are off the lock's critical
- *   path; the next group uses that transaction, storing only the blobs of later arrivals.
- *
  * Bounds: `maxMembers` and `maxBytes` (request bodies) per group, and no member is started once
  * the group has held the lock (from the end of its first member) for `maxMs`, so a group holds the lock (and its connection, watched by
  * DB_TRANSACTION_TIMEOUT_MS) not much longer than one request would. A request whose
@@ -119,14 +113,6 @@ export interface GroupMember<X, R> {
   committed: () => void
 }
 
-type Controlled = Awaited<ReturnType<ReturnType<Db['startTransaction']>['execute']>>
-
-/** A transaction begun ahead of its group, and the blobs it has stored. */
-interface Prepared {
-  trx: Controlled
-  stored: Set<string>
-}
-
 interface Queued<R> {
   member: GroupMember<unknown, R>
   resolve: (value: unknown) => void
@@ -142,8 +128,6 @@ export class GroupCommit<R = never> {
   readonly #opts: GroupCommitOptions<R>
   /** a workspace's waiting members; present while a group of it is in flight on this instance */
   readonly #queues = new Map<string, Array<Queued<R>>>()
-  /** a workspace's next transaction, begun (with blobs stored) while its current group runs */
-  readonly #prepared = new Map<string, Promise<Prepared | null>>()
 
   constructor (db: Db, opts: GroupCommitOptions<R>) {
     this.#db = db
@@ -168,7 +152,6 @@ export class GroupCommit<R = never> {
       const queue = this.#queues.get(workspaceId)
       if (queue !== undefined) {
         queue.push(queued)
-        if (!this.#prepared.has(workspaceId)) this.#prepared.set(workspaceId, this.#prepare(queue))
         return
       }
       // Nothing in flight: this one starts a group at once (alone); who comes meanwhile joins the next.
@@ -194,33 +177,9 @@ export class GroupCommit<R = never> {
       }
     } catch (err) {
       for (const q of queue.splice(0)) q.reject(err) // (a bug: never leave a request waiting)
-      await this.#takePrepared(workspaceId)?.then(async p => { await p?.trx.rollback().execute() }).catch(() => {})
     } finally {
       this.#queues.delete(workspaceId)
     }
-  }
-
-  /**
-   * The next group's transaction, begun while the current group runs, with the blobs of the
-   * members waiting once it has begun; null if that failed (the group then begins its own).
-   */
-  async #prepare (queue: Array<Queued<R>>): Promise<Prepared | null> {
-    let trx: Controlled | undefined
-    try {
-      trx = await this.#db.startTransaction().execute()
-      const blobs = queue.flatMap(q => q.member.blobs ?? [])
-      await storeBlobs(trx, blobs)
-      return { trx, stored: new Set(blobs.map(b => b.sha256)) }
-    } catch {
-      await trx?.rollback().execute().catch(() => {})
-      return null
-    }
-  }
-
-  #takePrepared (workspaceId: string): Promise<Prepared | null> | undefined {
-    const prepared = this.#prepared.get(workspaceId)
-    this.#prepared.delete(workspaceId)
-    return prepared
   }
 
   /** The next group: arrival order, up to the bounds, stopping before a key already in it. */
@@ -260,18 +219,16 @@ export class GroupCommit<R = never> {
 
   /** Runs one group; returns the members that go to the front of the queue, for the next group. */
   async #commitGroup (workspaceId: string, group: Array<Queued<R>>): Promise<Array<Queued<R>>> {
-    // (taken before any await: what is prepared from now on is for the group after this one)
-    const prepared = await this.#takePrepared(workspaceId)
-    let controlled: Controlled
+    let controlled: Awaited<ReturnType<ReturnType<Db['startTransaction']>['execute']>>
     try {
-      controlled = prepared?.trx ?? await this.#db.startTransaction().execute()
+      controlled = await this.#db.startTransaction().execute()
     } catch (err) {
       for (const q of group) q.reject(err)
       return []
     }
     const rollback = async (): Promise<void> => { await controlled.rollback().execute().catch(() => {}) }
     try {
-      await storeBlobs(controlled, group.flatMap(q => q.member.blobs ?? []).filter(b => prepared?.stored.has(b.sha256) !== true))
+      await storeBlobs(controlled, group.flatMap(q => q.member.blobs ?? []))
     } catch (err) {
       await rollback()
       for (const q of group) q.reject(err)

@@ -140,33 +140,3 @@ t.test('a member without a savepoint that fails after writing: nothing of the gr
   t.same(runs, [3, 3, 2, 1], 'the group ran three times: b failed without a savepoint, then c; each then ran in one; d once, in the group that committed')
   t.same(await marks(outside, workspaceId), ['a', 'd'], 'nothing of the failed members stays')
 })
-
-t.test('while a group runs, the next one\'s transaction begins and stores the blobs of the requests waiting', async t => {
-  const { workspaceId, outside, groups } = await setup(t)
-  const blob = (text: string): BlobContent => {
-    const bytes = Buffer.from(text)
-    return { sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, bytes }
-  }
-  const txid = async (trx: Trx): Promise<string> => (await sql<{ id: string }>`SELECT txid_current()::text AS id`.execute(trx)).rows[0]?.id ?? ''
-  let release = (): void => {}
-  const gate = new Promise<void>(resolve => { release = resolve })
-  const first = groups.run(workspaceId, member(async trx => {
-    await gate
-    return await txid(trx)
-  }))
-  const waiting = [blob(`waiting a ${Math.random()}`), blob(`waiting b ${Math.random()}`)]
-  const second = groups.run(workspaceId, member(async trx => await txid(trx), [waiting[0] as BlobContent]))
-  const third = groups.run(workspaceId, member(async trx => await txid(trx), [waiting[1] as BlobContent]))
-  // Before the first group ends: a second transaction of the app is open, holding the waiting blobs.
-  const open = async (): Promise<number> => (await outside.query(`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-     WHERE c.relname = 'blobs' AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()`)).rows[0]?.n as number
-  for (let i = 0; i < 100 && await open() === 0; i++) await new Promise(resolve => setTimeout(resolve, 20))
-  t.equal(await open(), 1, 'the next group\'s transaction has written to blobs while the first still runs')
-  const stored = async (sha: string): Promise<number> => (await outside.query('SELECT 1 FROM blobs WHERE sha256 = $1', [sha])).rowCount ?? 0
-  t.same(await Promise.all(waiting.map(async b => await stored(b.sha256))), [0, 0], 'not visible before that transaction commits')
-  release()
-  const [a, b, c] = await Promise.all([first, second, third])
-  t.not(a, b, 'the first group had a transaction of its own')
-  t.equal(b, c, 'the two waiting requests shared the prepared transaction')
-  t.same(await Promise.all(waiting.map(async blob => await stored(blob.sha256))), [1, 1], 'their blobs committed with them')
-})
