@@ -1,6 +1,6 @@
 import { Agent, request } from 'node:http'
 import WebSocket, { type RawData } from 'ws'
-import { cpuMeter, latency, round, selfCpuMeter, sleep, type Latency } from './util.js'
+import { cpuMeter, latency, log, round, selfCpuMeter, sleep, type Latency } from './util.js'
 
 /**
  * Fan-out load: many WebSocket subscribers in this process, and an open-loop writer that fires
@@ -23,10 +23,12 @@ export class Subscribers {
   received = 0
   unknown = 0
   unexpectedCloses = 0
+  /** events that came at or below the revision their socket had already received (duplicates or reordered) */
+  outOfOrder = 0
+  #lastRevision = new WeakMap<WebSocket, number>()
   lastReceipt = 0
   /** the last event frame received, as a template for the baseline's frames */
   lastFrame = ''
-  #closing = false
 
   /** Starts recording, with room for `expected` deliveries. */
   reset (expected: number): void {
@@ -34,17 +36,24 @@ export class Subscribers {
     this.#atLatency = new Float64Array(expected + 1000)
     this.received = 0
     this.unknown = 0
+    this.outOfOrder = 0
     this.lastReceipt = 0
     this.sendTimes.clear()
   }
 
-  #onEvent (frame: string): void {
+  #onEvent (ws: WebSocket, frame: string): void {
     const now = performance.now()
+    const r = frame.indexOf('"revision":')
+    if (r >= 0) {
+      const revision = Number.parseInt(frame.slice(r + 11, r + 31), 10)
+      if (revision <= (this.#lastRevision.get(ws) ?? 0) && this.outOfOrder++ === 0) log(`an event at or below its socket's last revision: ${frame.slice(0, 300)}`)
+      this.#lastRevision.set(ws, revision)
+    }
     const i = frame.indexOf('"path":"')
     const path = i < 0 ? '' : frame.slice(i + 8, frame.indexOf('"', i + 8))
     const sent = this.sendTimes.get(path)
     if (sent === undefined) {
-      this.unknown++
+      if (this.unknown++ === 0) log(`an event for no write of this phase: ${frame.slice(0, 300)}`)
       return
     }
     const n = this.received++
@@ -87,7 +96,7 @@ export class Subscribers {
       ws.on('message', (data: RawData) => {
         const frame = data.toString()
         if (frame.startsWith('{"type":"event"')) {
-          this.#onEvent(frame)
+          this.#onEvent(ws, frame)
           return
         }
         const type = (JSON.parse(frame) as { type?: string }).type
@@ -97,15 +106,19 @@ export class Subscribers {
       })
       ws.once('open', () => { if (sub.token === undefined) ready() })
       ws.once('error', err => { clearTimeout(timer); reject(err) })
-      ws.once('close', () => { if (!this.#closing) this.unexpectedCloses++ })
+      ws.once('close', (code: number, reason: Buffer) => {
+        this.unexpectedCloses++
+        log(`a subscriber's socket closed: ${code} ${reason.toString()}`)
+      })
     })
   }
 
   close (): void {
-    this.#closing = true
-    for (const ws of this.sockets) ws.terminate()
+    for (const ws of this.sockets) {
+      ws.removeAllListeners('close')
+      ws.terminate()
+    }
     this.sockets.length = 0
-    this.#closing = false
   }
 }
 
@@ -144,7 +157,10 @@ export function putFiles (agent: Agent, target: WriteTarget, paths: string[]): P
     ? JSON.stringify({ content: target.content + (paths[0] ?? '') })
     : JSON.stringify({ operations: paths.map(path => ({ type: 'create', path, content: target.content + path })) })
   const url = new URL(`${target.base}/v1/workspaces/${target.workspaceId}${single ? `/files${paths[0] ?? ''}` : '/operations/batch'}`)
-  return new Promise<number>(resolve => {
+  // A keep-alive socket the server closed as idle just as a write went out on it fails with
+  // ECONNRESET before any answer: sent again once on a new socket, as Node's docs advise
+  // (`request.reusedSocket`). Any other failure counts as an error.
+  const send = (retry: boolean): Promise<number> => new Promise<number>(resolve => {
     const req = request(url, {
       method: single ? 'PUT' : 'POST',
       agent,
@@ -153,9 +169,17 @@ export function putFiles (agent: Agent, target: WriteTarget, paths: string[]): P
       res.resume()
       res.on('end', () => { resolve(res.statusCode ?? 0) })
     })
-    req.on('error', () => { resolve(0) })
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (retry && req.reusedSocket && err.code === 'ECONNRESET') {
+        resolve(send(false))
+        return
+      }
+      log(`write to ${url.pathname} failed: ${err.message}`)
+      resolve(0)
+    })
     req.end(body)
   })
+  return send(true)
 }
 
 export interface FanoutRun {
@@ -239,6 +263,9 @@ export async function runFanout (p: FanoutPhase): Promise<FanoutRun> {
   const { send, commit } = subs.latency()
   const spanS = Math.max(1e-3, (subs.lastReceipt - first) / 1000)
   const missing = Math.max(0, expected - subs.received)
+  const closes = subs.unexpectedCloses - closes0
+  const failures = errors + missing + subs.unknown + subs.outOfOrder + closes
+  if (failures > 0) log(`${p.tag}: ${errors} writes failed, ${missing} deliveries missing, ${subs.unknown} unknown, ${subs.outOfOrder} out of order, ${closes} sockets closed`)
   return {
     offeredPerS: p.rate,
     seconds: p.seconds,
@@ -249,7 +276,7 @@ export async function runFanout (p: FanoutPhase): Promise<FanoutRun> {
     rate: round(subs.received / spanS, 0),
     latency: send,
     commitLatency: commit,
-    errors: errors + missing + subs.unknown + (subs.unexpectedCloses - closes0),
+    errors: failures,
     non2xx,
     statuses,
     missing,
