@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { localTransport, redisTransport } from '../../src/live/bus.js'
 import { Fanout } from '../../src/live/hub.js'
+import { SETTLE_MS } from '../../src/core/settled.js'
 import { memoryPresenceStore, Presence, redisPresenceStore } from '../../src/live/presence.js'
 
 declare module 'fastify' {
@@ -19,7 +20,8 @@ export default fp(async function events (fastify) {
   const transport = cmd !== undefined && sub !== undefined ? redisTransport(cmd, sub) : localTransport()
   const fanout = new Fanout({ db: fastify.db, transport, log: fastify.log })
   fastify.decorate('fanout', fanout)
-  fastify.addHook('onClose', async function stopHeadChecks () { fanout.close() })
+  // (after the services' onClose: the publishes of their last commits go out before Redis closes)
+  fastify.addHook('onClose', async function stopHeadChecks () { await fanout.close(SETTLE_MS) })
   const presence = new Presence({
     store: cmd !== undefined ? redisPresenceStore(cmd) : memoryPresenceStore(),
     fanout,

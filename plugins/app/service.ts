@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { SETTLE_MS } from '../../src/core/settled.js'
 import { createFileService, type FileService } from '../../src/files/service.js'
 
 declare module 'fastify' {
@@ -11,5 +12,10 @@ declare module 'fastify' {
 export default fp(async function service (fastify) {
   const { db, config, fanout, activity, cache, metrics } = fastify
   const sizes = metrics.groupCommitSize
-  fastify.decorate('files', createFileService({ db, config, fanout, activity, cache, onGroup: size => { sizes.observe(size) } }))
+  const files = createFileService({ db, config, fanout, activity, cache, onGroup: size => { sizes.observe(size) } })
+  fastify.decorate('files', files)
+  // onClose hooks run in reverse order of registration: this one before the database's, Redis's
+  // and the hub's. A request whose client has gone is not waited for by the HTTP server: let it
+  // finish (commit and publish, or fail) before what it needs closes.
+  fastify.addHook('onClose', async function settleMutations () { await files.settled(SETTLE_MS) })
 }, { name: 'service', dependencies: ['database', 'events', 'activity', 'cache', 'metrics'] })

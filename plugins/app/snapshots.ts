@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { createSnapshotService, type SnapshotService } from '../../src/snapshots/service.js'
+import { SETTLE_MS } from '../../src/core/settled.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -10,5 +11,7 @@ declare module 'fastify' {
 
 export default fp(async function snapshots (fastify) {
   const { db, config, fanout, activity } = fastify
-  fastify.decorate('snapshots', createSnapshotService({ db, config, fanout, activity }))
+  const snapshots = createSnapshotService({ db, config, fanout, activity })
+  fastify.decorate('snapshots', snapshots)
+  fastify.addHook('onClose', async function settleMutations () { await snapshots.settled(SETTLE_MS) })
 }, { name: 'snapshots', dependencies: ['database', 'events', 'activity'] })

@@ -222,6 +222,9 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Chang
     },
 
     /** A mutation refused before it reached the service: logged too (src/mutations/pipeline.ts). */
-    rejected: pipeline.rejected
+    rejected: pipeline.rejected,
+
+    /** Once no mutation is running, or after `waitMs` (on shutdown). */
+    settled: pipeline.settled
   }
 }

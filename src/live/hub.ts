@@ -3,6 +3,7 @@ import type { Change } from '../../schemas/files.js'
 import { toChange } from '../files/changes.js'
 import { changesAfter, workspaceHead } from '../db/queries.js'
 import { busChannel, parseBusMessage, type BusMessage, type Transport } from './bus.js'
+import { settled } from '../core/settled.js'
 import { Heads } from './heads.js'
 import { eventFrame, type Frame } from './protocol.js'
 
@@ -85,6 +86,8 @@ export class Fanout {
   readonly #accessListeners = new Set<AccessListener>()
   readonly #deliveredListeners = new Set<DeliveredListener>()
   readonly #presenceListeners = new Set<PresenceListener>()
+  /** publishes not yet answered by the transport: waited for on close */
+  readonly #publishing = new Set<Promise<unknown>>()
   /** the read cache's view of the channels: workspace heads without a query */
   readonly heads: Heads
 
@@ -149,11 +152,15 @@ export class Fanout {
   }
 
   async #publish (workspaceId: string, message: BusMessage): Promise<void> {
+    const sent = this.#opts.transport.publish(busChannel(workspaceId), JSON.stringify(message))
+    this.#publishing.add(sent)
     try {
-      await this.#opts.transport.publish(busChannel(workspaceId), JSON.stringify(message))
+      await sent
     } catch (err) {
       // At most once by design: subscribers fill the gap from the database.
       this.#opts.log.warn({ err, workspaceId }, 'publish failed; subscribers will catch up from the database')
+    } finally {
+      this.#publishing.delete(sent)
     }
   }
 
@@ -237,8 +244,10 @@ export class Fanout {
     void this.#release(channel)
   }
 
-  close (): void {
+  /** Stops the head checks and waits (at most `waitMs`) for the publishes under way: before the transport closes. */
+  async close (waitMs = 0): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer)
+    await settled(this.#publishing, waitMs)
   }
 
   async #channel (workspaceId: string): Promise<Channel> {

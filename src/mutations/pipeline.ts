@@ -1,3 +1,4 @@
+import { settled } from '../core/settled.js'
 import type { Db, Trx } from '../db/schema.js'
 import { storeBlobs, type BlobContent } from '../db/queries.js'
 import type { Actor } from '../accounts/auth.js'
@@ -93,6 +94,8 @@ export interface ChangePublisher {
 export interface MutationPipeline {
   run: <R, T>(actor: Actor, spec: MutationSpec<R, T>, meta: MutationMeta) => Promise<Result<T>>
   rejected: (actor: Actor, mutation: Rejected, err: unknown, durationMs: number) => void
+  /** Resolves once no mutation is running, or after `waitMs` (core/settled.ts: on shutdown). */
+  settled: (waitMs: number) => Promise<void>
 }
 
 /** Failures already in the activity log (recorded by `runMutation`), so they are recorded once. */
@@ -121,9 +124,19 @@ export function createMutationPipeline (deps: Omit<PipelineDeps, 'groups'> & { g
     }
   })
   const all = { ...deps, groups }
+  const running = new Set<Promise<unknown>>()
   return {
-    run: async (actor, spec, meta) => await runMutation(all, actor, spec, meta),
-    rejected: (actor, mutation, err, durationMs) => { recordRejected(deps.activity, actor, mutation, err, durationMs) }
+    run: async (actor, spec, meta) => {
+      const run = runMutation(all, actor, spec, meta)
+      running.add(run)
+      try {
+        return await run
+      } finally {
+        running.delete(run)
+      }
+    },
+    rejected: (actor, mutation, err, durationMs) => { recordRejected(deps.activity, actor, mutation, err, durationMs) },
+    settled: async waitMs => { await settled(running, waitMs) }
   }
 }
 

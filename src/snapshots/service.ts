@@ -182,7 +182,10 @@ export function createSnapshotService (deps: { db: Db, config: Config, fanout: C
         revision: w => w.forkedFrom?.revision ?? 0,
         details: w => ({ forkId: w.id, name: w.name, entries: placed })
       }, meta)
-    }
+    },
+
+    /** Once no mutation is running, or after `waitMs` (on shutdown). */
+    settled: pipeline.settled
   }
 }
 
