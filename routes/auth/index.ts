@@ -8,6 +8,7 @@ import { Examples, RouteErrors } from '../../schemas/responses.js'
 /** Accounts and tokens: /v1/auth/* (no token needed) and /v1/me. */
 const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, config } = fastify
+  const passwordCost = config.PASSWORD_HASH_COST
   const tags = ['auth']
 
   /** Logins, refreshes and logouts go into the session's activity log. */
@@ -32,7 +33,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async function register (request, reply) {
     const started = performance.now()
     if (!config.ALLOW_REGISTRATION) throw errors.forbidden('registration is switched off')
-    const result = await auth.register({ db, sign: signer(), sessions: fastify.sessions }, request.body.email, request.body.password)
+    const result = await auth.register({ db, sign: signer(), sessions: fastify.sessions, passwordCost }, request.body.email, request.body.password)
     await record('auth.register', 201, { userId: result.user.id, sessionId: result.sessionId }, started)
     return await reply.code(201).send(result)
   })
@@ -47,7 +48,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async function login (request) {
     const started = performance.now()
-    const result = await auth.login({ db, sign: signer(), sessions: fastify.sessions }, request.body.email, request.body.password)
+    const result = await auth.login({ db, sign: signer(), sessions: fastify.sessions, passwordCost }, request.body.email, request.body.password)
     await record('auth.login', 200, { userId: result.user.id, sessionId: result.sessionId }, started)
     return result
   })

@@ -38,7 +38,8 @@ export function requirePermission (actor: Actor, permission: string): void {
 
 // --- passwords: scrypt, self-describing so the parameters can change later ---
 
-const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 64 }
+/** scrypt's parameters but N, which is 2^cost (PASSWORD_HASH_COST, by default 14: N = 16384). */
+const SCRYPT = { r: 8, p: 1, keylen: 64 }
 
 function scrypt (password: string, salt: Buffer, keylen: number, options: ScryptOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -46,12 +47,14 @@ function scrypt (password: string, salt: Buffer, keylen: number, options: Scrypt
   })
 }
 
-export async function hashPassword (password: string): Promise<string> {
+export async function hashPassword (password: string, cost: number): Promise<string> {
   const salt = randomBytes(16)
-  const key = await scrypt(password, salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p })
-  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64url')}$${key.toString('base64url')}`
+  const N = 2 ** cost
+  const key = await scrypt(password, salt, SCRYPT.keylen, { N, r: SCRYPT.r, p: SCRYPT.p })
+  return `scrypt$${N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64url')}$${key.toString('base64url')}`
 }
 
+/** Checks against the stored hash's own parameters: a change of cost affects new passwords only. */
 export async function verifyPassword (password: string, stored: string): Promise<boolean> {
   const [scheme, n, r, p, salt, key] = stored.split('$')
   if (scheme !== 'scrypt' || salt === undefined || key === undefined) return false
@@ -60,8 +63,14 @@ export async function verifyPassword (password: string, stored: string): Promise
   return timingSafeEqual(actual, expected)
 }
 
-// Compared against when the email is unknown, so both failures take the same time.
-const DUMMY_HASH = hashPassword(randomBytes(16).toString('hex'))
+// Compared against when the email is unknown, so both failures take the same time (at the cost
+// new passwords are hashed with).
+const dummyHashes = new Map<number, Promise<string>>()
+function dummyHash (cost: number): Promise<string> {
+  let hash = dummyHashes.get(cost)
+  if (hash === undefined) dummyHashes.set(cost, hash = hashPassword(randomBytes(16).toString('hex'), cost))
+  return hash
+}
 
 // --- accounts and tokens ---
 
@@ -76,11 +85,13 @@ export interface AuthDeps {
   db: Db
   sign: SignAccess
   sessions: Pick<SessionRegistry, 'open'>
+  /** scrypt's cost for new passwords, log2 N (PASSWORD_HASH_COST) */
+  passwordCost: number
 }
 
-export async function register ({ db, sign, sessions }: AuthDeps, email: string, password: string): Promise<AuthResult> {
+export async function register ({ db, sign, sessions, passwordCost }: AuthDeps, email: string, password: string): Promise<AuthResult> {
   const id = randomUUID()
-  const passwordHash = await hashPassword(password)
+  const passwordHash = await hashPassword(password, passwordCost)
   const inserted = await db.insertInto('users')
     .values({ id, email: normaliseEmail(email), password_hash: passwordHash, permissions: DEFAULT_PERMISSIONS })
     .onConflict(oc => oc.column('email').doNothing())
@@ -90,10 +101,10 @@ export async function register ({ db, sign, sessions }: AuthDeps, email: string,
   return await issueTokens(db, sign, inserted, randomUUID(), await sessions.open(inserted.id))
 }
 
-export async function login ({ db, sign, sessions }: AuthDeps, email: string, password: string): Promise<AuthResult> {
+export async function login ({ db, sign, sessions, passwordCost }: AuthDeps, email: string, password: string): Promise<AuthResult> {
   const user = await db.selectFrom('users').select(['id', 'email', 'permissions', 'password_hash'])
     .where('email', '=', normaliseEmail(email)).executeTakeFirst()
-  const ok = await verifyPassword(password, user?.password_hash ?? await DUMMY_HASH)
+  const ok = await verifyPassword(password, user?.password_hash ?? await dummyHash(passwordCost))
   if (user === undefined || user.password_hash === null || !ok) throw errors.invalidCredentials()
   // A login starts a session like any other: past MAX_NEW_SESSIONS_PER_WINDOW it is 429.
   return await issueTokens(db, sign, user, randomUUID(), await sessions.open(user.id))

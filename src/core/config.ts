@@ -20,6 +20,7 @@ export const EnvSchema = Type.Object({
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
   MAX_FILE_BYTES: Type.Integer({ minimum: 1, maximum: 256 * 1024 * 1024, default: 10 * 1024 * 1024 }),
   ALLOW_REGISTRATION: Type.Boolean({ default: true }),
+  PASSWORD_HASH_COST: Type.Integer({ minimum: 10, maximum: 20, default: 14, description: 'scrypt cost of new password hashes, as log2 N (14: N = 16384); each stored hash keeps its own' }),
   SERVE_APP: Type.Boolean({ default: true, description: 'serve the IDE page (dist/app, built by npm run build) at /app/' }),
   CORS_ORIGINS: Type.String({ default: '' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),

@@ -186,10 +186,24 @@ t.test('ALLOW_REGISTRATION=false: register is 403, login still works', async t =
   // an account made some other way (an admin script) still logs in
   const signer = app.signAccessToken
   if (signer === undefined) throw new Error('expected HS256 mode')
-  const made = await authService.register({ db: app.db, sign: signer, sessions: app.sessions }, email, PASSWORD)
+  const made = await authService.register({ db: app.db, sign: signer, sessions: app.sessions, passwordCost: app.config.PASSWORD_HASH_COST }, email, PASSWORD)
   const res = await login(app, email)
   t.equal(res.statusCode, 200, res.body)
   t.equal(res.json<AuthResult>().user.id, made.user.id)
+})
+
+t.test('PASSWORD_HASH_COST: new passwords hashed at that cost; each stored hash keeps its own', async t => {
+  const url = await createTestDatabase(t)
+  const costly = await build(t, { DATABASE_URL: url, PASSWORD_HASH_COST: '11' })
+  const email = newEmail()
+  t.equal((await register(costly, email)).statusCode, 201)
+  const stored = async (): Promise<string> => (await costly.db.selectFrom('users').select('password_hash').where('email', '=', email).executeTakeFirstOrThrow()).password_hash ?? ''
+  t.match(await stored(), /^scrypt\$2048\$8\$1\$/, 'N = 2^11')
+  const cheap = await build(t, { DATABASE_URL: url, PASSWORD_HASH_COST: '10' })
+  t.equal((await login(cheap, email)).statusCode, 200, 'an older hash still verifies after the cost changed')
+  isError(t, await login(cheap, email, 'not the password'), 401, 'INVALID_CREDENTIALS')
+  isError(t, await login(cheap, newEmail()), 401, 'INVALID_CREDENTIALS')
+  t.match(await stored(), /^scrypt\$2048\$/, 'a login does not rehash')
 })
 
 t.test('login', async t => {

@@ -37,6 +37,7 @@ t.test('defaults', async t => {
   t.equal(config.LOG_LEVEL, 'info')
   t.equal(config.MAX_FILE_BYTES, 10 * 1024 * 1024)
   t.equal(config.ALLOW_REGISTRATION, true)
+  t.equal(config.PASSWORD_HASH_COST, 14)
   t.strictSame(config.CORS_ORIGINS, [])
   t.equal(config.DB_POOL_MAX, 20)
   t.equal(config.DB_STATEMENT_TIMEOUT_MS, 30_000)
@@ -76,6 +77,8 @@ t.test('values are converted from strings', async t => {
   t.equal(config.changeRetentionMs, 7 * 86_400_000)
   t.equal(config.isProduction, true)
   t.equal(loadConfig({ JWT_SECRET: SECRET, ALLOW_REGISTRATION: 'true' }).ALLOW_REGISTRATION, true)
+  t.equal(loadConfig({ JWT_SECRET: SECRET, PASSWORD_HASH_COST: '10' }).PASSWORD_HASH_COST, 10, 'the lowest cost accepted')
+  t.equal(loadConfig({ JWT_SECRET: SECRET, PASSWORD_HASH_COST: '20' }).PASSWORD_HASH_COST, 20, 'the highest')
 })
 
 t.test('empty strings count as unset', async t => {
@@ -101,7 +104,8 @@ t.test('bad values name the variable', async t => {
     [{ REDIS_URL: 'http://cache' }, 'REDIS_URL'],
     [{ MAX_FILE_BYTES: '0' }, 'MAX_FILE_BYTES'],
     [{ ALLOW_REGISTRATION: 'maybe' }, 'ALLOW_REGISTRATION'],
-    [{ DB_POOL_MAX: '0' }, 'DB_POOL_MAX']
+    [{ DB_POOL_MAX: '0' }, 'DB_POOL_MAX'],
+    [{ PASSWORD_HASH_COST: '9' }, 'PASSWORD_HASH_COST'], [{ PASSWORD_HASH_COST: '21' }, 'PASSWORD_HASH_COST']
   ]
   for (const [env, name] of cases) {
     const err = configError(t, { JWT_SECRET: SECRET, ...env })
