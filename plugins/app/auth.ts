@@ -1,7 +1,7 @@
 import { createHash, createPublicKey } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { LRUCache } from 'lru-cache'
 import { ensureUser, DEFAULT_PERMISSIONS, ACCESS_TOKEN_SECONDS, type AccessClaims, type Actor, type SignAccess, type Verified } from '../../src/accounts/auth.js'
 import { errors } from '../../src/core/errors.js'
@@ -12,7 +12,7 @@ import { bearerToken } from '../../src/core/http.js'
 declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook for every /v1 route but /v1/auth/*: sets `request.actor` or answers 401. */
-    authenticate: (request: FastifyRequest) => Promise<void>
+    authenticate: (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void
     /** Verifies an access token (HTTP header or WebSocket `auth` message) and returns its actor. */
     verifyAccessToken: (token: string, sessionId?: string) => Promise<Verified>
     /** Signs our own access tokens; undefined when tokens come from an outside provider. */
@@ -64,18 +64,42 @@ export default fp(async function auth (fastify) {
   async function verifyAccessToken (token: string, sessionHeader?: string): Promise<Verified> {
     // Here, not only in `authenticate`: a WebSocket upgrade's X-Session-Id comes this way too.
     if (sessionHeader !== undefined && !isUuid(sessionHeader)) throw errors.invalidSessionHeader()
-    let result = verified.get(token)
-    if (result === undefined || result.expiresAt <= Date.now()) {
-      result = await verify(token)
-      verified.set(token, result)
+    const known = knownAccess(token, sessionHeader)
+    if (known !== undefined) return known
+    let claims = unexpired(token)
+    if (claims === undefined) {
+      claims = await verify(token)
+      verified.set(token, claims)
     }
-    if (endedSessions.has(result.sessionId)) throw errors.unauthenticated('the session has ended (logged out)')
+    const access = signedIn(claims, sessionHeader)
     // The session the call is recorded under must be the caller's (its first use claims it):
     // the token's own `sid` too, since an outside provider's tokens name any id they like. A UUID
     // either way: the header was checked above, the token's `sid` by `verify`.
-    const sessionId = sessionHeader ?? result.sessionId
-    await sessions.claim(result.userId, sessionId)
-    return { ...result, sessionId, tokenSessionId: result.sessionId }
+    await sessions.claim(access.userId, access.sessionId)
+    return access
+  }
+
+  /**
+   * verifyAccessToken from memory alone, at once: the token verified before and the session
+   * claimed before. Undefined when it needs more; throws what verifyAccessToken would.
+   */
+  function knownAccess (token: string, sessionHeader: string | undefined): Verified | undefined {
+    const claims = unexpired(token)
+    if (claims === undefined) return undefined
+    const access = signedIn(claims, sessionHeader)
+    return sessions.claimed(access.userId, access.sessionId) ? access : undefined
+  }
+
+  function unexpired (token: string): Claims | undefined {
+    const claims = verified.get(token)
+    return claims !== undefined && claims.expiresAt > Date.now() ? claims : undefined
+  }
+
+  /** A verified token's caller, recorded under the session the header names, else the token's own. */
+  function signedIn (claims: Claims, sessionHeader: string | undefined): Verified {
+    if (endedSessions.has(claims.sessionId)) throw errors.unauthenticated('the session has ended (logged out)')
+    const { userId, permissions, expiresAt } = claims
+    return { userId, permissions, expiresAt, sessionId: sessionHeader ?? claims.sessionId, tokenSessionId: claims.sessionId }
   }
 
   async function verify (token: string): Promise<Claims> {
@@ -108,16 +132,30 @@ export default fp(async function auth (fastify) {
   fastify.decorate('verifyAccessToken', verifyAccessToken)
   fastify.decorate('signAccessToken', publicKey === undefined ? (claims: AccessClaims) => fastify.jwt.sign(claims) : undefined)
   fastify.decorateRequest('actor', null as unknown as Actor)
-  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+  // A callback hook: a caller known from memory (the usual case, see knownAccess) goes on at once,
+  // with no promise; the others are verified asynchronously.
+  fastify.decorate('authenticate', function authenticate (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
     const token = bearerToken(request.headers.authorization)
     if (token === undefined) throw errors.unauthenticated('missing Authorization: Bearer <token>')
     const session = request.headers['x-session-id']
     // Checked before the token, so a malformed header is 400 whatever the token.
     if (session !== undefined && !isUuid(session)) throw errors.invalidSessionHeader()
-    const { userId, sessionId, permissions } = await verifyAccessToken(token, session)
-    request.actor = { userId, sessionId, permissions }
+    const known = knownAccess(token, session)
+    if (known !== undefined) {
+      request.actor = actorOf(known)
+      done()
+      return
+    }
+    verifyAccessToken(token, session).then(access => {
+      request.actor = actorOf(access)
+      done()
+    }, done)
   })
 }, { name: 'auth', dependencies: ['config', 'database'] })
+
+function actorOf ({ userId, sessionId, permissions }: Verified): Actor {
+  return { userId, sessionId, permissions }
+}
 
 function publicKeyAlgorithm (pem: string): 'RS256' | 'ES256' {
   const type = createPublicKey(pem).asymmetricKeyType

@@ -116,7 +116,8 @@ const fileRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       if (!raw && at === undefined && lines === undefined) {
         // The plain read: its JSON answer as bytes, written by this route's serializer once per
         // revision and kept in the read cache. The same bytes and headers as the entry returned.
-        const { body, revision, httpEtag } = await files.readJson(request.actor, { workspaceId: request.params.id, path: filePath(request, 'files') }, entryJson(reply))
+        const target = { workspaceId: request.params.id, path: filePath(request, 'files') }
+        const { body, revision, httpEtag } = files.keptJson(request.actor, target) ?? await files.readJson(request.actor, target, entry => entryJson(reply)(entry))
         void reply.header('etag', httpEtag).header('x-revision', String(revision))
         if (noneMatch(request.headers['if-none-match'], httpEtag)) return await reply.code(304).send(null)
         return await (reply as FastifyReply).header('content-type', JSON_TYPE).send(body)

@@ -40,13 +40,23 @@ export class SessionRegistry {
 
   /** Makes sure `sessionId` is `userId`'s: claims it on its first use, else 403 FORBIDDEN. */
   async claim (userId: string, sessionId: string): Promise<void> {
+    if (this.claimed(userId, sessionId)) return
     const sid = sessionId.toLowerCase()
-    let owner = this.#owners.get(sid)
-    if (owner === undefined) {
-      owner = await this.#ownerOf(sid) ?? await this.#create(userId.toLowerCase(), sid)
-      this.#owners.set(sid, owner)
-    }
+    const owner = await this.#ownerOf(sid) ?? await this.#create(userId.toLowerCase(), sid)
+    this.#owners.set(sid, owner)
+    this.claimed(userId, sid)
+  }
+
+  /**
+   * `claim` from memory alone: true when the session is known to be `userId`'s, 403 FORBIDDEN
+   * when known to be another's, false when only the database can say (then `claim`).
+   */
+  claimed (userId: string, sessionId: string): boolean {
+    const sid = sessionId.toLowerCase()
+    const owner = this.#owners.get(sid)
+    if (owner === undefined) return false
     if (owner !== userId.toLowerCase()) throw errors.forbidden(`session ${sid} belongs to another user`)
+    return true
   }
 
   /** A new session for a login or registration (within the same bound). */

@@ -109,6 +109,16 @@ export class ReadCache {
   }
 
   /**
+   * `access` from memory alone, as a revision: the current one when this instance follows the
+   * workspace and has seen the user read it before; undefined when only PostgreSQL can say.
+   * Synchronous, for the cache-hit read (`keptEntryJson`).
+   */
+  keptRevision (workspaceId: string, userId: string): number | undefined {
+    if (this.#lru === undefined || this.#heads === undefined || this.#members.get(`${workspaceId}:${userId}`) === undefined) return undefined
+    return this.#heads.head(workspaceId)
+  }
+
+  /**
    * Bytes held per layer, for /metrics: the in-process LRU's own count, and (when connected) the
    * Redis server's used memory, which it shares with pub/sub and the rate limits.
    */

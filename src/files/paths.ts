@@ -9,8 +9,16 @@ export const MAX_PATH_BYTES = 1024
 // U+0000–U+001F and U+007F; `\` is refused too, so no client can mistake it for a separator.
 const FORBIDDEN = /[\u0000-\u001f\u007f\\]/u // eslint-disable-line no-control-regex
 
+/**
+ * Most paths at once: segments of printable ASCII but `/` and `\`, of at most MAX_SEGMENT_BYTES,
+ * none `.` or `..`. ASCII is its own NFC form, one byte per character: such a path is canonical
+ * as it is when it is within MAX_PATH_BYTES.
+ */
+const PLAIN = new RegExp(`^(?:/(?!\\.\\.?(?:/|$))[\\x20-\\x2e\\x30-\\x5b\\x5d-\\x7e]{1,${MAX_SEGMENT_BYTES}})+$`)
+
 /** NFC-normalises and checks a path; returns the canonical form or throws INVALID_PATH. */
 export function canonicalPath (input: string): string {
+  if (input.length <= MAX_PATH_BYTES && PLAIN.test(input)) return input
   if (!input.isWellFormed()) throw errors.invalidPath(input, 'not valid Unicode')
   const path = input.normalize('NFC')
   if (path === '') throw errors.invalidPath(path, 'empty')

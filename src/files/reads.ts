@@ -126,6 +126,18 @@ export async function readEntryJson (db: Db, actor: Actor, workspaceId: string, 
   return answer
 }
 
+/**
+ * readEntryJson's answer when memory alone holds all of it (access, the current revision, the
+ * answer), without a promise or a query: the cache-hit read. Undefined otherwise (then readEntryJson).
+ */
+export function keptEntryJson (actor: Actor, workspaceId: string, rawPath: string, cache: ReadCache): JsonAnswer | undefined {
+  const path = canonicalPath(rawPath)
+  const revision = cache.keptRevision(workspaceId, actor.userId)
+  if (revision === undefined) return undefined
+  requirePermission(actor, 'file.read')
+  return cache.answer(workspaceId, revision, path)
+}
+
 /** The workspace's head, once the actor may read it (NOT_FOUND otherwise). */
 async function readable (db: Db, actor: Actor, workspaceId: string, cache: ReadCache | undefined): Promise<WorkspaceHead> {
   const ws = cache === undefined

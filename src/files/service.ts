@@ -3,7 +3,7 @@ import type { Config } from '../core/config.js'
 import type { Actor } from '../accounts/auth.js'
 import { requireWrite } from '../accounts/workspaces.js'
 import { errors } from '../core/errors.js'
-import { listTree, readEntry, readEntryJson, type ReadResult } from './reads.js'
+import { keptEntryJson, listTree, readEntry, readEntryJson, type ReadResult } from './reads.js'
 import { listChanges } from './changes.js'
 import { applyOperations, type ApplyResult, type OpInput, type OpResult } from './operations.js'
 import { listHistory, readAtRevision } from './history.js'
@@ -90,6 +90,11 @@ export function createFileService (deps: { db: Db, config: Config, fanout: Chang
         ? await readAtRevision(db, actor, p.workspaceId, p.path, p.revision)
         : await readEntry(db, actor, p.workspaceId, p.path, cache)
       return lines === undefined ? read : readLines(read, lines)
+    },
+
+    /** readJson's answer when the read cache's memory holds it, at once (no promise, no query); else undefined. */
+    keptJson (actor: Actor, p: { workspaceId: string, path: string }): JsonAnswer | undefined {
+      return cache === undefined ? undefined : keptEntryJson(actor, p.workspaceId, p.path, cache)
     },
 
     /** The entry now, as the read route's JSON answer (`serialize`: its serializer), kept in the read cache. */

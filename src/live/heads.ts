@@ -22,6 +22,8 @@ export class Heads implements HeadSource {
   readonly #watched = new Set<string>()
   readonly #channels: Followed
   readonly #max: number
+  /** the last of `#watched` when known (undefined otherwise): reading it again moves nothing */
+  #newest: string | undefined
 
   constructor (channels: Followed, maxWatched: number) {
     this.#channels = channels
@@ -36,7 +38,10 @@ export class Heads implements HeadSource {
    */
   head (workspaceId: string): number | undefined {
     const revision = this.#channels.revision(workspaceId)
-    if (revision !== undefined && this.#watched.delete(workspaceId)) this.#watched.add(workspaceId)
+    if (revision !== undefined && workspaceId !== this.#newest && this.#watched.delete(workspaceId)) {
+      this.#watched.add(workspaceId)
+      this.#newest = workspaceId
+    }
     return revision
   }
 
@@ -44,6 +49,7 @@ export class Heads implements HeadSource {
   watch (workspaceId: string): void {
     if (this.#watched.has(workspaceId)) return
     this.#watched.add(workspaceId)
+    this.#newest = workspaceId
     if (this.#watched.size > this.#max) {
       const oldest = this.#watched.values().next().value
       if (oldest !== undefined) this.#unwatch(oldest)
@@ -51,11 +57,16 @@ export class Heads implements HeadSource {
     this.#channels.follow(workspaceId).then(() => {
       // Evicted while the channel was being opened.
       if (!this.#watched.has(workspaceId)) this.#channels.unfollow(workspaceId)
-    }, () => { this.#watched.delete(workspaceId) })
+    }, () => { this.#forget(workspaceId) })
   }
 
   #unwatch (workspaceId: string): void {
-    this.#watched.delete(workspaceId)
+    this.#forget(workspaceId)
     this.#channels.unfollow(workspaceId)
+  }
+
+  #forget (workspaceId: string): void {
+    this.#watched.delete(workspaceId)
+    if (this.#newest === workspaceId) this.#newest = undefined
   }
 }
