@@ -97,6 +97,24 @@ export async function dbClient (t: Teardown, url: string): Promise<pg.Client> {
   return client
 }
 
+/**
+ * Waits until a backend of `client`'s database waits on a lock: a request under test has reached
+ * the statement another transaction blocks (a fixed sleep assumes it got there in time, which a
+ * loaded machine breaks).
+ */
+export async function untilLockWait (client: pg.Client, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    // Inside a transaction (the lock holder's own client), PostgreSQL would answer from the
+    // activity snapshot it took at the first look: drop it each time.
+    await client.query('SELECT pg_stat_clear_snapshot()')
+    const { rows } = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+    if ((rows[0]?.n ?? 0) > 0) return
+    if (Date.now() > deadline) throw new Error('no backend waited on a lock')
+    await sleep(20)
+  }
+}
+
 /** The configuration tests build apps with: `env` over quiet, test-secret defaults. */
 export function testConfig (env: Record<string, string> = {}): Config {
   // Load shedding is off unless a test turns it on: a busy test process must not shed its own requests.

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, createTestDatabase, createWorkspace, dbClient, listen, registerUser, sleep } from '../helpers/app.js'
+import { build, createTestDatabase, createWorkspace, dbClient, listen, registerUser, sleep, untilLockWait } from '../helpers/app.js'
 import { sha256 } from '../helpers/files.js'
 import { expectStatus, isError, request, type WriteResult } from '../helpers/http.js'
 import { scrape, value } from '../helpers/metrics.js'
@@ -32,6 +32,7 @@ t.test('database: statements, transactions, a lock wait and a deadlock', async t
     await outside.query('BEGIN')
     await outside.query('SELECT id FROM workspaces WHERE id = $1 FOR UPDATE', [workspaceId])
     const waiting = put('b.txt', 'b')
+    await untilLockWait(outside)
     await sleep(400)
     await outside.query('COMMIT')
     expectStatus<WriteResult>(await waiting, 201, 'PUT')
@@ -51,7 +52,7 @@ t.test('database: statements, transactions, a lock wait and a deadlock', async t
     await outside.query('BEGIN')
     await outside.query('SELECT id FROM workspaces WHERE id = $1 FOR UPDATE', [workspaceId])
     const writing = put('c.txt', content)
-    await sleep(300)
+    await untilLockWait(outside)
     const blocked = outside.query('INSERT INTO blobs (sha256, size, content) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [sha256(content), content.length, Buffer.from(content)])
       .then(() => 'done', (err: { code?: string }) => err.code ?? 'error')
     const res = await writing

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { build, createTestDatabase, createWorkspace, dbClient, REDIS_URL, registerUser, sleep } from '../helpers/app.js'
+import { build, createTestDatabase, createWorkspace, dbClient, REDIS_URL, registerUser, sleep, untilLockWait } from '../helpers/app.js'
 import { expectStatus, request, type WriteResult } from '../helpers/http.js'
 
 /**
@@ -27,13 +27,7 @@ t.test('close waits for a running write: it commits, answers, and its event reac
   await holder.query('BEGIN')
   await holder.query('SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE', [workspaceId])
   const write = request(app, 'PUT', `/v1/workspaces/${workspaceId}/files/late.txt`, { token: user.token, payload: { content: 'written while closing' } })
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    const { rows } = await holder.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
-    if ((rows[0]?.n ?? 0) > 0) break
-    if (Date.now() > deadline) throw new Error('the write never waited on the lock')
-    await sleep(20)
-  }
+  await untilLockWait(holder)
 
   let closed = false
   const closing = app.close().then(() => { closed = true })
