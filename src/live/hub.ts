@@ -94,7 +94,13 @@ export class Fanout {
   constructor (opts: FanoutOptions) {
     this.#opts = opts
     this.heads = new Heads({
-      follow: async workspaceId => { (await this.#channel(workspaceId)).watched = true },
+      follow: async workspaceId => {
+        // (as `join`: a channel released meanwhile is no longer received; watch the new one)
+        for (let channel = await this.#channel(workspaceId); ; channel = await this.#channel(workspaceId)) {
+          channel.watched = true
+          if (this.#channels.get(workspaceId) === channel) return
+        }
+      },
       unfollow: workspaceId => { this.#unfollow(workspaceId) },
       revision: workspaceId => this.#revision(workspaceId)
     }, opts.maxWatched ?? 10_000)
@@ -180,8 +186,11 @@ export class Fanout {
     // Gone part way (a replay to a client that stopped reading times out): it never joins.
     if (reached === undefined) return { revision: start, reset }
     const from = reached
-    let result = { revision: 0, reset: false }
+    let result: { revision: number, reset: boolean } | undefined
     await this.#enqueue(channel, async () => {
+      // Released while this join waited in its queue (its last subscriber left just before): a
+      // channel no longer received nor head-checked. Join the channel as it is now, below.
+      if (this.#channels.get(workspaceId) !== channel) return
       const now = await workspaceHead(this.#opts.db, workspaceId)
       const head = now?.revision ?? 0
       await this.#replay(workspaceId, subscriber, from, head, false)
@@ -192,7 +201,7 @@ export class Fanout {
       channel.subscribers.set(subscriber, head)
       result = { revision: head, reset }
     })
-    return result
+    return result ?? { revision: (await this.join(workspaceId, subscriber, from)).revision, reset }
   }
 
   /**

@@ -272,3 +272,25 @@ t.test('heads: known while watched, with the newest local commit; the least rece
   await until(() => hub.heads.head(s.workspaceId) === undefined, 'the first to be dropped')
   t.pass('past maxWatched the oldest watch is dropped')
 })
+
+t.test('a join queued behind its channel\'s release (the last subscriber just left) joins the channel as it is then: live events reach it', async t => {
+  const s = await setup(t)
+  // The release's unsubscribe waits until the test lets it go (Redis slow, or down and reconnecting).
+  let letGo = (): void => {}
+  const held = new Promise<void>(resolve => { letGo = resolve })
+  const transport: Transport = { ...s.transport, unsubscribe: async channel => { await held; await s.transport.unsubscribe(channel) } }
+  const hub = s.hub({ transport })
+  const first = new Recorder('first')
+  await hub.join(s.workspaceId, first, undefined)
+  const leaving = hub.leave(s.workspaceId, first)
+  const second = new Recorder('second')
+  const joining = hub.join(s.workspaceId, second, undefined)
+  await sleep(100)
+  letGo()
+  await leaving
+  const joined = await joining
+  const revision = await s.write('/after.txt')
+  await s.announce((await s.changes(joined.revision)).filter(c => c.revision === revision))
+  await until(() => second.revisions.includes(revision), 'the live event after the join')
+  t.same(second.revisions, [revision], 'the change committed after the join, once')
+})
