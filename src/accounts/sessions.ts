@@ -44,6 +44,7 @@ export class SessionRegistry {
     const sid = sessionId.toLowerCase()
     const owner = await this.#ownerOf(sid) ?? await this.#create(userId.toLowerCase(), sid)
     this.#owners.set(sid, owner)
+    // now known: true for the caller's own, 403 FORBIDDEN for another user's
     this.claimed(userId, sid)
   }
 
