@@ -30,7 +30,8 @@ import { find, search } from './scenarios/search.js'
  * answer; never because of a timing.
  *
  * Flags: --ci (short), --profile (server started with --cpu-prof, profiles in
- * bench/results/profiles), --only=1,3,6 (a subset of scenarios; 6, 7 and 8 share one fan-out series).
+ * bench/results/profiles), --only=1,3,6 (a subset of scenarios; 6, 7 and 8 share one fan-out series),
+ * --warm=N (seconds of the first round's warm-up of each side of an HTTP scenario).
  */
 
 const argv = process.argv.slice(2)
@@ -39,9 +40,13 @@ const PROFILE = argv.includes('--profile')
 const only = argv.find(a => a.startsWith('--only='))?.slice(7).split(',')
 const wanted = (scenario: Scenario): boolean => only === undefined || only.includes(scenario.id)
 
-const settings: Settings = CI
-  ? { rounds: 1, warm: 1, seconds: 3, latSeconds: 3, satSeconds: 3, stallMs: 5_000 }
-  : { rounds: 2, warm: 2, seconds: 8, latSeconds: 10, satSeconds: 6, stallMs: 10_000 }
+const warmFirst = argv.find(a => a.startsWith('--warm='))?.slice(7)
+const settings: Settings = {
+  ...CI
+    ? { rounds: 1, warmFirst: 10, warm: 1, seconds: 3, latSeconds: 3, satSeconds: 3, stallMs: 5_000 }
+    : { rounds: 2, warmFirst: 20, warm: 2, seconds: 8, latSeconds: 10, satSeconds: 6, stallMs: 10_000 },
+  ...warmFirst === undefined ? {} : { warmFirst: Number(warmFirst) }
+}
 const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const PROFILE_DIR = join(ROOT, 'bench/results/profiles')

@@ -7,8 +7,13 @@ import type { Proc } from './util.js'
 
 /** Run lengths: short with --ci, longer in the full run. */
 export interface Settings {
-  /** HTTP: project/baseline rounds (alternating, ABBA…), each run after a warm-up run of `warm` seconds */
+  /**
+   * HTTP: project/baseline rounds (alternating, ABBA…), each run after a warm-up run: `warmFirst`
+   * seconds in the first round (V8 optimises a server's hot paths over its first seconds of load),
+   * `warm` in the later ones
+   */
   rounds: number
+  warmFirst: number
   warm: number
   seconds: number
   /** fan-out: seconds of the latency phases and of the saturation phase */

@@ -90,7 +90,7 @@ export interface Pair {
 
 /**
  * The project and its baseline, alternating (ABBA…) for `rounds` rounds, each run after a
- * warm-up. Rates and latencies are medians over rounds; the ratio is the median of per-round ratios.
+ * warm-up (a longer one in the first round: `Settings.warmFirst`). Rates and latencies are medians over rounds; the ratio is the median of per-round ratios.
  */
 export async function httpPair (settings: Settings, { id, scenario, unit, project, baseline, target }: Pair): Promise<Row> {
   const runs: Record<'p' | 'b', HttpRun[]> = { p: [], b: [] }
@@ -100,7 +100,7 @@ export async function httpPair (settings: Settings, { id, scenario, unit, projec
     const order: Array<['p' | 'b', Side]> = r % 2 === 0 ? [['p', project], ['b', baseline]] : [['b', baseline], ['p', project]]
     for (const [key, side] of order) {
       await side.prepare?.()
-      const warm = await runHttp(side.load(settings.warm))
+      const warm = await runHttp(side.load(r === 0 ? settings.warmFirst : settings.warm))
       await side.prepare?.()
       const run = await runHttp(side.load(settings.seconds))
       errors += warm.errors + run.errors

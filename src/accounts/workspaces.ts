@@ -12,10 +12,13 @@ const RANK: Record<Role, number> = { viewer: 1, editor: 2, owner: 3 }
  * The caller's role in a workspace, when it is at least `need`. A workspace the caller is not a
  * member of is WORKSPACE_NOT_FOUND (never 403), so ids of others' workspaces reveal nothing.
  */
-export async function requireRole (db: Executor, actor: Actor, workspaceId: string, need: Role): Promise<Role> {
+export async function requireRole (db: Executor, actor: Actor, workspaceId: string, need: Role, known?: Role | null): Promise<Role> {
   const load = async (): Promise<Role | undefined> => (await selectRole(db, workspaceId, actor.userId))[0]?.role
-  // From the pool, concurrent checks of one member share a query (src/db/coalesce.ts).
-  const role = db.isTransaction ? await load() : await coalescedRoles(db).get(`${workspaceId}:${actor.userId}`, load)
+  // Known already (read with the workspace's lock: files/entry-memo.ts), or asked; from the
+  // pool, concurrent checks of one member share a query (src/db/coalesce.ts).
+  const role = known !== undefined
+    ? known ?? undefined
+    : db.isTransaction ? await load() : await coalescedRoles(db).get(`${workspaceId}:${actor.userId}`, load)
   if (role === undefined) throw errors.workspaceNotFound(workspaceId)
   if (RANK[role] < RANK[need]) throw errors.forbidden(`this needs the ${need} role; you are ${role}`)
   return role
@@ -61,8 +64,8 @@ export async function readAccess (db: Executor, actor: Actor, workspaceId: strin
 }
 
 /** Write access: the editor (or owner) role and the file.write permission (membership first, as for reads). */
-export async function requireWrite (db: Executor, actor: Actor, workspaceId: string): Promise<void> {
-  await requireRole(db, actor, workspaceId, 'editor')
+export async function requireWrite (db: Executor, actor: Actor, workspaceId: string, known?: Role | null): Promise<void> {
+  await requireRole(db, actor, workspaceId, 'editor', known)
   requirePermission(actor, 'file.write')
 }
 

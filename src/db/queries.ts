@@ -55,11 +55,15 @@ export async function lockWorkspace (trx: Executor, workspaceId: string): Promis
   const held = lockedHeads.get(trx)?.get(workspaceId)
   if (held !== undefined) return { ...held }
   const ws = await workspaceHead(trx, workspaceId, 'for update')
-  if (ws === undefined) return undefined
-  const heads = lockedHeads.get(trx) ?? new Map<string, Head>()
-  heads.set(workspaceId, { ...ws })
-  lockedHeads.set(trx, heads)
+  if (ws !== undefined) noteLocked(trx, workspaceId, ws)
   return ws
+}
+
+/** This transaction has just locked the workspace's row (`lockWorkspace`, or a statement that locks it as it reads more). */
+export function noteLocked (trx: Executor, workspaceId: string, head: Head): void {
+  const heads = lockedHeads.get(trx) ?? new Map<string, Head>()
+  heads.set(workspaceId, { ...head })
+  lockedHeads.set(trx, heads)
 }
 
 /** Whether this transaction holds the workspace's row lock (taken with `lockWorkspace`). */

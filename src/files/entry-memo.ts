@@ -1,7 +1,8 @@
 import { sql, type KyselyPlugin, type OperationNode, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely'
 import type { Executor, FileRow, Trx } from '../db/schema.js'
-import { holdsLock } from '../db/queries.js'
-import { WritesDeferred, type GroupView } from '../mutations/group-commit.js'
+import { holdsLock, lockWorkspace, noteLocked, type Head } from '../db/queries.js'
+import { WritesDeferred, type GroupView, type Wanted } from '../mutations/group-commit.js'
+import type { Role } from '../../schemas/workspaces.js'
 import { canonicalPath } from './paths.js'
 import { saveChanges, type RecordedChange } from './entries.js'
 
@@ -19,6 +20,13 @@ import { saveChanges, type RecordedChange } from './entries.js'
  *   which the operation computed itself (op-kinds.ts `replaceFile`); that row replaces the old one.
  * Outside a group's transaction, or before the lock is held, `findEntry` asks PostgreSQL as always.
  *
+ * The statement that takes the workspace's lock for the group (`lockForWrite`) reads, with the
+ * head, the entries the members name and the roles of the users they act for: a request alone in
+ * its group (a quiet workspace) then makes no query of its own before its change. If that
+ * statement had to wait for the lock and the head moved meanwhile, the entries it read are from
+ * before the lock (PostgreSQL re-reads only the locked row), so they are not kept, and are read
+ * again when asked for; the roles are kept (read no earlier than a check before the lock would be).
+ *
  * It also holds the group's deferred writes (`GroupView`): a member that only updates a file
  * (one change, one row whose new state it computed) leaves its statement to the group when it
  * runs outside a savepoint (entries.ts `saveChanges` asks `defer`). The memo then knows the new
@@ -31,6 +39,9 @@ import { saveChanges, type RecordedChange } from './entries.js'
 export class EntryMemo implements KyselyPlugin {
   readonly #rows = new Map<string, FileRow | null>()
   readonly #wanted: string[]
+  readonly #users: string[]
+  /** each wanted user's role in the workspace (null: not a member), once the lock is taken */
+  #roles = new Map<string, Role | null>()
   #expected: FileRow | null = null
   /** the changes deferred, in revision order, and the new row of each file they update */
   #pending: RecordedChange[] = []
@@ -39,8 +50,9 @@ export class EntryMemo implements KyselyPlugin {
   #deferred = false
   #flushing = false
 
-  private constructor (readonly workspaceId: string, wanted: string[]) {
-    this.#wanted = [...new Set(wanted.flatMap(p => {
+  private constructor (readonly workspaceId: string, wanted: Wanted) {
+    this.#users = [...new Set(wanted.users)]
+    this.#wanted = [...new Set(wanted.paths.flatMap(p => {
       try {
         return [canonicalPath(p)]
       } catch {
@@ -50,7 +62,7 @@ export class EntryMemo implements KyselyPlugin {
   }
 
   /** The group's transaction, remembering for the members of a group in `workspaceId` that name `wanted`. */
-  static attach (trx: Trx, workspaceId: string, wanted: string[]): GroupView {
+  static attach (trx: Trx, workspaceId: string, wanted: Wanted): GroupView {
     const memo = new EntryMemo(workspaceId, wanted)
     const remembering = trx.withPlugin(memo)
     memos.set(remembering, memo)
@@ -98,6 +110,44 @@ export class EntryMemo implements KyselyPlugin {
     }
   }
 
+  /** Locks the workspace's row; reads the wanted entries and roles in the same statement. */
+  async lock (trx: Executor): Promise<Head | undefined> {
+    const paths = this.#wanted.filter(p => !this.#rows.has(p))
+    const rows = await trx.selectFrom('workspaces as w')
+      // ('' is no path: the join then finds nothing)
+      .leftJoin('files as f', join => join.onRef('f.workspace_id', '=', 'w.id').on('f.path', 'in', paths.length > 0 ? paths : ['']))
+      .select(eb => [
+        'w.revision as head_revision',
+        'w.pruned_through as head_pruned_through',
+        // (the head as the statement's snapshot saw it, before any wait for the lock)
+        eb.selectFrom('workspaces').select('revision').where('id', '=', this.workspaceId).as('seen_revision'),
+        eb.selectFrom('workspace_members').select(sql<Record<string, Role>>`jsonb_object_agg(user_id, role)`.as('roles'))
+          .where('workspace_id', '=', this.workspaceId).where('user_id', 'in', this.#users.length > 0 ? this.#users : [null]).as('roles')
+      ])
+      .selectAll('f')
+      .where('w.id', '=', this.workspaceId)
+      .forUpdate('w')
+      .execute()
+    const [first] = rows
+    if (first === undefined) return undefined
+    const head = { revision: first.head_revision, pruned_through: first.head_pruned_through }
+    noteLocked(trx, this.workspaceId, head)
+    for (const user of this.#users) this.#roles.set(user, first.roles?.[user] ?? null)
+    if (first.seen_revision === head.revision) {
+      for (const p of paths) this.#rows.set(p, null)
+      for (const row of rows) {
+        const file = fileOf(row)
+        if (file !== null) this.#rows.set(file.path, file)
+      }
+    }
+    return head
+  }
+
+  /** The user's role as the lock's statement read it: null, not a member; undefined, not read. */
+  roleOf (userId: string): Role | null | undefined {
+    return this.#roles.get(userId)
+  }
+
   /** The entry at `path`: remembered, or read with every wanted path not remembered yet. */
   async find (trx: Executor, path: string): Promise<FileRow | undefined> {
     if (!this.#rows.has(path)) {
@@ -142,6 +192,21 @@ const memos = new WeakMap<Executor, EntryMemo>()
 export function memoOf (trx: Executor, workspaceId: string): EntryMemo | undefined {
   const memo = memos.get(trx)
   return memo !== undefined && memo.workspaceId === workspaceId && holdsLock(trx, workspaceId) ? memo : undefined
+}
+
+/**
+ * The workspace's head, its row locked by this transaction: in a group's transaction, with what
+ * the members need read in the same statement (`EntryMemo.lock`); else `lockWorkspace`.
+ */
+export async function lockForWrite (trx: Executor, workspaceId: string): Promise<Head | undefined> {
+  const memo = memos.get(trx)
+  if (memo === undefined || memo.workspaceId !== workspaceId || holdsLock(trx, workspaceId)) return await lockWorkspace(trx, workspaceId)
+  return await memo.lock(trx)
+}
+
+/** The joined entry of the lock's statement, if one was found (its columns are then all there). */
+function fileOf (row: { [K in keyof FileRow]: FileRow[K] | null }): FileRow | null {
+  return row.path === null ? null : row as FileRow
 }
 
 /** Whether the statement names the `files` table anywhere (its target, a CTE, a subquery). */

@@ -5,7 +5,7 @@ import { AppError, batchError, errors } from '../core/errors.js'
 import { opaqueTag } from '../core/http.js'
 import { checkMetadata, contentOf, decodeContent } from './content.js'
 import { canonicalPath } from './paths.js'
-import { lockWorkspace } from '../db/queries.js'
+import { lockForWrite, memoOf } from './entry-memo.js'
 import { DEFAULT_MAX_ENTRIES, EntryBudget, runWrites, saveChanges, type DeferredWrite, type RecordedChange } from './entries.js'
 import { applyOne, type CheckedOp, type OpContext, type Outcome } from './op-kinds.js'
 import { toChange } from './changes.js'
@@ -118,11 +118,12 @@ export async function applyOperations (db: Db, actor: Actor, workspaceId: string
       throw single || !(err instanceof AppError) ? err : batchError(i, err)
     }
   })
-  await requireWrite(db, actor, workspaceId)
   return await transactionOf(db, hooks)(async trx => {
     await hooks.begin?.(trx)
-    const ws = await lockWorkspace(trx, workspaceId)
+    // The role is checked under the lock, mostly as read by the lock's own statement.
+    const ws = await lockForWrite(trx, workspaceId)
     if (ws === undefined) throw errors.workspaceNotFound(workspaceId)
+    await requireWrite(trx, actor, workspaceId, memoOf(trx, workspaceId)?.roleOf(actor.userId))
     if (options.ifRevision !== undefined && options.ifRevision !== ws.revision) {
       throw errors.preconditionFailed('/', String(options.ifRevision), { revision: ws.revision, etag: String(ws.revision) })
     }

@@ -68,7 +68,7 @@ function groupCommitOptions (config: Config, onGroup?: (size: number) => void): 
     maxMembers: config.GROUP_COMMIT_MAX_MEMBERS,
     maxBytes: config.GROUP_COMMIT_MAX_BYTES,
     maxMs: timeout > 0 ? Math.min(250, timeout / 4) : 250,
-    decorate: (trx, workspaceId, reads) => EntryMemo.attach(trx, workspaceId, reads)
+    decorate: (trx, workspaceId, wanted) => EntryMemo.attach(trx, workspaceId, wanted)
   }
 }
 

@@ -66,8 +66,14 @@ export interface GroupCommitOptions<R = never> {
   onGroup?: (size: number) => void
   /** writes the records of the members that ran (in their order), before the COMMIT */
   writeRecords?: (trx: Trx, records: R[]) => Promise<void>
-  /** the group's transaction as its members get it, given what they `read` (files/entry-memo.ts) */
-  decorate?: (trx: Trx, workspaceId: string, reads: string[]) => GroupView
+  /** the group's transaction as its members get it, given what they read (files/entry-memo.ts) */
+  decorate?: (trx: Trx, workspaceId: string, wanted: Wanted) => GroupView
+}
+
+/** What a group's members will read under the lock: the paths they name, the users they act for. */
+export interface Wanted {
+  paths: string[]
+  users: string[]
 }
 
 /**
@@ -103,6 +109,8 @@ export interface GroupMember<X, R> {
   blobs?: BlobContent[]
   /** the paths it will read, a hint (`decorate`) */
   reads?: string[]
+  /** the user it acts for, whose role it will check, a hint (`decorate`) */
+  user?: string
   /** once `work` succeeded: what it leaves to be written with the group's (`writeRecords`) */
   records?: () => R | undefined
   /** the size of its request body, for the group's byte bound */
@@ -238,7 +246,8 @@ export class GroupCommit<R = never> {
     // (and what `decorate` adds). Savepoint commands go through it too, so that its plugins see them.
     const watch = new WriteWatch()
     const watched = controlled.withPlugin(watch)
-    const view: GroupView = this.#opts.decorate?.(watched, workspaceId, group.flatMap(q => q.member.reads ?? [])) ??
+    const wanted = { paths: group.flatMap(q => q.member.reads ?? []), users: group.flatMap(q => q.member.user ?? []) }
+    const view: GroupView = this.#opts.decorate?.(watched, workspaceId, wanted) ??
       { trx: watched, allowDeferring: () => {}, deferred: () => false, flush: async () => {} }
     const { trx } = view
     // Each member that ran, in order: its value, or its error (answered once the group's fate is known).

@@ -195,6 +195,7 @@ async function runMutation<R, T> (deps: PipelineDeps, actor: Actor, spec: Mutati
         work,
         ...(blobs === undefined ? {} : { blobs }),
         reads: [spec.path, spec.newPath].filter(p => typeof p === 'string'),
+        user: actor.userId,
         records: () => logged === undefined || response === undefined
           ? undefined
           : { activity: logged, response: key === null ? null : { userId: actor.userId, key, hash, response } },

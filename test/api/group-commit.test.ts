@@ -515,3 +515,40 @@ t.test('a member cancelled by the statement timeout: the members before it commi
   t.equal(again.statusCode, 201, `retried with its key, request ${retried} is applied`)
   t.equal(again.json<WriteResult>().revision, 3 + ok.length, 'at the next revision: gap-free')
 })
+
+/**
+ * The statement that takes the workspace's lock also reads the entries the group names
+ * (files/entry-memo.ts `lock`). When it had to wait for the lock while another instance
+ * committed, PostgreSQL re-reads only the locked row: the entries it joined are from before that
+ * commit. Two instances, the same If-Match, queued on a lock a test client holds: exactly one
+ * write wins; the other is refused with the winner's etag (it must not overwrite it).
+ */
+t.test('two instances racing on the lock with the same If-Match: one wins, the other gets 412', async t => {
+  const url = await createTestDatabase(t)
+  const a = await build(t, { DATABASE_URL: url })
+  const b = await build(t, { DATABASE_URL: url })
+  const user = await registerUser(a)
+  const workspaceId = await createWorkspace(a, user)
+  const file = `/v1/workspaces/${workspaceId}/files/race.txt`
+  const first = expectStatus<WriteResult>(await request(a, 'PUT', file, { token: user.token, payload: { content: 'v1' } }), 201, 'v1')
+  const admin = await dbClient(t, url)
+  const holder = await dbClient(t, url)
+  await holder.query('BEGIN')
+  await holder.query('SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE', [workspaceId])
+  const put = (app: typeof a, content: string): Promise<Res> => request(app, 'PUT', file, { token: user.token, payload: { content }, headers: { 'if-match': `"${first.file.etag}"` } })
+  const fromB = put(b, 'from b')
+  await untilLockWaits(admin, dbName(url), 1, 'b waits')
+  const fromA = put(a, 'from a')
+  await untilLockWaits(admin, dbName(url), 2, 'a waits')
+  await holder.query('COMMIT')
+  const answers = await Promise.all([fromB, fromA])
+  t.same(answers.map(r => r.statusCode).sort(), [200, 412], 'one write wins, the other is refused')
+  const won = answers.find(r => r.statusCode === 200)
+  const lost = answers.find(r => r.statusCode === 412)
+  const winner = JSON.parse(won?.body ?? '{}') as WriteResult
+  const refusal = JSON.parse(lost?.body ?? '{}') as { code: string, details: { current: { etag: string } } }
+  t.equal(refusal.code, 'PRECONDITION_FAILED')
+  t.equal(refusal.details.current.etag, winner.file.etag, 'the refusal names the winner\'s etag')
+  const read = await request(a, 'GET', `${file}?format=json`, { token: user.token })
+  t.equal((JSON.parse(read.body) as { content: string }).content, answers[0]?.statusCode === 200 ? 'from b' : 'from a', 'the winner\'s content stays')
+})
