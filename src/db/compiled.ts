@@ -1,4 +1,4 @@
-import type { Compilable, CompiledQuery } from 'kysely'
+import { createQueryId, type Compilable, type CompiledQuery, type QueryResult } from 'kysely'
 import type { Executor } from './schema.js'
 
 /**
@@ -10,6 +10,7 @@ import type { Executor } from './schema.js'
  * an entry outside a group): a query compiled once is not shown to Kysely's plugins again, and
  * the group commit learns from them whether a member wrote (src/mutations/group-commit.ts
  * `WriteWatch`) and holds deferred writes back until they are sent (src/files/entry-memo.ts).
+ * For writes, and for reads a group's plugins must see, `compiledPerShape`.
  */
 export function compiledOnce<P extends unknown[], R> (build: (db: Executor, ...params: P) => Compilable<R>): (db: Executor, ...params: P) => Promise<R[]> {
   let compiled: CompiledQuery<R> | undefined
@@ -17,11 +18,50 @@ export function compiledOnce<P extends unknown[], R> (build: (db: Executor, ...p
     if (compiled === undefined) {
       const first = build(db, ...params).compile()
       if (first.query.kind !== 'SelectQueryNode') throw new Error(`compiledOnce: only for reads: ${first.sql}`)
-      if (first.parameters.length !== params.length || first.parameters.some((p, i) => p !== params[i])) {
-        throw new Error(`compiledOnce: the query does not take its ${params.length} parameters in order: ${first.sql}`)
-      }
+      checkParameters(first, params)
       compiled = first
     }
     return (await db.executeQuery<R>({ ...compiled, parameters: params })).rows
+  }
+}
+
+/** Shapes one statement keeps compiled (a group's row counts); past them it is built each time. */
+const MAX_SHAPES = 64
+
+/**
+ * A statement compiled once per shape (say, its number of rows) and then run with each call's
+ * parameters, for the write path, where building and compiling each statement was a tenth of a
+ * write's CPU. `build` makes the statement from `arg`; `paramsOf` gives, in order, the values it
+ * sends as parameters (the first call of each shape checks that they are exactly the compiled
+ * ones), and `shapeOf` what else decides its SQL text. Unlike `compiledOnce`, every run is shown
+ * to the executor's plugins (the group commit's `WriteWatch` and entry memo see every statement
+ * a member sends), which must leave it as it is.
+ */
+export function compiledPerShape<A, R> (
+  build: (db: Executor, arg: A) => Compilable<R>,
+  shapeOf: (arg: A) => string,
+  paramsOf: (arg: A) => unknown[]
+): (db: Executor, arg: A) => Promise<QueryResult<R>> {
+  const shapes = new Map<string, CompiledQuery<R>>()
+  return async (db, arg) => {
+    const shape = shapeOf(arg)
+    const parameters = paramsOf(arg)
+    let compiled = shapes.get(shape)
+    if (compiled === undefined) {
+      compiled = build(db.withoutPlugins(), arg).compile()
+      checkParameters(compiled, parameters)
+      if (shapes.size < MAX_SHAPES) shapes.set(shape, compiled)
+    }
+    const queryId = createQueryId()
+    if (db.getExecutor().transformQuery(compiled.query, queryId) !== compiled.query) {
+      throw new Error(`compiledPerShape: a plugin changed the statement: ${compiled.sql}`)
+    }
+    return await db.executeQuery<R>({ ...compiled, queryId, parameters })
+  }
+}
+
+function checkParameters (compiled: CompiledQuery, params: readonly unknown[]): void {
+  if (compiled.parameters.length !== params.length || compiled.parameters.some((p, i) => p !== params[i])) {
+    throw new Error(`compiled: the statement does not take its ${params.length} parameters in order: ${compiled.sql}`)
   }
 }

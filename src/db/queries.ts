@@ -1,5 +1,6 @@
 import type { ExpressionBuilder, ExpressionWrapper, SqlBool } from 'kysely'
 import type { ChangeRow, Database, Executor } from './schema.js'
+import { compiledPerShape } from './compiled.js'
 
 /** SQL fragments and small queries more than one feature needs, so each is written once. */
 
@@ -116,8 +117,7 @@ export interface BlobContent { sha256: string, size: number, bytes: Buffer }
 export async function storeBlobs (trx: Executor, contents: Iterable<BlobContent>): Promise<void> {
   let missing = [...new Map([...contents].map(c => [c.sha256, c])).values()].sort((a, b) => a.sha256 < b.sha256 ? -1 : 1)
   while (missing.length > 0) {
-    const inserted = await trx.insertInto('blobs').values(missing.map(c => ({ sha256: c.sha256, size: c.size, content: c.bytes })))
-      .onConflict(oc => oc.column('sha256').doNothing()).returning('sha256').execute()
+    const { rows: inserted } = await insertBlobs(trx, missing)
     const stored = new Set(inserted.map(r => r.sha256))
     const existing = missing.filter(c => !stored.has(c.sha256))
     if (existing.length === 0) return
@@ -127,3 +127,8 @@ export async function storeBlobs (trx: Executor, contents: Iterable<BlobContent>
     missing = existing.filter(c => !held.has(c.sha256))
   }
 }
+
+const insertBlobs = compiledPerShape((db, contents: BlobContent[]) => db.insertInto('blobs')
+  .values(contents.map(c => ({ sha256: c.sha256, size: c.size, content: c.bytes })))
+  .onConflict(oc => oc.column('sha256').doNothing()).returning('sha256'),
+contents => String(contents.length), contents => contents.flatMap(c => [c.sha256, c.size, c.bytes]))

@@ -1,6 +1,7 @@
 import { sql, type KyselyPlugin, type OperationNode, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely'
 import type { Executor, FileRow, Trx } from '../db/schema.js'
 import { holdsLock, lockWorkspace, noteLocked, type Head } from '../db/queries.js'
+import { compiledPerShape } from '../db/compiled.js'
 import { WritesDeferred, type GroupView, type Wanted } from '../mutations/group-commit.js'
 import type { Role } from '../../schemas/workspaces.js'
 import { canonicalPath } from './paths.js'
@@ -113,21 +114,7 @@ export class EntryMemo implements KyselyPlugin {
   /** Locks the workspace's row; reads the wanted entries and roles in the same statement. */
   async lock (trx: Executor): Promise<Head | undefined> {
     const paths = this.#wanted.filter(p => !this.#rows.has(p))
-    const rows = await trx.selectFrom('workspaces as w')
-      // ('' is no path: the join then finds nothing)
-      .leftJoin('files as f', join => join.onRef('f.workspace_id', '=', 'w.id').on('f.path', 'in', paths.length > 0 ? paths : ['']))
-      .select(eb => [
-        'w.revision as head_revision',
-        'w.pruned_through as head_pruned_through',
-        // (the head as the statement's snapshot saw it, before any wait for the lock)
-        eb.selectFrom('workspaces').select('revision').where('id', '=', this.workspaceId).as('seen_revision'),
-        eb.selectFrom('workspace_members').select(sql<Record<string, Role>>`jsonb_object_agg(user_id, role)`.as('roles'))
-          .where('workspace_id', '=', this.workspaceId).where('user_id', 'in', this.#users.length > 0 ? this.#users : [null]).as('roles')
-      ])
-      .selectAll('f')
-      .where('w.id', '=', this.workspaceId)
-      .forUpdate('w')
-      .execute()
+    const { rows } = await lockReading(trx, { workspaceId: this.workspaceId, users: this.#users, paths })
     const [first] = rows
     if (first === undefined) return undefined
     const head = { revision: first.head_revision, pruned_through: first.head_pruned_through }
@@ -203,6 +190,25 @@ export async function lockForWrite (trx: Executor, workspaceId: string): Promise
   if (memo === undefined || memo.workspaceId !== workspaceId || holdsLock(trx, workspaceId)) return await lockWorkspace(trx, workspaceId)
   return await memo.lock(trx)
 }
+
+interface LockReading { workspaceId: string, users: string[], paths: string[] }
+
+/** The lock's statement (`EntryMemo.lock`); '' is no path and null no user: none is then found. */
+const lockReading = compiledPerShape((db, { workspaceId, users, paths }: LockReading) => db.selectFrom('workspaces as w')
+  .leftJoin('files as f', join => join.onRef('f.workspace_id', '=', 'w.id').on('f.path', 'in', paths.length > 0 ? paths : ['']))
+  .select(eb => [
+    'w.revision as head_revision',
+    'w.pruned_through as head_pruned_through',
+    // (the head as the statement's snapshot saw it, before any wait for the lock)
+    eb.selectFrom('workspaces').select('revision').where('id', '=', workspaceId).as('seen_revision'),
+    eb.selectFrom('workspace_members').select(sql<Record<string, Role>>`jsonb_object_agg(user_id, role)`.as('roles'))
+      .where('workspace_id', '=', workspaceId).where('user_id', 'in', users.length > 0 ? users : [null]).as('roles')
+  ])
+  .selectAll('f')
+  .where('w.id', '=', workspaceId)
+  .forUpdate('w'),
+({ users, paths }) => `${users.length}:${paths.length}`,
+({ workspaceId, users, paths }) => [workspaceId, workspaceId, ...users.length > 0 ? users : [null], ...paths.length > 0 ? paths : [''], workspaceId])
 
 /** The joined entry of the lock's statement, if one was found (its columns are then all there). */
 function fileOf (row: { [K in keyof FileRow]: FileRow[K] | null }): FileRow | null {

@@ -2,6 +2,7 @@ import type { Insertable } from 'kysely'
 import type { ActivityRow, ActivityTable, Db, Executor } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { errors } from '../core/errors.js'
+import { compiledPerShape } from '../db/compiled.js'
 import { mdCode, mdFence, mdText } from './markdown.js'
 import type { ReadLog } from './read-log.js'
 import type { ActivityPage, ActivityRecord, SessionSummary } from '../../schemas/sessions.js'
@@ -86,10 +87,17 @@ export async function insertActivity (db: Executor, entry: NewActivity): Promise
   await db.insertInto('activity').values(activityRow(entry)).execute()
 }
 
-/** Many entries in one statement (the reads' queue, `ReadLog`). */
+/** Many entries in one statement (a group commit's members, the reads' queue `ReadLog`). */
 export async function insertActivities (db: Executor, entries: NewActivity[]): Promise<void> {
-  if (entries.length > 0) await db.insertInto('activity').values(entries.map(activityRow)).execute()
+  if (entries.length > 0) await insertRows(db, entries.map(activityRow))
 }
+
+const insertRows = compiledPerShape((db, rows: Array<Insertable<ActivityTable>>) => db.insertInto('activity').values(rows),
+  rows => String(rows.length), rows => rows.flatMap(r => ACTIVITY_COLUMNS.map(c => r[c])))
+
+/** Every column an entry is inserted with, in the order `activityRow` names them. */
+const ACTIVITY_COLUMNS = ['session_id', 'user_id', 'workspace_id', 'at', 'type', 'op', 'path', 'new_path', 'status', 'code',
+  'revision', 'duration_ms', 'details', 'context', 'message', 'stack'] as const satisfies ReadonlyArray<keyof Insertable<ActivityTable>>
 
 function activityRow (entry: NewActivity): Insertable<ActivityTable> {
   const e = settle(entry)
