@@ -65,3 +65,28 @@ function checkParameters (compiled: CompiledQuery, params: readonly unknown[]): 
     throw new Error(`compiled: the statement does not take its ${params.length} parameters in order: ${compiled.sql}`)
   }
 }
+
+/**
+ * Rows to insert, with what decides their statement's SQL text (`shape`) and its parameters, as
+ * Kysely's insert compiles them: a column for each key first seen with a value, in that order,
+ * and for each row its values in column order (a row without one gets DEFAULT, no parameter).
+ */
+export interface InsertShape<T> { rows: T[], shape: string, params: unknown[] }
+
+export function insertShape<T extends object> (rows: T[]): InsertShape<T> {
+  const columns: string[] = []
+  for (const row of rows) {
+    for (const [key, value] of Object.entries(row)) if (value !== undefined && !columns.includes(key)) columns.push(key)
+  }
+  const params: unknown[] = []
+  let shape = columns.join(',')
+  for (const row of rows) {
+    shape += ':'
+    for (const column of columns) {
+      const value: unknown = Reflect.get(row, column)
+      shape += value === undefined ? '0' : '1'
+      if (value !== undefined) params.push(value)
+    }
+  }
+  return { rows, shape, params }
+}

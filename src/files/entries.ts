@@ -1,5 +1,6 @@
-import type { Insertable, UpdateQueryBuilder, UpdateResult } from 'kysely'
-import type { ChangeEntriesTable, ChangesTable, Database, EntryState, FileRow, FilesTable, Trx } from '../db/schema.js'
+import type { Insertable, Updateable, UpdateQueryBuilder, UpdateResult } from 'kysely'
+import type { ChangeEntriesTable, ChangesTable, Database, EntryState, Executor, FileRow, FilesTable, Trx } from '../db/schema.js'
+import { compiledPerShape, insertShape, type InsertShape } from '../db/compiled.js'
 import type { Actor } from '../accounts/auth.js'
 import { errors } from '../core/errors.js'
 import { ancestorsOf, depthOf, parentOf } from './paths.js'
@@ -143,22 +144,52 @@ export interface RecordedChange {
 
 const CHUNK = 500
 
-/** An UPDATE of `files` whose outcome, `row`, the operation already knows (op-kinds.ts `OpContext.writes`). */
+/**
+ * An UPDATE of `files` (its row at `row.path`, to the values `set`) whose outcome, `row`, the
+ * operation already knows (op-kinds.ts `OpContext.writes`).
+ */
 export interface DeferredWrite {
-  query: UpdateQueryBuilder<Database, 'files', 'files', UpdateResult>
+  set: Omit<Updateable<FilesTable>, 'metadata'>
   row: FileRow
 }
 
-/** Tells the group's entry memo (./entry-memo.ts) what the next statement leaves: `w.row`. */
-function expecting (trx: Trx, w: DeferredWrite): DeferredWrite['query'] {
+/** The deferred write's statement; tells the group's entry memo (./entry-memo.ts) what it leaves: `w.row`. */
+function expecting (trx: Trx, w: DeferredWrite): UpdateQueryBuilder<Database, 'files', 'files', UpdateResult> {
   memoOf(trx, w.row.workspace_id)?.expect(w.row)
-  return w.query
+  return updateOf(trx, w)
+}
+
+function updateOf (db: Executor, w: DeferredWrite): UpdateQueryBuilder<Database, 'files', 'files', UpdateResult> {
+  return db.updateTable('files').set(w.set).where('workspace_id', '=', w.row.workspace_id).where('path', '=', w.row.path)
 }
 
 /** Runs the deferred writes, in order (before anything reads what they change). */
 export async function runWrites (trx: Trx, writes: DeferredWrite[]): Promise<void> {
   for (const w of writes.splice(0)) await expecting(trx, w).execute()
 }
+
+interface Recording {
+  workspaceId: string
+  head: number
+  changes: InsertShape<Insertable<ChangesTable>>
+  entries: InsertShape<Insertable<ChangeEntriesTable>>
+  write: DeferredWrite | undefined
+}
+
+/** The one statement of a write's changes (`saveChanges`), compiled once per shape. */
+const recordChanges = compiledPerShape((db, r: Recording) => {
+  const changes = (): ReturnType<typeof db.insertInto<'changes'>> => db.insertInto('changes').values(r.changes.rows)
+  const entries = (): ReturnType<typeof db.insertInto<'change_entries'>> => db.insertInto('change_entries').values(r.entries.rows)
+  const { write } = r
+  return write === undefined
+    ? db.with('c', changes).with('e', entries).updateTable('workspaces').set({ revision: r.head }).where('id', '=', r.workspaceId)
+    : db.with('w', () => updateOf(db, write)).with('c', changes).with('e', entries).updateTable('workspaces').set({ revision: r.head }).where('id', '=', r.workspaceId)
+},
+r => `${r.write === undefined ? '-' : Object.keys(r.write.set).join(',')}/${r.changes.shape}/${r.entries.shape}`,
+r => [
+  ...r.write === undefined ? [] : [...Object.values(r.write.set).filter(v => v !== undefined), r.write.row.workspace_id, r.write.row.path],
+  ...r.changes.params, ...r.entries.params, r.head, r.workspaceId
+])
 
 /**
  * Records changes and their entries (in revision order) inside the change's transaction, with
@@ -195,8 +226,6 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
     sha_after: e.after?.sha256 ?? null
   })))
   if (changeRows.length <= CHUNK && entryRows.length > 0 && entryRows.length <= CHUNK && writes.length <= 1) {
-    const insertChanges = (): ReturnType<typeof trx.insertInto<'changes'>> => trx.insertInto('changes').values(changeRows)
-    const insertEntries = (): ReturnType<typeof trx.insertInto<'change_entries'>> => trx.insertInto('change_entries').values(entryRows)
     const write = writes.pop()
     const only = changes[0]
     // An update alone, in a group commit: left to the group (./entry-memo.ts).
@@ -204,14 +233,8 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
       movedHead(trx, workspaceId, head)
       return
     }
-    if (write === undefined) {
-      await trx.with('c', insertChanges).with('e', insertEntries)
-        .updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
-    } else {
-      const query = expecting(trx, write)
-      await trx.with('w', () => query).with('c', insertChanges).with('e', insertEntries)
-        .updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
-    }
+    if (write !== undefined) memoOf(trx, workspaceId)?.expect(write.row)
+    await recordChanges(trx, { workspaceId, head, changes: insertShape(changeRows), entries: insertShape(entryRows), write })
     movedHead(trx, workspaceId, head)
     return
   }

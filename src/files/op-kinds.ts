@@ -146,13 +146,13 @@ type FileUpdate = Partial<Pick<Updateable<FilesTable>, 'blob_sha256' | 'size' | 
 async function replaceFile (ctx: OpContext, existing: FileRow, set: FileUpdate): Promise<Outcome> {
   const next = { version: existing.version + 1, etag: ctx.revision, updated_at: ctx.now, updated_by: ctx.actor.userId }
   const { metadata, ...known } = set
-  const update = ctx.trx.updateTable('files').set({ ...set, ...next }).where('workspace_id', '=', ctx.workspaceId).where('path', '=', existing.path)
   let row: FileRow
   if (metadata === undefined) {
     row = { ...existing, ...known, ...next }
-    ctx.writes.push({ query: update, row })
+    ctx.writes.push({ set: { ...known, ...next }, row })
   } else {
-    row = await update.returningAll().executeTakeFirstOrThrow()
+    row = await ctx.trx.updateTable('files').set({ ...set, ...next }).where('workspace_id', '=', ctx.workspaceId).where('path', '=', existing.path)
+      .returningAll().executeTakeFirstOrThrow()
   }
   return {
     data: toMeta(row),
