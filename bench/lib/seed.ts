@@ -58,6 +58,17 @@ export function kib (tag: string): string {
   return (tag + '\n' + filler.repeat(Math.ceil(1024 / filler.length))).slice(0, 1024)
 }
 
+let written = 0
+
+/**
+ * A 1 KiB content no earlier write of this run sent (as an edit's is): a write whose content is
+ * already stored makes one statement more on both sides (the blob kept with FOR KEY SHARE), and
+ * counters restarted with each round's load repeated the contents of the round before.
+ */
+export function freshKib (tag: string): string {
+  return kib(`${tag} ${++written}`)
+}
+
 /** `/d00` … `/d99`, each with 99 files: 10,000 entries. */
 export function treeOps (): Op[] {
   const ops: Op[] = []

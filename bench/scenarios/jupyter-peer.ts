@@ -6,7 +6,7 @@ import type autocannon from 'autocannon'
 import type { BenchContext, Scenario } from '../lib/context.js'
 import { httpPair, loadOn, type Side } from '../lib/http-load.js'
 import type { Row } from '../lib/rows.js'
-import { batch, createWorkspace, kib } from '../lib/seed.js'
+import { batch, createWorkspace, freshKib, kib } from '../lib/seed.js'
 import { freePort, hasCommand, log, type Proc } from '../lib/util.js'
 
 /**
@@ -22,16 +22,15 @@ const FILES = 100
 const name = (i: number): string => `p${String(i).padStart(3, '0')}.txt`
 
 /** Each client's requests: `paths` in turn, starting at its own offset (so the 100-file loads spread). */
-function cycle (paths: string[], request: (path: string, seq: number) => Omit<autocannon.Request, 'setupRequest'>): () => autocannon.Request[] {
+function cycle (paths: string[], request: (path: string) => Omit<autocannon.Request, 'setupRequest'>): () => autocannon.Request[] {
   let client = 0
-  let seq = 0
   return () => {
     let turn = client++
     return [{
-      ...request(paths[0] ?? '', 0),
+      ...request(paths[0] ?? ''),
       setupRequest: req => {
         const path = paths[turn++ % paths.length] ?? ''
-        return { ...req, ...request(path, ++seq) }
+        return { ...req, ...request(path) }
       }
     }]
   }
@@ -79,9 +78,9 @@ const scenario: Scenario = {
       const read = (proc: Proc, files: string[], isJupyter: boolean): (s: number) => ReturnType<typeof loadOn> => s => loadOn(proc, CONNECTIONS, s, cycle(files, path => isJupyter
         ? { method: 'GET', path: `/api/contents/${path}?type=file&format=text&content=1`, headers: jAuth }
         : { method: 'GET', path: `/v1/workspaces/${ws}/files/peer/${path}`, headers: ours }))
-      const write = (proc: Proc, files: string[], isJupyter: boolean): (s: number) => ReturnType<typeof loadOn> => s => loadOn(proc, CONNECTIONS, s, cycle(files, (path, seq) => isJupyter
-        ? { method: 'PUT', path: `/api/contents/${path}`, headers: { ...jAuth, ...json }, body: JSON.stringify({ type: 'file', format: 'text', content: kib(`j ${seq}`) }) }
-        : { method: 'PUT', path: `/v1/workspaces/${ws}/files/peer/${path}`, headers: { ...ours, ...json }, body: JSON.stringify({ content: kib(`w ${seq}`) }) }))
+      const write = (proc: Proc, files: string[], isJupyter: boolean): (s: number) => ReturnType<typeof loadOn> => s => loadOn(proc, CONNECTIONS, s, cycle(files, path => isJupyter
+        ? { method: 'PUT', path: `/api/contents/${path}`, headers: { ...jAuth, ...json }, body: JSON.stringify({ type: 'file', format: 'text', content: freshKib('j') }) }
+        : { method: 'PUT', path: `/v1/workspaces/${ws}/files/peer/${path}`, headers: { ...ours, ...json }, body: JSON.stringify({ content: freshKib('w') }) }))
       const one = paths.slice(0, 1)
       const sides = (load: typeof read, files: string[]): { project: Side, baseline: Side } => ({
         project: { label: 'project', load: load(project, files, false) },

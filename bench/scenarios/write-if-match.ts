@@ -1,7 +1,7 @@
 import type autocannon from 'autocannon'
 import type { BenchContext } from '../lib/context.js'
 import { histogramTotals, httpScenario, loadOn } from '../lib/http-load.js'
-import { api, kib } from '../lib/seed.js'
+import { api, freshKib } from '../lib/seed.js'
 import { log, round, sleep } from '../lib/util.js'
 
 /** Scenario 3: conditional writes of 1 KiB files, against a bare route running the same transaction. */
@@ -65,7 +65,6 @@ function resync (context: BenchContext, token: string, workspace: string, into: 
 /** PUT with If-Match: each of the `connections` clients owns two of the 100 paths and tracks their etags. */
 function writeRequests (urlOf: (path: string) => string, headers: Record<string, string>, etags: Map<string, string>, paths: string[]): () => autocannon.Request[] {
   let next = 0
-  let seq = 0
   return () => {
     const mine = [paths[(2 * next) % paths.length], paths[(2 * next + 1) % paths.length]].filter((p): p is string => p !== undefined)
     next++
@@ -74,7 +73,7 @@ function writeRequests (urlOf: (path: string) => string, headers: Record<string,
       method: 'PUT',
       setupRequest: req => {
         const path = mine[turn++ % mine.length] ?? ''
-        return { ...req, path: urlOf(path), headers: { ...headers, 'content-type': 'application/json', 'if-match': `"${etags.get(path) ?? '0'}"` }, body: JSON.stringify({ content: kib(`w ${++seq}`) }) }
+        return { ...req, path: urlOf(path), headers: { ...headers, 'content-type': 'application/json', 'if-match': `"${etags.get(path) ?? '0'}"` }, body: JSON.stringify({ content: freshKib('w') }) }
       },
       onResponse: (status, body) => {
         if (status !== 200) return

@@ -1,7 +1,7 @@
 import type autocannon from 'autocannon'
 import type { BenchContext } from '../lib/context.js'
 import { httpScenario, loadOn } from '../lib/http-load.js'
-import { api, createWorkspace, kib } from '../lib/seed.js'
+import { api, createWorkspace, freshKib, kib } from '../lib/seed.js'
 import { log, sleep } from '../lib/util.js'
 
 /**
@@ -89,7 +89,6 @@ function resync (context: BenchContext, token: string, workspaces: string[], int
 /** Each client owns two of the workspaces and alternates between them, with the etag it last got. */
 function spreadRequests (urlOf: (ws: string) => string, headers: Record<string, string>, etags: Map<string, string>, workspaces: string[]): () => autocannon.Request[] {
   let next = 0
-  let seq = 0
   return () => {
     const mine = [workspaces[(2 * next) % workspaces.length], workspaces[(2 * next + 1) % workspaces.length]].filter((w): w is string => w !== undefined)
     next++
@@ -99,7 +98,7 @@ function spreadRequests (urlOf: (ws: string) => string, headers: Record<string, 
       method: 'PUT',
       setupRequest: req => {
         current = mine[turn++ % mine.length] ?? ''
-        return { ...req, path: urlOf(current), headers: { ...headers, 'content-type': 'application/json', 'if-match': `"${etags.get(current) ?? '0'}"` }, body: JSON.stringify({ content: kib(`s ${++seq}`) }) }
+        return { ...req, path: urlOf(current), headers: { ...headers, 'content-type': 'application/json', 'if-match': `"${etags.get(current) ?? '0'}"` }, body: JSON.stringify({ content: freshKib('s') }) }
       },
       onResponse: (status, body) => {
         if (status !== 200) return

@@ -25,6 +25,7 @@ export const EnvSchema = Type.Object({
   CORS_ORIGINS: Type.String({ default: '' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
   DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 30_000 }),
+  DB_PREPARED_STATEMENTS: Type.Boolean({ default: true, description: 'the hot statements as named prepared statements, parsed and planned once per connection (plugins/app/database.ts)' }),
   DB_TRANSACTION_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 60_000, description: 'the longest one piece of work (a transaction) may hold a pooled connection; 0 for no bound' }),
   GROUP_COMMIT: Type.Boolean({ default: true, description: 'writes to one workspace that arrive while a transaction for it is in flight share the next transaction (one lock, one commit), each keeping its own result (docs/architecture.md)' }),
   GROUP_COMMIT_MAX_MEMBERS: Type.Integer({ minimum: 1, maximum: 10_000, default: 64, description: 'requests one group commit may take' }),

@@ -1,5 +1,23 @@
+import { createHash } from 'node:crypto'
 import { createQueryId, type Compilable, type CompiledQuery, type QueryResult } from 'kysely'
 import type { Executor } from './schema.js'
+
+/** Most statement texts given a prepared statement's name (each connection prepares those it runs). */
+const MAX_PREPARED = 1000
+const prepared = new Map<string, string>()
+
+/**
+ * The name a statement compiled here is prepared under (plugins/app/database.ts sends it as a
+ * named prepared statement: PostgreSQL parses and plans it once per connection instead of on
+ * every run), or undefined for any other text. Derived from the text, so the same everywhere.
+ */
+export function preparedName (sql: string): string | undefined {
+  return prepared.get(sql)
+}
+
+function prepare (sql: string): void {
+  if (prepared.size < MAX_PREPARED && !prepared.has(sql)) prepared.set(sql, `wb_${createHash('sha256').update(sql).digest('base64url').slice(0, 24)}`)
+}
 
 /**
  * A hot query compiled once and then run with each call's parameters: Kysely builds and compiles
@@ -19,6 +37,7 @@ export function compiledOnce<P extends unknown[], R> (build: (db: Executor, ...p
       const first = build(db, ...params).compile()
       if (first.query.kind !== 'SelectQueryNode') throw new Error(`compiledOnce: only for reads: ${first.sql}`)
       checkParameters(first, params)
+      prepare(first.sql)
       compiled = first
     }
     return (await db.executeQuery<R>({ ...compiled, parameters: params })).rows
@@ -50,7 +69,10 @@ export function compiledPerShape<A, R> (
     if (compiled === undefined) {
       compiled = build(db.withoutPlugins(), arg).compile()
       checkParameters(compiled, parameters)
-      if (shapes.size < MAX_SHAPES) shapes.set(shape, compiled)
+      if (shapes.size < MAX_SHAPES) {
+        shapes.set(shape, compiled)
+        prepare(compiled.sql)
+      }
     }
     const queryId = createQueryId()
     if (db.getExecutor().transformQuery(compiled.query, queryId) !== compiled.query) {
