@@ -1,5 +1,5 @@
-import type { Insertable, Updateable, UpdateQueryBuilder, UpdateResult } from 'kysely'
-import type { ChangeEntriesTable, ChangesTable, Database, EntryState, Executor, FileRow, FilesTable, Trx } from '../db/schema.js'
+import { sql, type Insertable, type QueryCreator, type Updateable, type UpdateQueryBuilder, type UpdateResult } from 'kysely'
+import type { ActivityTable, ChangeEntriesTable, ChangesTable, Database, EntryState, Executor, FileRow, FilesTable, Trx } from '../db/schema.js'
 import { compiledPerShape, insertShape, type InsertShape } from '../db/compiled.js'
 import type { Actor } from '../accounts/auth.js'
 import { errors } from '../core/errors.js'
@@ -173,22 +173,49 @@ interface Recording {
   head: number
   changes: InsertShape<Insertable<ChangesTable>>
   entries: InsertShape<Insertable<ChangeEntriesTable>>
+  /** one file's update (a request's own) */
   write: DeferredWrite | undefined
+  /** the new rows of the files a group's deferred changes update */
+  rows: FileRow[]
+  /** activity entries inserted with them (a group's, at its end) */
+  activity: InsertShape<Insertable<ActivityTable>> | undefined
 }
 
-/** The one statement of a write's changes (`saveChanges`), compiled once per shape. */
+/** A file row's new values, as the deferred update sends them (one row of its VALUES list). */
+const rowValues = (r: FileRow): unknown[] => [r.path, r.blob_sha256, r.size, r.mime_type, r.executable, r.version, r.etag, r.updated_at, r.updated_by]
+
+/** Adds a data-modifying CTE whose rows nothing reads (so the statement's tables need not name it). */
+function also (q: QueryCreator<Database>, name: string, cte: Parameters<QueryCreator<Database>['with']>[1]): QueryCreator<Database> {
+  return q.with(name, cte) as unknown as QueryCreator<Database>
+}
+
+/** The one statement of a write's changes (`saveChanges`, `saveDeferred`), compiled once per shape. */
 const recordChanges = compiledPerShape((db, r: Recording) => {
-  const changes = (): ReturnType<typeof db.insertInto<'changes'>> => db.insertInto('changes').values(r.changes.rows)
-  const entries = (): ReturnType<typeof db.insertInto<'change_entries'>> => db.insertInto('change_entries').values(r.entries.rows)
-  const { write } = r
-  return write === undefined
-    ? db.with('c', changes).with('e', entries).updateTable('workspaces').set({ revision: r.head }).where('id', '=', r.workspaceId)
-    : db.with('w', () => updateOf(db, write)).with('c', changes).with('e', entries).updateTable('workspaces').set({ revision: r.head }).where('id', '=', r.workspaceId)
+  const { write, rows, activity } = r
+  let q: QueryCreator<Database> = db
+  if (write !== undefined) q = also(q, 'w', () => updateOf(db, write))
+  if (rows.length > 0) {
+    const values = rows.map(row => {
+      const [path, sha, size, mime, executable, version, etag, at, by] = rowValues(row)
+      return sql`(${path}::text, ${sha}::text, ${size}::bigint, ${mime}::text, ${executable}::boolean, ${version}::integer, ${etag}::bigint, ${at}::timestamptz, ${by}::uuid)`
+    })
+    // (parenthesised: Kysely writes a raw CTE as it is)
+    q = also(q, 'f', () => sql`(update files as f set blob_sha256 = v.blob_sha256, size = v.size, mime_type = v.mime_type, executable = v.executable,
+      version = v.version, etag = v.etag, updated_at = v.updated_at, updated_by = v.updated_by
+      from (values ${sql.join(values)}) as v (path, blob_sha256, size, mime_type, executable, version, etag, updated_at, updated_by)
+      where f.workspace_id = ${r.workspaceId} and f.path = v.path collate "C")`)
+  }
+  q = also(also(q, 'c', () => db.insertInto('changes').values(r.changes.rows)), 'e', () => db.insertInto('change_entries').values(r.entries.rows))
+  if (activity !== undefined) q = also(q, 'a', () => db.insertInto('activity').values(activity.rows))
+  return q.updateTable('workspaces').set({ revision: r.head }).where('id', '=', r.workspaceId)
 },
-r => `${r.write === undefined ? '-' : Object.keys(r.write.set).join(',')}/${r.changes.shape}/${r.entries.shape}`,
+r => `${r.write === undefined ? '-' : Object.keys(r.write.set).join(',')}/${r.rows.length}/${r.changes.shape}/${r.entries.shape}/${r.activity?.shape ?? '-'}`,
 r => [
   ...r.write === undefined ? [] : [...Object.values(r.write.set).filter(v => v !== undefined), r.write.row.workspace_id, r.write.row.path],
-  ...r.changes.params, ...r.entries.params, r.head, r.workspaceId
+  ...r.rows.length === 0 ? [] : [...r.rows.flatMap(rowValues), r.workspaceId],
+  ...r.changes.params, ...r.entries.params,
+  ...r.activity?.params ?? [],
+  r.head, r.workspaceId
 ])
 
 /**
@@ -204,7 +231,45 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
     await runWrites(trx, writes)
     return
   }
-  const changeRows: Array<Insertable<ChangesTable>> = changes.map(c => ({
+  const [only] = changes
+  const [write] = writes
+  // An update alone, in a group commit: left to the group (./entry-memo.ts).
+  if (changes.length === 1 && writes.length === 1 && only !== undefined && write !== undefined && memoOf(trx, workspaceId)?.defer(only, write.row) === true) {
+    writes.pop()
+    movedHead(trx, workspaceId, head)
+    return
+  }
+  const { changeRows, entryRows } = rowsOf(workspaceId, changes)
+  if (changeRows.length <= CHUNK && entryRows.length > 0 && entryRows.length <= CHUNK && writes.length <= 1) {
+    const write = writes.pop()
+    if (write !== undefined) memoOf(trx, workspaceId)?.expect(write.row)
+    await recordChanges(trx, { workspaceId, head, changes: insertShape(changeRows), entries: insertShape(entryRows), write, rows: [], activity: undefined })
+    movedHead(trx, workspaceId, head)
+    return
+  }
+  await runWrites(trx, writes)
+  for (let i = 0; i < changeRows.length; i += CHUNK) await trx.insertInto('changes').values(changeRows.slice(i, i + CHUNK)).execute()
+  for (let i = 0; i < entryRows.length; i += CHUNK) await trx.insertInto('change_entries').values(entryRows.slice(i, i + CHUNK)).execute()
+  await trx.updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
+  movedHead(trx, workspaceId, head)
+}
+
+/** The most changes (and entries) a group defers: what one statement records (`saveDeferred`). */
+export const MAX_DEFERRED = CHUNK
+
+/**
+ * A group's deferred changes (./entry-memo.ts: each updates one file, to its new row in `rows`;
+ * at most MAX_DEFERRED changes and entries), with `activity` rows when there are any: one statement.
+ */
+export async function saveDeferred (trx: Executor, workspaceId: string, changes: RecordedChange[], rows: FileRow[], activity: Array<Insertable<ActivityTable>>): Promise<void> {
+  const head = changes.at(-1)?.revision
+  if (head === undefined) return
+  const { changeRows, entryRows } = rowsOf(workspaceId, changes)
+  await recordChanges(trx, { workspaceId, head, changes: insertShape(changeRows), entries: insertShape(entryRows), write: undefined, rows, activity: activity.length === 0 ? undefined : insertShape(activity) })
+}
+
+function rowsOf (workspaceId: string, changes: RecordedChange[]): { changeRows: Array<Insertable<ChangesTable>>, entryRows: Array<Insertable<ChangeEntriesTable>> } {
+  const changeRows = changes.map(c => ({
     workspace_id: workspaceId,
     revision: c.revision,
     new_path: null,
@@ -214,7 +279,7 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
     size: null,
     ...c.fields
   }))
-  const entryRows: Array<Insertable<ChangeEntriesTable>> = changes.flatMap(c => c.entries.map((e, seq) => ({
+  const entryRows = changes.flatMap(c => c.entries.map((e, seq) => ({
     workspace_id: workspaceId,
     revision: c.revision,
     seq,
@@ -225,22 +290,5 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
     sha_before: e.before?.sha256 ?? null,
     sha_after: e.after?.sha256 ?? null
   })))
-  if (changeRows.length <= CHUNK && entryRows.length > 0 && entryRows.length <= CHUNK && writes.length <= 1) {
-    const write = writes.pop()
-    const only = changes[0]
-    // An update alone, in a group commit: left to the group (./entry-memo.ts).
-    if (write !== undefined && changes.length === 1 && only !== undefined && memoOf(trx, workspaceId)?.defer(only, write.row) === true) {
-      movedHead(trx, workspaceId, head)
-      return
-    }
-    if (write !== undefined) memoOf(trx, workspaceId)?.expect(write.row)
-    await recordChanges(trx, { workspaceId, head, changes: insertShape(changeRows), entries: insertShape(entryRows), write })
-    movedHead(trx, workspaceId, head)
-    return
-  }
-  await runWrites(trx, writes)
-  for (let i = 0; i < changeRows.length; i += CHUNK) await trx.insertInto('changes').values(changeRows.slice(i, i + CHUNK)).execute()
-  for (let i = 0; i < entryRows.length; i += CHUNK) await trx.insertInto('change_entries').values(entryRows.slice(i, i + CHUNK)).execute()
-  await trx.updateTable('workspaces').set({ revision: head }).where('id', '=', workspaceId).execute()
-  movedHead(trx, workspaceId, head)
+  return { changeRows, entryRows }
 }

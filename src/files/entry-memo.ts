@@ -5,7 +5,9 @@ import { compiledPerShape } from '../db/compiled.js'
 import { WritesDeferred, type GroupView, type Wanted } from '../mutations/group-commit.js'
 import type { Role } from '../../schemas/workspaces.js'
 import { canonicalPath } from './paths.js'
-import { saveChanges, type RecordedChange } from './entries.js'
+import type { Insertable } from 'kysely'
+import type { ActivityTable } from '../db/schema.js'
+import { MAX_DEFERRED, saveDeferred, type RecordedChange } from './entries.js'
 
 /**
  * The entries a group commit's transaction has read, kept for its later members (issue 11): each
@@ -31,11 +33,12 @@ import { saveChanges, type RecordedChange } from './entries.js'
  * It also holds the group's deferred writes (`GroupView`): a member that only updates a file
  * (one change, one row whose new state it computed) leaves its statement to the group when it
  * runs outside a savepoint (entries.ts `saveChanges` asks `defer`). The memo then knows the new
- * row and the transaction's head moves at once; the group sends every deferred change in two
- * statements (the files rows; the changes, their entries and the head), before any other
- * statement of a member (which is stopped, unsent, with `WritesDeferred`) and before the COMMIT.
- * A hot file or workspace written by many requests thus costs one round trip per group, not per
- * request.
+ * row and the transaction's head moves at once; the group sends every deferred change in one
+ * statement (the files' rows, the changes, their entries and the head; at the group's end, its
+ * activity entries too: entries.ts `saveDeferred`), before any other statement of a member (which
+ * is stopped, unsent, with `WritesDeferred`) and before the COMMIT. A hot file or workspace
+ * written by many requests thus costs one round trip per group, not per request, and a request
+ * alone in its group one for its change and its activity entry.
  */
 export class EntryMemo implements KyselyPlugin {
   readonly #rows = new Map<string, FileRow | null>()
@@ -46,6 +49,7 @@ export class EntryMemo implements KyselyPlugin {
   #expected: FileRow | null = null
   /** the changes deferred, in revision order, and the new row of each file they update */
   #pending: RecordedChange[] = []
+  #pendingEntries = 0
   readonly #pendingRows = new Map<string, FileRow>()
   #deferring = false
   #deferred = false
@@ -74,7 +78,7 @@ export class EntryMemo implements KyselyPlugin {
         memo.#deferred = false
       },
       deferred: () => memo.#deferred,
-      flush: async () => { await memo.#flush(remembering) }
+      flush: async activity => await memo.#flush(remembering, activity)
     }
   }
 
@@ -83,7 +87,9 @@ export class EntryMemo implements KyselyPlugin {
    * defer; false: it must be sent now.
    */
   defer (change: RecordedChange, row: FileRow): boolean {
-    if (!this.#deferring) return false
+    const entries = this.#pendingEntries + change.entries.length
+    if (!this.#deferring || change.entries.length === 0 || this.#pending.length >= MAX_DEFERRED || entries > MAX_DEFERRED) return false
+    this.#pendingEntries = entries
     this.#pending.push(change)
     this.#pendingRows.set(row.path, row)
     this.#rows.set(row.path, row)
@@ -91,24 +97,22 @@ export class EntryMemo implements KyselyPlugin {
     return true
   }
 
-  async #flush (trx: Trx): Promise<void> {
-    if (this.#pending.length === 0) return
+  /** Sends the deferred changes, and `activity` with them; false when there were none (nothing sent). */
+  async #flush (trx: Trx, activity: Array<Insertable<ActivityTable>> = []): Promise<boolean> {
+    if (this.#pending.length === 0) return false
     const changes = this.#pending
+    // Each file's last state (a file updated by several members: by the last of them).
     const rows = [...this.#pendingRows.values()]
     this.#pending = []
+    this.#pendingEntries = 0
     this.#pendingRows.clear()
     this.#flushing = true
     try {
-      // Each file's last state (a file updated by several members: by the last of them).
-      const values = rows.map(r => sql`(${r.path}::text, ${r.blob_sha256}::text, ${r.size}::bigint, ${r.mime_type}::text, ${r.executable}::boolean, ${r.version}::integer, ${r.etag}::bigint, ${r.updated_at}::timestamptz, ${r.updated_by}::uuid)`)
-      await sql`update files as f set blob_sha256 = v.blob_sha256, size = v.size, mime_type = v.mime_type, executable = v.executable,
-        version = v.version, etag = v.etag, updated_at = v.updated_at, updated_by = v.updated_by
-        from (values ${sql.join(values)}) as v (path, blob_sha256, size, mime_type, executable, version, etag, updated_at, updated_by)
-        where f.workspace_id = ${this.workspaceId} and f.path = v.path collate "C"`.execute(trx)
-      await saveChanges(trx, this.workspaceId, changes)
+      await saveDeferred(trx, this.workspaceId, changes, rows, activity)
     } finally {
       this.#flushing = false
     }
+    return true
   }
 
   /** Locks the workspace's row; reads the wanted entries and roles in the same statement. */

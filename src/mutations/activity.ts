@@ -87,9 +87,16 @@ export async function insertActivity (db: Executor, entry: NewActivity): Promise
   await db.insertInto('activity').values(activityRow(entry)).execute()
 }
 
-/** Many entries in one statement (a group commit's members, the reads' queue `ReadLog`). */
+/** Many entries in one statement (the reads' queue `ReadLog`). */
 export async function insertActivities (db: Executor, entries: NewActivity[]): Promise<void> {
-  if (entries.length > 0) await insertRows(db, entries.map(activityRow))
+  await insertActivityRows(db, entries.map(activityRow))
+}
+
+/** Rows per statement: PostgreSQL takes at most 65,535 parameters, 16 per row here. */
+export const ACTIVITY_ROWS_PER_STATEMENT = 1000
+
+export async function insertActivityRows (db: Executor, rows: Array<Insertable<ActivityTable>>): Promise<void> {
+  for (let i = 0; i < rows.length; i += ACTIVITY_ROWS_PER_STATEMENT) await insertRows(db, rows.slice(i, i + ACTIVITY_ROWS_PER_STATEMENT))
 }
 
 const insertRows = compiledPerShape((db, rows: Array<Insertable<ActivityTable>>) => db.insertInto('activity').values(rows),
@@ -265,9 +272,13 @@ export class ActivityRecorder {
     await this.#sessions.claim(userId, sessionId)
   }
 
-  /** Inside a write transaction (many in one statement); call `committed` for each after the commit. */
-  async write (executor: Executor, entries: NewActivity[]): Promise<void> {
-    await insertActivities(executor, entries.map(e => this.redact(e)))
+  /**
+   * The rows of entries to insert inside a write transaction, with its last statement (a group
+   * commit's, src/files/entries.ts `saveDeferred`) or on their own (`insertActivityRows`); call
+   * `committed` for each entry after the commit.
+   */
+  rows (entries: NewActivity[]): Array<Insertable<ActivityTable>> {
+    return entries.map(e => activityRow(this.redact(e)))
   }
 
   committed (entry: NewActivity): void {

@@ -1,6 +1,7 @@
 import { sql, type KyselyPlugin, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely'
 import { AppError, errors } from '../core/errors.js'
-import type { Db, Trx } from '../db/schema.js'
+import type { Insertable } from 'kysely'
+import type { ActivityTable, Db, Trx } from '../db/schema.js'
 import { heldHeads, restoreHeads, storeBlobs, type BlobContent } from '../db/queries.js'
 
 /** Sent without parameters, so as one simple query: two statements in one round trip. */
@@ -64,8 +65,11 @@ export interface GroupCommitOptions<R = never> {
   maxMs: number
   /** told each transaction's number of members that ran (1: alone), e.g. for a histogram */
   onGroup?: (size: number) => void
-  /** writes the records of the members that ran (in their order), before the COMMIT */
-  writeRecords?: (trx: Trx, records: R[]) => Promise<void>
+  /**
+   * writes the records of the members that ran (in their order), before the COMMIT; `flush`
+   * sends activity rows with the group's deferred writes, if it has any (one statement)
+   */
+  writeRecords?: (trx: Trx, records: R[], flush: Flush) => Promise<void>
   /** the group's transaction as its members get it, given what they read (files/entry-memo.ts) */
   decorate?: (trx: Trx, workspaceId: string, wanted: Wanted) => GroupView
 }
@@ -89,8 +93,16 @@ export interface GroupView {
   /** whether the member that ran last deferred a write */
   deferred: () => boolean
   /** sends the deferred writes (nothing when there are none) */
-  flush: () => Promise<void>
+  flush: Flush
 }
+
+/**
+ * Sends the deferred writes, with `activity` rows in the same statement; resolves false when
+ * there were none (nothing sent: the rows are the caller's to insert).
+ */
+export type Flush = (activity?: Array<Insertable<ActivityTable>>) => Promise<boolean>
+
+const nothingDeferred: Flush = async () => false
 
 /**
  * Thrown, before anything is sent, by a statement a member sends while writes of earlier members
@@ -149,7 +161,7 @@ export class GroupCommit<R = never> {
       const value = await this.#db.transaction().execute(async trx => {
         await storeBlobs(trx, member.blobs ?? [])
         const v = await member.work(trx)
-        await this.#writeRecords(trx, [member])
+        await this.#writeRecords(trx, [member], nothingDeferred)
         return v
       })
       member.committed()
@@ -169,12 +181,12 @@ export class GroupCommit<R = never> {
     })
   }
 
-  async #writeRecords (trx: Trx, members: Array<GroupMember<unknown, R>>): Promise<void> {
+  async #writeRecords (trx: Trx, members: Array<GroupMember<unknown, R>>, flush: Flush): Promise<void> {
     const records = members.flatMap(m => {
       const r = m.records?.()
       return r === undefined ? [] : [r]
     })
-    if (records.length > 0) await this.#opts.writeRecords?.(trx, records)
+    if (records.length > 0) await this.#opts.writeRecords?.(trx, records, flush)
   }
 
   async #drain (workspaceId: string, queue: Array<Queued<R>>): Promise<void> {
@@ -248,7 +260,7 @@ export class GroupCommit<R = never> {
     const watched = controlled.withPlugin(watch)
     const wanted = { paths: group.flatMap(q => q.member.reads ?? []), users: group.flatMap(q => q.member.user ?? []) }
     const view: GroupView = this.#opts.decorate?.(watched, workspaceId, wanted) ??
-      { trx: watched, allowDeferring: () => {}, deferred: () => false, flush: async () => {} }
+      { trx: watched, allowDeferring: () => {}, deferred: () => false, flush: nothingDeferred }
     const { trx } = view
     // Each member that ran, in order: its value, or its error (answered once the group's fate is known).
     const ran: Array<{ q: Queued<R>, ok: true, value: unknown } | { q: Queued<R>, ok: false, err: unknown }> = []
@@ -282,7 +294,7 @@ export class GroupCommit<R = never> {
       }
       const held = heldHeads(trx)
       try {
-        ran.push({ q, ok: true, value: await this.#runMember(q.member, view, watch, !alone && !careful) })
+        ran.push({ q, ok: true, value: await this.#runMember(q.member, view, watch, !careful) })
       } catch (err) {
         const code = (err as { code?: unknown }).code
         if (!alone && !careful && (watch.wrote || view.deferred() || !(err instanceof AppError))) {
@@ -346,8 +358,8 @@ export class GroupCommit<R = never> {
       await rollback()
     } else if (broken === null) {
       try {
+        await this.#writeRecords(controlled, done.map(({ q }) => q.member), view.flush)
         await view.flush()
-        await this.#writeRecords(controlled, done.map(({ q }) => q.member))
         await controlled.commit().execute()
       } catch (err) {
         broken = err

@@ -5,7 +5,7 @@ import type { Actor } from '../accounts/auth.js'
 import { toAppError, type AppError } from '../core/errors.js'
 import { isUuid } from '../core/validation.js'
 import { claimKey, findResponse, Replay, requestHash, storeResponse, storeResponses, type KeyedResponse } from './idempotency.js'
-import type { ActivityRecorder, NewActivity } from './activity.js'
+import { ACTIVITY_ROWS_PER_STATEMENT, insertActivityRows, type ActivityRecorder, type NewActivity } from './activity.js'
 import { approxBytes, GroupCommit, type GroupCommitOptions } from './group-commit.js'
 import type { Change } from '../../schemas/files.js'
 
@@ -118,8 +118,10 @@ interface PipelineDeps {
 export function createMutationPipeline (deps: Omit<PipelineDeps, 'groups'> & { groupCommit?: GroupCommitOptions }): MutationPipeline {
   const groups = new GroupCommit<MemberRecords>(deps.db, {
     ...deps.groupCommit ?? { enabled: false, maxMembers: 1, maxBytes: 0, maxMs: 0 },
-    writeRecords: async (trx, records) => {
-      await deps.activity.write(trx, records.map(r => r.activity))
+    writeRecords: async (trx, records, flush) => {
+      // (with the group's deferred changes when it has any: one statement)
+      const rows = deps.activity.rows(records.map(r => r.activity))
+      if (rows.length > ACTIVITY_ROWS_PER_STATEMENT || !await flush(rows)) await insertActivityRows(trx, rows)
       await storeResponses(trx, records.flatMap(r => r.response ?? []))
     }
   })
