@@ -98,7 +98,7 @@ export default fp(async function database (fastify) {
 /**
  * The pool as Kysely sees it, sending the statements compiled once (src/db/compiled.ts: the hot
  * reads and the write path's statements) as named prepared statements, which PostgreSQL parses
- * and plans once per connection instead of on every run (PostgreSQL's CPU per write 0.66×); any
+ * and plans once per connection instead of on every run (PostgreSQL's CPU per write ≈ 0.7×); any
  * other statement goes as before. `DB_PREPARED_STATEMENTS=false` turns it off (for a pooler that
  * does not keep prepared statements across transactions, e.g. PgBouncer before 1.21 in
  * transaction mode).

@@ -1,12 +1,10 @@
-import { sql, type KyselyPlugin, type OperationNode, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely'
-import type { Executor, FileRow, Trx } from '../db/schema.js'
+import { sql, type Insertable, type KyselyPlugin, type OperationNode, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow } from 'kysely'
+import type { ActivityTable, Executor, FileRow, Trx } from '../db/schema.js'
 import { holdsLock, lockWorkspace, noteLocked, type Head } from '../db/queries.js'
 import { compiledPerShape } from '../db/compiled.js'
 import { WritesDeferred, type GroupView, type Wanted } from '../mutations/group-commit.js'
 import type { Role } from '../../schemas/workspaces.js'
 import { canonicalPath } from './paths.js'
-import type { Insertable } from 'kysely'
-import type { ActivityTable } from '../db/schema.js'
 import { MAX_DEFERRED, saveDeferred, type RecordedChange } from './entries.js'
 
 /**
