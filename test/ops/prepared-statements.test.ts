@@ -60,6 +60,26 @@ t.test('on (the default): the write path and the uncached read are prepared once
   t.same(await preparedOn(app), statements, 'the same statements, prepared again on the new connection')
 })
 
+t.test('a statement that failed (its table gone) runs again once the table is back, on the same connection', async t => {
+  const DATABASE_URL = await createTestDatabase(t)
+  const app = await build(t, { DATABASE_URL, DB_POOL_MAX: '1', CACHE_MAX_BYTES: '0', CACHE_REDIS: 'false' })
+  const user = await registerUser(app)
+  const workspaceId = await createWorkspace(app, user)
+  await writeAndRead(t, app, user, workspaceId, 'a.txt')
+  const backend = await backendOf(app)
+  const admin = await dbClient(t, DATABASE_URL)
+  await admin.query('ALTER TABLE blobs RENAME TO blobs_away')
+  try {
+    const failed = await request(app, 'PUT', `/v1/workspaces/${workspaceId}/files/gone.txt`, { token: user.token, payload: { content: 'gone' } })
+    t.equal(failed.statusCode, 500, 'the write fails while the table is gone')
+  } finally {
+    await admin.query('ALTER TABLE blobs_away RENAME TO blobs')
+  }
+  t.equal((await request(app, 'GET', `/v1/workspaces/${workspaceId}/files/gone.txt`, { token: user.token })).statusCode, 404, 'nothing of it was written')
+  await writeAndRead(t, app, user, workspaceId, 'b.txt')
+  t.equal(await backendOf(app), backend, 'on the same connection: its prepared statements were planned again')
+})
+
 t.test('DB_PREPARED_STATEMENTS=false: the same requests, nothing prepared', async t => {
   const app = await build(t, { DB_POOL_MAX: '1', CACHE_MAX_BYTES: '0', CACHE_REDIS: 'false', DB_PREPARED_STATEMENTS: 'false' })
   const user = await registerUser(app)
