@@ -38,12 +38,18 @@ async function writeAndRead (t: Test, app: FastifyInstance, user: TestUser, work
   t.equal(read.json<{ content: string }>().content, 'two', 'the read sees the second write')
 }
 
-t.test('on (the default): the write path and the uncached read are prepared once per connection, and again on a new connection', async t => {
+/** An app with one pooled connection and no read cache, after `writeAndRead` of /a.txt. */
+async function setUp (t: Test, env: Record<string, string> = {}): Promise<{ DATABASE_URL: string, app: FastifyInstance, user: TestUser, workspaceId: string }> {
   const DATABASE_URL = await createTestDatabase(t)
-  const app = await build(t, { DATABASE_URL, DB_POOL_MAX: '1', CACHE_MAX_BYTES: '0', CACHE_REDIS: 'false' })
+  const app = await build(t, { DATABASE_URL, DB_POOL_MAX: '1', CACHE_MAX_BYTES: '0', CACHE_REDIS: 'false', ...env })
   const user = await registerUser(app)
   const workspaceId = await createWorkspace(app, user)
   await writeAndRead(t, app, user, workspaceId, 'a.txt')
+  return { DATABASE_URL, app, user, workspaceId }
+}
+
+t.test('on (the default): the write path and the uncached read are prepared once per connection, and again on a new connection', async t => {
+  const { DATABASE_URL, app, user, workspaceId } = await setUp(t)
   const statements = await preparedOn(app)
   t.ok(statements.some(s => s.startsWith('insert into "blobs"')), 'the blob insert')
   t.ok(statements.some(s => /^select .* from "workspaces" .* for update of "w"/s.test(s)), 'the lock statement')
@@ -61,11 +67,7 @@ t.test('on (the default): the write path and the uncached read are prepared once
 })
 
 t.test('a statement that failed (its table gone) runs again once the table is back, on the same connection', async t => {
-  const DATABASE_URL = await createTestDatabase(t)
-  const app = await build(t, { DATABASE_URL, DB_POOL_MAX: '1', CACHE_MAX_BYTES: '0', CACHE_REDIS: 'false' })
-  const user = await registerUser(app)
-  const workspaceId = await createWorkspace(app, user)
-  await writeAndRead(t, app, user, workspaceId, 'a.txt')
+  const { DATABASE_URL, app, user, workspaceId } = await setUp(t)
   const backend = await backendOf(app)
   const admin = await dbClient(t, DATABASE_URL)
   await admin.query('ALTER TABLE blobs RENAME TO blobs_away')
@@ -81,9 +83,6 @@ t.test('a statement that failed (its table gone) runs again once the table is ba
 })
 
 t.test('DB_PREPARED_STATEMENTS=false: the same requests, nothing prepared', async t => {
-  const app = await build(t, { DB_POOL_MAX: '1', CACHE_MAX_BYTES: '0', CACHE_REDIS: 'false', DB_PREPARED_STATEMENTS: 'false' })
-  const user = await registerUser(app)
-  const workspaceId = await createWorkspace(app, user)
-  await writeAndRead(t, app, user, workspaceId, 'a.txt')
+  const { app } = await setUp(t, { DB_PREPARED_STATEMENTS: 'false' })
   t.same(await preparedOn(app), [], 'no named statement')
 })
