@@ -75,6 +75,8 @@ async function pruneChanges (db: Db, cutoff: Date): Promise<number> {
         // Everything up to `revision` goes, so the retained feed stays gap-free from pruned_through.
         await trx.updateTable('workspaces').set({ pruned_through: sql<number>`greatest(pruned_through, ${revision}::bigint)` })
           .where('id', '=', workspaceId).execute()
+        // (the entries first: they reference their workspace, not their change; sql/010)
+        await trx.deleteFrom('change_entries').where('workspace_id', '=', workspaceId).where('revision', '<=', revision).execute()
         const gone = await trx.deleteFrom('changes').where('workspace_id', '=', workspaceId).where('revision', '<=', revision).executeTakeFirst()
         pruned += Number(gone.numDeletedRows)
       }

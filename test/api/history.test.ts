@@ -173,6 +173,8 @@ t.test('retention: pruned revisions are 404, the feed resets, retained revisions
   const pruned = await app.prune()
   t.match(pruned, { changes: 5, blobs: 2 }, 'pruned the 5 old changes and the 2 blobs only they referenced')
   t.match(await app.prune(), { changes: 0, blobs: 0 }, 'a second pass finds nothing more')
+  const entries = await pg.query<{ revision: string }>('SELECT revision FROM change_entries WHERE workspace_id = $1 ORDER BY revision', [ctx.ws])
+  t.same(entries.rows.map(r => Number(r.revision)), [6, 7], 'the pruned changes\' entries went with them')
 
   const blobs = async (text: string): Promise<number> => (await pg.query('SELECT 1 FROM blobs WHERE sha256 = $1', [sha256(text)])).rowCount ?? 0
   t.equal(await blobs('x one'), 0, 'x one: only pruned history referenced it → deleted')
