@@ -62,8 +62,8 @@ const procs = new Set<Proc>()
 let dbName = ''
 let dataDir = ''
 
-async function adminQuery (sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: PG_ADMIN })
+async function adminQuery (sql: string, connectionString = PG_ADMIN): Promise<void> {
+  const client = new pg.Client({ connectionString })
   await client.connect()
   try {
     await client.query(sql)
@@ -144,6 +144,11 @@ async function prepare (server: ServerSetup): Promise<Runner> {
   log('seeding')
   const seed = await seedBench(A.base)
   log(`seeded: 1 read file, 2 × 100 write files, a 10,000-entry tree (${seed.cursors.length} pages of 1,000)`)
+  // Statistics, as a database in service has them (autovacuum's ANALYZE, which would otherwise
+  // come a minute or more into the run; pgbench analyses after its seeding too). PostgreSQL keeps
+  // each connection's plans until a table's statistics change: made on the empty tables, some
+  // chose an index that reads a workspace's whole history (bench/README.md, 2026-12-03).
+  await adminQuery('ANALYZE', server.databaseUrl)
   let httpBaseline: Promise<Proc> | undefined
   let fanout: Promise<FanoutShared> | undefined
   const context: BenchContext = {
