@@ -118,10 +118,17 @@ t.test('workspaces', async t => {
     t.equal(still.statusCode, 200, 'rejected deletes changed nothing')
     t.equal((await a.get(editor, ws)).json<Workspace>().role, 'editor')
     t.equal((await a.memberList(alice, ws)).length, 3)
+    t.equal((await request(app, 'PUT', `/v1/workspaces/${ws}/files/a.txt`, { token: alice.token, payload: { content: 'history' } })).statusCode, 201)
+    t.equal((await request(app, 'PUT', `/v1/workspaces/${ws}/files/a.txt`, { token: alice.token, payload: { content: 'more history' } })).statusCode, 200)
+    const rows = async (table: 'files' | 'changes' | 'change_entries'): Promise<number> =>
+      Number((await app.db.selectFrom(table).select(eb => eb.fn.countAll<number>().as('n')).where('workspace_id', '=', ws).executeTakeFirstOrThrow()).n)
+
+    t.same([await rows('files'), await rows('changes'), await rows('change_entries')], [1, 2, 2], 'a file, two changes, their entries')
 
     const res = await a.del(alice, ws)
     t.equal(res.statusCode, 204)
     t.equal(res.body, '')
+    t.same([await rows('files'), await rows('changes'), await rows('change_entries')], [0, 0, 0], 'its files, changes and their entries went with it')
     isError(t, await a.get(alice, ws), 404, 'WORKSPACE_NOT_FOUND')
     isError(t, await a.get(editor, ws), 404, 'WORKSPACE_NOT_FOUND')
     isError(t, await a.del(alice, ws), 404, 'WORKSPACE_NOT_FOUND')
