@@ -23,10 +23,10 @@ import { MAX_DEFERRED, saveDeferred, type RecordedChange } from './entries.js'
  *
  * The statement that takes the workspace's lock for the group (`lockForWrite`) reads, with the
  * head, the entries the members name and the roles of the users they act for: a request alone in
- * its group (a quiet workspace) then makes no query of its own before its change. If that
- * statement had to wait for the lock and the head moved meanwhile, the entries it read are from
- * before the lock (PostgreSQL re-reads only the locked row), so they are not kept, and are read
- * again when asked for; the roles are kept (read no earlier than a check before the lock would be).
+ * its group (a quiet workspace) then makes no query of its own before its change. The entries are
+ * read once the lock is granted, by a function whose snapshot is fresh (the statement's own is
+ * from before any wait for the lock, and the group it waited for wrote those entries); the roles
+ * are read with the statement's snapshot (no earlier than a check before the lock would be).
  *
  * It also holds the group's deferred writes (`GroupView`): a member that only updates a file
  * (one change, one row whose new state it computed) leaves its statement to the group when it
@@ -122,12 +122,10 @@ export class EntryMemo implements KyselyPlugin {
     const head = { revision: first.head_revision, pruned_through: first.head_pruned_through }
     noteLocked(trx, this.workspaceId, head)
     for (const user of this.#users) this.#roles.set(user, first.roles?.[user] ?? null)
-    if (first.seen_revision === head.revision) {
-      for (const p of paths) this.#rows.set(p, null)
-      for (const row of rows) {
-        const file = fileOf(row)
-        if (file !== null) this.#rows.set(file.path, file)
-      }
+    for (const p of paths) this.#rows.set(p, null)
+    for (const row of rows) {
+      const file = fileOf(row)
+      if (file !== null) this.#rows.set(file.path, file)
     }
     return head
   }
@@ -195,22 +193,24 @@ export async function lockForWrite (trx: Executor, workspaceId: string): Promise
 
 interface LockReading { workspaceId: string, users: string[], paths: string[] }
 
-/** The lock's statement (`EntryMemo.lock`); '' is no path and null no user: none is then found. */
-const lockReading = compiledPerShape((db, { workspaceId, users, paths }: LockReading) => db.selectFrom('workspaces as w')
-  .leftJoin('files as f', join => join.onRef('f.workspace_id', '=', 'w.id').on('f.path', 'in', paths.length > 0 ? paths : ['']))
+/**
+ * The lock's statement (`EntryMemo.lock`): the row locked first (the CTE), then the entries read
+ * by a function called for it, after any wait (sql/011-entries-after-lock.sql: fresh, unlike the
+ * statement's own reads); null is no user (none is then found).
+ */
+const lockReading = compiledPerShape((db, { workspaceId, users, paths }: LockReading) => db
+  .with(wb => wb('w').materialized(), db => db.selectFrom('workspaces').select(['id', 'revision', 'pruned_through']).where('id', '=', workspaceId).forUpdate())
+  .selectFrom('w')
+  .leftJoin(sql<FileRow>`entries_after_lock(${sql.ref('w.id')}, ${paths})`.as('f'), join => join.onTrue())
   .select(eb => [
     'w.revision as head_revision',
     'w.pruned_through as head_pruned_through',
-    // (the head as the statement's snapshot saw it, before any wait for the lock)
-    eb.selectFrom('workspaces').select('revision').where('id', '=', workspaceId).as('seen_revision'),
     eb.selectFrom('workspace_members').select(sql<Record<string, Role>>`jsonb_object_agg(user_id, role)`.as('roles'))
       .where('workspace_id', '=', workspaceId).where('user_id', 'in', users.length > 0 ? users : [null]).as('roles')
   ])
-  .selectAll('f')
-  .where('w.id', '=', workspaceId)
-  .forUpdate('w'),
-({ users, paths }) => `${users.length}:${paths.length}`,
-({ workspaceId, users, paths }) => [workspaceId, workspaceId, ...users.length > 0 ? users : [null], ...paths.length > 0 ? paths : [''], workspaceId])
+  .selectAll('f'),
+({ users }) => String(users.length),
+({ workspaceId, users, paths }) => [workspaceId, workspaceId, ...users.length > 0 ? users : [null], paths])
 
 /** The joined entry of the lock's statement, if one was found (its columns are then all there). */
 function fileOf (row: { [K in keyof FileRow]: FileRow[K] | null }): FileRow | null {

@@ -189,11 +189,28 @@ export class GroupCommit<R = never> {
     if (records.length > 0) await this.#opts.writeRecords?.(trx, records, flush)
   }
 
+  /**
+   * Runs the workspace's groups one after the other, each overlapping the next: once a group has
+   * run its members and goes on to commit, the next one is taken and starts (BEGIN, its blobs, its
+   * lock's statement, which waits in PostgreSQL until the first commits). The lock then passes
+   * from one group to the next inside PostgreSQL, without three round trips through this process
+   * in between. At most two groups of a workspace are in flight; the second answers its members
+   * only after the first has answered its own, so events still go out in revision order.
+   */
   async #drain (workspaceId: string, queue: Array<Queued<R>>): Promise<void> {
+    let previous: Promise<void> = Promise.resolve()
     try {
-      while (queue.length > 0) {
+      for (;;) {
+        if (queue.length === 0) {
+          await previous
+          if (queue.length === 0) break
+        }
         const group = this.#take(queue)
-        queue.unshift(...await this.#commitGroup(workspaceId, group))
+        const handoff = new Handoff<Array<Queued<R>>>()
+        const running = this.#commitGroup(workspaceId, group, previous, handoff)
+        running.then(leftover => handoff.pass(leftover), err => handoff.fail(err))
+        previous = running.then(() => {}, () => {})
+        queue.unshift(...await handoff.passed)
       }
     } catch (err) {
       for (const q of queue.splice(0)) q.reject(err) // (a bug: never leave a request waiting)
@@ -237,8 +254,12 @@ export class GroupCommit<R = never> {
     }
   }
 
-  /** Runs one group; returns the members that go to the front of the queue, for the next group. */
-  async #commitGroup (workspaceId: string, group: Array<Queued<R>>): Promise<Array<Queued<R>>> {
+  /**
+   * Runs one group; returns the members that go to the front of the queue, for the next group,
+   * and hands them over (`handoff`) as soon as it knows them, before it commits. It answers its
+   * members once the group before it (`previous`) has answered its own.
+   */
+  async #commitGroup (workspaceId: string, group: Array<Queued<R>>, previous: Promise<void>, handoff: Handoff<Array<Queued<R>>>): Promise<Array<Queued<R>>> {
     let controlled: Awaited<ReturnType<ReturnType<Db['startTransaction']>['execute']>>
     try {
       controlled = await this.#db.startTransaction().execute()
@@ -352,6 +373,9 @@ export class GroupCommit<R = never> {
       }
     }
     this.#opts.onGroup?.(ran.length + retry.length)
+    const leftover = [...retry, ...rest]
+    // (from here on, this group only writes in its own transaction and commits: the next may start)
+    handoff.pass(leftover)
     const done = ran.flatMap(r => r.ok ? [r] : [])
     if (broken === null && done.length === 0) {
       // Nothing to commit (every member failed, or none ran): what is left of them goes.
@@ -366,6 +390,7 @@ export class GroupCommit<R = never> {
       }
     }
     if (broken !== null) await rollback()
+    await previous
     for (const r of ran) {
       if (!r.ok) {
         r.q.reject(r.err)
@@ -377,7 +402,21 @@ export class GroupCommit<R = never> {
         r.q.resolve(r.value)
       }
     }
-    return [...retry, ...rest]
+    return leftover
+  }
+}
+
+/** A value passed once from a running group to the loop that starts the next (`#drain`). */
+class Handoff<T> {
+  readonly passed: Promise<T>
+  pass: (value: T) => void = () => {}
+  fail: (err: unknown) => void = () => {}
+
+  constructor () {
+    this.passed = new Promise<T>((resolve, reject) => {
+      this.pass = resolve
+      this.fail = reject
+    })
   }
 }
 

@@ -370,6 +370,44 @@ t.test('one file, one group: each member reads it as the members before it left 
   t.equal((await c.read('/x.txt')).content, 'v3')
 })
 
+/**
+ * Groups overlap (src/mutations/group-commit.ts `#drain`): once a group goes on to commit, the
+ * next one starts and its lock's statement waits in PostgreSQL. With one member per group, each
+ * request names the etag the one before it writes: it is found only if the next group reads the
+ * entries as the group before committed them (sql/011-entries-after-lock.sql), not as its own
+ * statement's snapshot, taken before the wait, saw them. One connection in the pool too: the
+ * group that hands over needs no other, so the next waits for its connection, not forever.
+ */
+t.test('the next group starts while the one before commits: it reads what that one wrote and answers after it', async t => {
+  for (const pool of ['20', '1']) {
+    const url = await createTestDatabase(t)
+    const app = await build(t, { DATABASE_URL: url, GROUP_COMMIT_MAX_MEMBERS: '1', DB_POOL_MAX: pool })
+    const user = await registerUser(app)
+    const c = new Ctx(app, user, await createWorkspace(app, user))
+    const v0 = await c.write('/x.txt', 'v0')
+    const h = v0.revision
+    const admin = await dbClient(t, url)
+    const locker = await dbClient(t, url)
+    await locker.query('BEGIN')
+    await locker.query('SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE', [c.ws])
+    const answered: number[] = []
+    const send = (i: number): Promise<Res> => c.put('/x.txt', { content: `v${i}` }, { 'if-match': `"${i === 1 ? v0.file.etag : h + i - 1}"` })
+      .then(res => { answered.push(i); return res })
+    const replies = [send(1)]
+    await untilLockWaits(admin, dbName(url), 1, 'the first group waits for the workspace lock')
+    for (let i = 2; i <= 8; i++) {
+      replies.push(send(i))
+      await sleep(30)
+    }
+    await locker.query('COMMIT')
+    const answers = await Promise.all(replies)
+    t.same(answers.map(r => r.statusCode), range(1, 8).map(() => 200), `pool ${pool}: each found the etag the one before it wrote`)
+    t.same(answers.map(r => r.json<WriteResult>().revision), range(1, 8).map(i => h + i), `pool ${pool}: gap-free, in arrival order`)
+    t.same(answered, range(1, 8), `pool ${pool}: answered in revision order`)
+    t.equal((await c.read('/x.txt')).content, 'v8')
+  }
+})
+
 t.test('updates without a key, left to the group and sent together: every response, change, history entry and file as alone', async t => {
   // Requests 1–19 form one group behind request 0; none has a key, so the updates are deferred
   // (src/files/entry-memo.ts) and the creates among them make the group send what it holds.
@@ -520,9 +558,11 @@ t.test('a member cancelled by the statement timeout: the members before it commi
 /**
  * The statement that takes the workspace's lock also reads the entries the group names
  * (files/entry-memo.ts `lock`). When it had to wait for the lock while another instance
- * committed, PostgreSQL re-reads only the locked row: the entries it joined are from before that
- * commit. Two instances, the same If-Match, queued on a lock a test client holds: exactly one
- * write wins; the other is refused with the winner's etag (it must not overwrite it).
+ * committed, the statement's own snapshot is from before that commit (PostgreSQL re-reads only
+ * the locked row), so the entries are read by a function called once the lock is granted
+ * (sql/011-entries-after-lock.sql). Two instances, the same If-Match, queued on a lock a test
+ * client holds: exactly one write wins; the other is refused with the winner's etag (it must not
+ * overwrite it).
  */
 t.test('two instances racing on the lock with the same If-Match: one wins, the other gets 412', async t => {
   const url = await createTestDatabase(t)
