@@ -52,7 +52,7 @@ t.test('on (the default): the write path and the uncached read are prepared once
   const { DATABASE_URL, app, user, workspaceId } = await setUp(t)
   const statements = await preparedOn(app)
   t.ok(statements.some(s => s.startsWith('insert into "blobs"')), 'the blob insert')
-  t.ok(statements.some(s => /^select .* from "workspaces" .* for update of "w"/s.test(s)), 'the lock statement')
+  t.ok(statements.some(s => /^with "w" as materialized \(select .* from "workspaces" .* for update\) .*entries_after_lock/s.test(s)), 'the lock statement')
   t.ok(statements.some(s => s.startsWith('with ') && s.includes('insert into "changes"') && s.includes('insert into "activity"')), 'the change statement, with the activity entry')
   t.notOk(statements.some(s => /"users"|"sessions"/.test(s)), 'nothing else: statements built per call stay unnamed')
 
