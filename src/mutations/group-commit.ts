@@ -194,8 +194,9 @@ export class GroupCommit<R = never> {
    * run its members and goes on to commit, the next one is taken and starts (BEGIN, its blobs, its
    * lock's statement, which waits in PostgreSQL until the first commits). The lock then passes
    * from one group to the next inside PostgreSQL, without three round trips through this process
-   * in between. At most two groups of a workspace are in flight; the second answers its members
-   * only after the first has answered its own, so events still go out in revision order.
+   * in between. A group is taken only once the one before has handed over (so it waits for at
+   * most that one's commit), and answers its members only after the one before has answered its
+   * own, so events still go out in revision order.
    */
   async #drain (workspaceId: string, queue: Array<Queued<R>>): Promise<void> {
     let previous: Promise<void> = Promise.resolve()
