@@ -255,14 +255,15 @@ t.test('access: a viewer cannot edit, not even a dry run; the session log shows 
   await edit(c, '/a.txt', [{ oldText: 'a', newText: 'b' }])
   isError(t, await c.op({ type: 'edit', path: '/a.txt', edits: [{ oldText: 'zz', newText: 'b' }] }), 409, 'EDIT_NO_MATCH')
   // A failure's entry is recorded on its own after the answer: wait for it.
+  const failure = /### Error: EDIT\\?_NO\\?_MATCH: /
   let log = await c.getUrl(`/v1/sessions/${c.user.sessionId}/log.md`)
-  for (let i = 0; i < 50 && !log.body.includes('409'); i++) {
+  for (let i = 0; i < 50 && !failure.test(log.body); i++) {
     await sleep(100)
     log = await c.getUrl(`/v1/sessions/${c.user.sessionId}/log.md`)
   }
   t.equal(log.statusCode, 200)
   t.match(log.body, /### Operation: edit\n/)
-  t.match(log.body, /### Error: EDIT\\?_NO\\?_MATCH: /)
+  t.match(log.body, failure)
 })
 
 t.test('a batch is atomic: an edit failing rolls the whole batch back', async t => {
