@@ -1,6 +1,5 @@
-import { Server } from '@modelcontextprotocol/sdk/server/index.js'
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type Tool as ListedTool } from '@modelcontextprotocol/sdk/types.js'
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js'
+import type { CallToolResult, Tool as ListedTool } from '@modelcontextprotocol/sdk/types.js'
 import type { ValidateFunction } from 'ajv'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../core/config.js'
@@ -62,6 +61,13 @@ const INSTRUCTIONS = 'The files of one Workbench workspace. Its root is /: /src/
   'Errors start with a stable code (FILE_NOT_FOUND, PRECONDITION_FAILED, …). Long results are cut and end with a note saying how to get the rest.'
 
 export type McpService = ReturnType<typeof createMcp>
+
+/**
+ * The SDK, loaded with the first MCP request rather than at start: it and the zod schemas it
+ * brings are ≈ 15 MB of a process's memory, which an instance that never serves MCP need not hold.
+ */
+let sdk: Promise<typeof import('./sdk.js')> | undefined
+const loadSdk = async (): Promise<typeof import('./sdk.js')> => await (sdk ??= import('./sdk.js'))
 
 export function createMcp (deps: McpDeps) {
   const { files, search, snapshots, db, sessions, config } = deps
@@ -125,7 +131,7 @@ export function createMcp (deps: McpDeps) {
     }
   }
 
-  function serverFor (call: McpCall, canWrite: boolean): Server {
+  function serverFor ({ Server, ListToolsRequestSchema, CallToolRequestSchema }: typeof import('./sdk.js'), call: McpCall, canWrite: boolean): Server {
     const server = new Server(SERVER_INFO, { capabilities: { tools: { listChanged: false } }, instructions: INSTRUCTIONS })
     // A viewer (or a token without file.write) is offered the reading tools only; a mutating tool
     // called anyway answers FORBIDDEN, as REST does.
@@ -171,8 +177,9 @@ export function createMcp (deps: McpDeps) {
     async handle (call: McpCall, headers: McpHeaders, request: Request, body: unknown): Promise<{ response: Response, sessionId?: string }> {
       const canWrite = await access(call.actor, call.workspaceId)
       const { actor, sessionId } = await session(call.actor, headers, body)
-      const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
-      const server = serverFor({ ...call, actor }, canWrite)
+      const mcp = await loadSdk()
+      const transport = new mcp.WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
+      const server = serverFor(mcp, { ...call, actor }, canWrite)
       await server.connect(transport)
       try {
         const response = await transport.handleRequest(request, { parsedBody: body })
