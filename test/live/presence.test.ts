@@ -158,16 +158,17 @@ for (const mode of ['embedded', 'redis'] as const) {
       const watcher = await connect(t, base, { token: viewer.token })
       await subscribeWithMembers(watcher, workspaceId)
       const silent = await connect(t, base, { token: owner.token, autoPong: false })
+      let pings = 0
+      silent.ws.on('ping', () => { pings++ })
       await subscribeWithMembers(silent, workspaceId)
       const from = watcher.messages.length
       silent.send({ type: 'presence.set', channel, state: { ghost: false } })
       await watcher.next(m => m.type === 'presence' && m.kind === 'join', 'join', from)
-      const started = Date.now()
-      const leave = await watcher.next(m => m.type === 'presence' && m.kind === 'leave', 'leave of the silent socket', from, 3_000)
-      const took = Date.now() - started
+      const leave = await watcher.next(m => m.type === 'presence' && m.kind === 'leave', 'leave of the silent socket', from, 5_000)
       t.match(leave, { sessionId: owner.sessionId })
-      // dropped at the second heartbeat without a pong (≤ 2 × 400 ms), the leave at once
-      t.ok(took <= 2 * 400 + 400, `leave ${took} ms after the last set`)
+      // Dropped at the heartbeat after its first unanswered ping (counted in pings rather than
+      // milliseconds: a loaded machine delays the heartbeat's timer, not its count).
+      t.ok(pings <= 1, `dropped after ${pings} unanswered ping(s)`)
       watcher.close()
     })
 
