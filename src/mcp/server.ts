@@ -64,7 +64,7 @@ export type McpService = ReturnType<typeof createMcp>
 
 /**
  * The SDK, loaded with the first MCP request rather than at start: it and the zod schemas it
- * brings are ≈ 15 MB of a process's memory, which an instance that never serves MCP need not hold.
+ * brings are ≈ 13 MB of a process's memory, which an instance that never serves MCP need not hold.
  */
 let sdk: Promise<typeof import('./sdk.js')> | undefined
 const loadSdk = async (): Promise<typeof import('./sdk.js')> => await (sdk ??= import('./sdk.js'))
