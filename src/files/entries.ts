@@ -94,7 +94,8 @@ export function directoryState (ctx: ChangeContext): EntryState {
 export async function ensureParents (ctx: ChangeContext, path: string): Promise<EntryRecord[]> {
   const ancestors = ancestorsOf(path)
   if (ancestors.length === 0) return []
-  const found = await ctx.trx.selectFrom('files').select(['path', 'kind'])
+  // (in a group commit's transaction, as the group's lock read them: ./entry-memo.ts)
+  const found = await memoOf(ctx.trx, ctx.workspaceId)?.findAll(ctx.trx, ancestors) ?? await ctx.trx.selectFrom('files').select(['path', 'kind'])
     .where('workspace_id', '=', ctx.workspaceId).where('path', 'in', ancestors).execute()
   const file = found.find(r => r.kind === 'file')
   if (file !== undefined) throw errors.notADirectory(file.path)
@@ -145,27 +146,34 @@ export interface RecordedChange {
 const CHUNK = 500
 
 /**
- * An UPDATE of `files` (its row at `row.path`, to the values `set`) whose outcome, `row`, the
- * operation already knows (op-kinds.ts `OpContext.writes`).
+ * A write of `files` whose outcome, `row`, the operation already knows (op-kinds.ts
+ * `OpContext.writes`): the UPDATE of its row at `row.path` to the values `set`, or, with `set`
+ * null, the INSERT of `row`, a new file's.
  */
 export interface DeferredWrite {
-  set: Omit<Updateable<FilesTable>, 'metadata'>
+  set: FileSet | null
   row: FileRow
 }
+type FileSet = Omit<Updateable<FilesTable>, 'metadata'>
+interface FileUpdate { set: FileSet, row: FileRow }
 
-/** The deferred write's statement; tells the group's entry memo (./entry-memo.ts) what it leaves: `w.row`. */
-function expecting (trx: Trx, w: DeferredWrite): UpdateQueryBuilder<Database, 'files', 'files', UpdateResult> {
-  memoOf(trx, w.row.workspace_id)?.expect(w.row)
-  return updateOf(trx, w)
-}
+/** A files row as inserted (the stored form of what `row` holds). */
+const insertable = (row: FileRow): Insertable<FilesTable> => rowOf(row.workspace_id, row.path, stateOf(row))
 
-function updateOf (db: Executor, w: DeferredWrite): UpdateQueryBuilder<Database, 'files', 'files', UpdateResult> {
+function updateOf (db: Executor, w: FileUpdate): UpdateQueryBuilder<Database, 'files', 'files', UpdateResult> {
   return db.updateTable('files').set(w.set).where('workspace_id', '=', w.row.workspace_id).where('path', '=', w.row.path)
 }
 
-/** Runs the deferred writes, in order (before anything reads what they change). */
+/**
+ * Runs the deferred writes, in order (before anything reads what they change); tells the
+ * group's entry memo (./entry-memo.ts) what each leaves: its `row`.
+ */
 export async function runWrites (trx: Trx, writes: DeferredWrite[]): Promise<void> {
-  for (const w of writes.splice(0)) await expecting(trx, w).execute()
+  for (const { set, row } of writes.splice(0)) {
+    memoOf(trx, row.workspace_id)?.expect(row)
+    if (set === null) await trx.insertInto('files').values(insertable(row)).execute()
+    else await updateOf(trx, { set, row }).execute()
+  }
 }
 
 interface Recording {
@@ -174,11 +182,19 @@ interface Recording {
   changes: InsertShape<Insertable<ChangesTable>>
   entries: InsertShape<Insertable<ChangeEntriesTable>>
   /** one file's update (a request's own) */
-  write: DeferredWrite | undefined
+  write: FileUpdate | undefined
   /** the new rows of the files a group's deferred changes update */
   rows: FileRow[]
+  /** new files' rows: a request's own create, or those of a group's deferred changes */
+  inserts: InsertShape<Insertable<FilesTable>> | undefined
   /** activity entries inserted with them (a group's, at its end) */
   activity: InsertShape<Insertable<ActivityTable>> | undefined
+}
+
+/** A request's own deferred write, as `recordChanges` sends it. */
+function ownWrite (w: DeferredWrite | undefined): Pick<Recording, 'write' | 'inserts'> {
+  if (w === undefined) return { write: undefined, inserts: undefined }
+  return w.set === null ? { write: undefined, inserts: insertShape([insertable(w.row)]) } : { write: { set: w.set, row: w.row }, inserts: undefined }
 }
 
 /** A file row's new values, as the deferred update sends them (one row of its VALUES list). */
@@ -191,7 +207,7 @@ function also (q: QueryCreator<Database>, name: string, cte: Parameters<QueryCre
 
 /** The one statement of a write's changes (`saveChanges`, `saveDeferred`), compiled once per shape. */
 const recordChanges = compiledPerShape((db, r: Recording) => {
-  const { write, rows, activity } = r
+  const { write, rows, inserts, activity } = r
   let q: QueryCreator<Database> = db
   if (write !== undefined) q = also(q, 'w', () => updateOf(db, write))
   if (rows.length > 0) {
@@ -205,14 +221,16 @@ const recordChanges = compiledPerShape((db, r: Recording) => {
       from (values ${sql.join(values)}) as v (path, blob_sha256, size, mime_type, executable, version, etag, updated_at, updated_by)
       where f.workspace_id = ${r.workspaceId} and f.path = v.path collate "C")`)
   }
+  if (inserts !== undefined) q = also(q, 'n', () => db.insertInto('files').values(inserts.rows))
   q = also(also(q, 'c', () => db.insertInto('changes').values(r.changes.rows)), 'e', () => db.insertInto('change_entries').values(r.entries.rows))
   if (activity !== undefined) q = also(q, 'a', () => db.insertInto('activity').values(activity.rows))
   return q.updateTable('workspaces').set({ revision: r.head }).where('id', '=', r.workspaceId)
 },
-r => `${r.write === undefined ? '-' : Object.keys(r.write.set).join(',')}/${r.rows.length}/${r.changes.shape}/${r.entries.shape}/${r.activity?.shape ?? '-'}`,
+r => `${r.write === undefined ? '-' : Object.keys(r.write.set).join(',')}/${r.rows.length}/${r.inserts?.shape ?? '-'}/${r.changes.shape}/${r.entries.shape}/${r.activity?.shape ?? '-'}`,
 r => [
   ...r.write === undefined ? [] : [...Object.values(r.write.set).filter(v => v !== undefined), r.write.row.workspace_id, r.write.row.path],
   ...r.rows.length === 0 ? [] : [...r.rows.flatMap(rowValues), r.workspaceId],
+  ...r.inserts?.params ?? [],
   ...r.changes.params, ...r.entries.params,
   ...r.activity?.params ?? [],
   r.head, r.workspaceId
@@ -233,8 +251,8 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
   }
   const [only] = changes
   const [write] = writes
-  // An update alone, in a group commit: left to the group (./entry-memo.ts).
-  if (changes.length === 1 && writes.length === 1 && only !== undefined && write !== undefined && memoOf(trx, workspaceId)?.defer(only, write.row) === true) {
+  // A file's update or creation alone, in a group commit: left to the group (./entry-memo.ts).
+  if (changes.length === 1 && writes.length === 1 && only !== undefined && write !== undefined && memoOf(trx, workspaceId)?.defer(only, write) === true) {
     writes.pop()
     movedHead(trx, workspaceId, head)
     return
@@ -243,7 +261,7 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
   if (changeRows.length <= CHUNK && entryRows.length > 0 && entryRows.length <= CHUNK && writes.length <= 1) {
     const write = writes.pop()
     if (write !== undefined) memoOf(trx, workspaceId)?.expect(write.row)
-    await recordChanges(trx, { workspaceId, head, changes: insertShape(changeRows), entries: insertShape(entryRows), write, rows: [], activity: undefined })
+    await recordChanges(trx, { workspaceId, head, changes: insertShape(changeRows), entries: insertShape(entryRows), ...ownWrite(write), rows: [], activity: undefined })
     movedHead(trx, workspaceId, head)
     return
   }
@@ -258,14 +276,24 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
 export const MAX_DEFERRED = CHUNK
 
 /**
- * A group's deferred changes (./entry-memo.ts: each updates one file, to its new row in `rows`;
- * at most MAX_DEFERRED changes and entries), with `activity` rows when there are any: one statement.
+ * A group's deferred changes (./entry-memo.ts: each updates one file, to its new row in `rows`,
+ * or creates one, whose row is in `created`; at most MAX_DEFERRED changes and entries), with
+ * `activity` rows when there are any: one statement.
  */
-export async function saveDeferred (trx: Executor, workspaceId: string, changes: RecordedChange[], rows: FileRow[], activity: Array<Insertable<ActivityTable>>): Promise<void> {
+export async function saveDeferred (trx: Executor, workspaceId: string, changes: RecordedChange[], rows: FileRow[], created: FileRow[], activity: Array<Insertable<ActivityTable>>): Promise<void> {
   const head = changes.at(-1)?.revision
   if (head === undefined) return
   const { changeRows, entryRows } = rowsOf(workspaceId, changes)
-  await recordChanges(trx, { workspaceId, head, changes: insertShape(changeRows), entries: insertShape(entryRows), write: undefined, rows, activity: activity.length === 0 ? undefined : insertShape(activity) })
+  await recordChanges(trx, {
+    workspaceId,
+    head,
+    changes: insertShape(changeRows),
+    entries: insertShape(entryRows),
+    write: undefined,
+    rows,
+    inserts: created.length === 0 ? undefined : insertShape(created.map(insertable)),
+    activity: activity.length === 0 ? undefined : insertShape(activity)
+  })
 }
 
 function rowsOf (workspaceId: string, changes: RecordedChange[]): { changeRows: Array<Insertable<ChangesTable>>, entryRows: Array<Insertable<ChangeEntriesTable>> } {

@@ -4,8 +4,8 @@ import { holdsLock, lockWorkspace, noteLocked, type Head } from '../db/queries.j
 import { compiledPerShape } from '../db/compiled.js'
 import { WritesDeferred, type GroupView, type Wanted } from '../mutations/group-commit.js'
 import type { Role } from '../../schemas/workspaces.js'
-import { canonicalPath } from './paths.js'
-import { MAX_DEFERRED, saveDeferred, type RecordedChange } from './entries.js'
+import { ancestorsOf, canonicalPath } from './paths.js'
+import { MAX_DEFERRED, saveDeferred, type DeferredWrite, type RecordedChange } from './entries.js'
 
 /**
  * The entries a group commit's transaction has read, kept for its later members (issue 11): each
@@ -18,7 +18,8 @@ import { MAX_DEFERRED, saveDeferred, type RecordedChange } from './entries.js'
  *   before it runs. A write that names the `files` table, and any raw statement (a savepoint's
  *   rollback among them), empties it;
  * - except the one write whose outcome the writer told it first (`expect`): an update's new row,
- *   which the operation computed itself (op-kinds.ts `replaceFile`); that row replaces the old one.
+ *   or a new file's, which the operation computed itself (op-kinds.ts `replaceFile`, `create`);
+ *   that row replaces what was known of its path.
  * Outside a group's transaction, or before the lock is held, `findEntry` asks PostgreSQL as always.
  *
  * The statement that takes the workspace's lock for the group (`lockForWrite`) reads, with the
@@ -28,12 +29,12 @@ import { MAX_DEFERRED, saveDeferred, type RecordedChange } from './entries.js'
  * from before any wait for the lock, and the group it waited for wrote those entries); the roles
  * are read with the statement's snapshot (no earlier than a check before the lock would be).
  *
- * It also holds the group's deferred writes (`GroupView`): a member that only updates a file
- * (one change, one row whose new state it computed) leaves its statement to the group when it
- * runs outside a savepoint (entries.ts `saveChanges` asks `defer`). The memo then knows the new
+ * It also holds the group's deferred writes (`GroupView`): a member that only updates or creates
+ * a file (one change, one row whose new state it computed) leaves its statement to the group when
+ * it runs outside a savepoint (entries.ts `saveChanges` asks `defer`). The memo then knows the new
  * row and the transaction's head moves at once; the group sends every deferred change in one
- * statement (the files' rows, the changes, their entries and the head; at the group's end, its
- * activity entries too: entries.ts `saveDeferred`), before any other statement of a member (which
+ * statement (the files' rows, updated or inserted, the changes, their entries and the head; at the
+ * group's end, its activity entries too: entries.ts `saveDeferred`), before any other statement of a member (which
  * is stopped, unsent, with `WritesDeferred`) and before the COMMIT. A hot file or workspace
  * written by many requests thus costs one round trip per group, not per request, and a request
  * alone in its group one for its change and its activity entry.
@@ -45,19 +46,21 @@ export class EntryMemo implements KyselyPlugin {
   /** each wanted user's role in the workspace (null: not a member), once the lock is taken */
   #roles = new Map<string, Role | null>()
   #expected: FileRow | null = null
-  /** the changes deferred, in revision order, and the new row of each file they update */
+  /** the changes deferred, in revision order, and the new row of each file they write (inserted: created by one of them) */
   #pending: RecordedChange[] = []
   #pendingEntries = 0
-  readonly #pendingRows = new Map<string, FileRow>()
+  readonly #pendingRows = new Map<string, { row: FileRow, inserted: boolean }>()
   #deferring = false
   #deferred = false
   #flushing = false
 
   private constructor (readonly workspaceId: string, wanted: Wanted) {
     this.#users = [...new Set(wanted.users)]
+    // (with their directories: a create checks them, `ensureParents`)
     this.#wanted = [...new Set(wanted.paths.flatMap(p => {
       try {
-        return [canonicalPath(p)]
+        const path = canonicalPath(p)
+        return [...ancestorsOf(path), path]
       } catch {
         return [] // (that request will be refused; nothing to read for it)
       }
@@ -81,15 +84,17 @@ export class EntryMemo implements KyselyPlugin {
   }
 
   /**
-   * Leaves a change that updates one file (to `row`) to the group, if the member running may
-   * defer; false: it must be sent now.
+   * Leaves a change that updates or creates one file (to `write.row`) to the group, if the member
+   * running may defer; false: it must be sent now.
    */
-  defer (change: RecordedChange, row: FileRow): boolean {
+  defer (change: RecordedChange, write: DeferredWrite): boolean {
     const entries = this.#pendingEntries + change.entries.length
     if (!this.#deferring || change.entries.length === 0 || this.#pending.length >= MAX_DEFERRED || entries > MAX_DEFERRED) return false
+    const { row } = write
     this.#pendingEntries = entries
     this.#pending.push(change)
-    this.#pendingRows.set(row.path, row)
+    // (a file created earlier in the group is inserted as its last member left it)
+    this.#pendingRows.set(row.path, { row, inserted: write.set === null || this.#pendingRows.get(row.path)?.inserted === true })
     this.#rows.set(row.path, row)
     this.#deferred = true
     return true
@@ -101,12 +106,14 @@ export class EntryMemo implements KyselyPlugin {
     const changes = this.#pending
     // Each file's last state (a file updated by several members: by the last of them).
     const rows = [...this.#pendingRows.values()]
+    const updated = rows.flatMap(r => r.inserted ? [] : [r.row])
+    const created = rows.flatMap(r => r.inserted ? [r.row] : [])
     this.#pending = []
     this.#pendingEntries = 0
     this.#pendingRows.clear()
     this.#flushing = true
     try {
-      await saveDeferred(trx, this.workspaceId, changes, rows, activity)
+      await saveDeferred(trx, this.workspaceId, changes, updated, created, activity)
     } finally {
       this.#flushing = false
     }
@@ -137,16 +144,22 @@ export class EntryMemo implements KyselyPlugin {
 
   /** The entry at `path`: remembered, or read with every wanted path not remembered yet. */
   async find (trx: Executor, path: string): Promise<FileRow | undefined> {
-    if (!this.#rows.has(path)) {
-      const paths = [path, ...this.#wanted.filter(p => p !== path && !this.#rows.has(p))]
-      const rows = await trx.selectFrom('files').selectAll().where('workspace_id', '=', this.workspaceId).where('path', 'in', paths).execute()
-      for (const p of paths) this.#rows.set(p, null)
-      for (const row of rows) this.#rows.set(row.path, row)
-    }
-    return this.#rows.get(path) ?? undefined
+    return (await this.findAll(trx, [path]))[0]
   }
 
-  /** The next write to `files` is the update that leaves `row` (and touches no other entry). */
+  /** The entries at `paths` that exist, in their order: as `find`. */
+  async findAll (trx: Executor, paths: string[]): Promise<FileRow[]> {
+    const unknown = paths.filter(p => !this.#rows.has(p))
+    if (unknown.length > 0) {
+      const read = [...unknown, ...this.#wanted.filter(p => !this.#rows.has(p) && !unknown.includes(p))]
+      const rows = await trx.selectFrom('files').selectAll().where('workspace_id', '=', this.workspaceId).where('path', 'in', read).execute()
+      for (const p of read) this.#rows.set(p, null)
+      for (const row of rows) this.#rows.set(row.path, row)
+    }
+    return paths.flatMap(p => this.#rows.get(p) ?? [])
+  }
+
+  /** The next write to `files` is the update or insert that leaves `row` (and touches no other entry). */
   expect (row: FileRow): void {
     this.#expected = row
   }

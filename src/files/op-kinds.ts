@@ -84,6 +84,11 @@ function checkPrecondition (op: CheckedOp, path: string, existing: FileRow | und
   if (op.ifMatch !== '*' && op.ifMatch !== String(existing.etag)) throw errors.preconditionFailed(path, op.ifMatch, toMeta(existing))
 }
 
+/**
+ * A new file, as one change. Its row follows from the operation, so the INSERT is deferred
+ * (`OpContext.writes`), as `replaceFile`'s UPDATE is; except with metadata, whose stored form the
+ * database gives back.
+ */
 async function create (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
   rootIsReadOnly(op.path)
   const existing = await findEntry(ctx.trx, ctx.workspaceId, op.path)
@@ -92,7 +97,7 @@ async function create (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
   const parents = await ensureParents(ctx, op.path)
   const content = op.content
   if (content === null) throw errors.validation('create needs content')
-  const row = await ctx.trx.insertInto('files').values({
+  let row: FileRow = {
     workspace_id: ctx.workspaceId,
     path: op.path,
     parent: parentOf(op.path),
@@ -101,14 +106,20 @@ async function create (ctx: OpContext, op: CheckedOp): Promise<Outcome> {
     blob_sha256: content.sha256,
     size: content.size,
     mime_type: op.mimeType ?? guessMimeType(op.path, content.bytes),
-    metadata: op.metadata ?? '{}',
+    metadata: {},
     executable: op.executable ?? false,
+    version: 1,
     etag: ctx.revision,
     created_at: ctx.now,
-    updated_at: ctx.now,
     created_by: ctx.actor.userId,
+    updated_at: ctx.now,
     updated_by: ctx.actor.userId
-  }).returningAll().executeTakeFirstOrThrow()
+  }
+  if (op.metadata === null) {
+    ctx.writes.push({ set: null, row })
+  } else {
+    row = await ctx.trx.insertInto('files').values({ ...rowOf(ctx.workspaceId, op.path, stateOf(row)), metadata: op.metadata }).returningAll().executeTakeFirstOrThrow()
+  }
   return {
     data: toMeta(row),
     created: true,

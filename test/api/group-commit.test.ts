@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type pg from 'pg'
 import { build, createTestDatabase, createWorkspace, dbClient, listen, registerUser, sleep, spawnServer, TEST_SECRET } from '../helpers/app.js'
 import { expectStatus, request, type BatchResult, type OperationResult, type Res, type WriteResult } from '../helpers/http.js'
@@ -408,22 +408,16 @@ t.test('the next group starts while the one before commits: it reads what that o
   }
 })
 
-t.test('updates without a key, left to the group and sent together: every response, change, history entry and file as alone', async t => {
-  // Requests 1–19 form one group behind request 0; none has a key, so the updates are deferred
-  // (src/files/entry-memo.ts) and the creates among them make the group send what it holds.
-  const send = (i: number, c: Ctx, etags: Record<string, string>): Promise<Res> => {
-    switch (i % 4) {
-      case 0: return c.put('/a.txt', { content: `a${i}` })
-      case 1: return c.put('/b.txt', { content: `b${i}` }, { 'if-match': `"${etags['/b.txt'] ?? ''}"` }) // the first wins
-      case 2: return c.put(`/c${i % 3}.txt`, { content: `c${i}` }, { 'if-match': '*' })
-      default: return c.put(`/new/${i}.txt`, { content: `new${i}` })
-    }
-  }
-  const seedAll = async (c: Ctx): Promise<Record<string, string>> => {
-    const etags: Record<string, string> = {}
-    for (const path of ['/a.txt', '/b.txt', '/c0.txt', '/c1.txt', '/c2.txt']) etags[path] = (await c.write(path, 'seed')).file.etag
-    return etags
-  }
+type Send = (i: number, c: Ctx, etags: Record<string, string>) => Promise<Res>
+
+/**
+ * Requests 1…n-1 queued behind request 0 (the workspace's lock held by a test client): one group
+ * of requests without keys, whose single-file writes are deferred (src/files/entry-memo.ts). Then
+ * the same requests one at a time without group commit, in the grouped run's commit order (a
+ * refused one right after the last success that arrived before it), and every response, change,
+ * history entry and file compared.
+ */
+async function groupedAndAlone (t: Test, n: number, seedAll: (c: Ctx) => Promise<Record<string, string>>, send: Send, paths: string[]): Promise<Res[]> {
   const url = await createTestDatabase(t)
   const app = await build(t, { DATABASE_URL: url })
   const user = await registerUser(app)
@@ -436,34 +430,83 @@ t.test('updates without a key, left to the group and sent together: every respon
   await locker.query('SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE', [c.ws])
   const replies = [send(0, c, etags)]
   await untilLockWaits(admin, dbName(url), 1, 'request 0 waits for the workspace lock')
-  for (const i of range(1, 19)) {
+  for (const i of range(1, n - 1)) {
     replies.push(send(i, c, etags))
     await sleep(60)
   }
   await locker.query('COMMIT')
   const grouped = await Promise.all(replies)
-  const bWins = range(0, 19).filter(i => i % 4 === 1 && grouped[i]?.statusCode === 200)
-  t.equal(bWins.length, 1, 'one If-Match update of /b.txt wins')
-  t.same(grouped.map((r, i) => i % 4 === 1 ? (bWins.includes(i) ? 200 : 412) === r.statusCode : r.statusCode === (i % 4 === 3 ? 201 : 200)), grouped.map(() => true), 'the others 412; the rest 200, the creates 201')
 
-  // The same requests one at a time without group commit, in the grouped run's commit order
-  // (the refused ones last: they read the winner's /b.txt).
   const aloneUrl = await createTestDatabase(t)
   const aloneApp = await build(t, { DATABASE_URL: aloneUrl, GROUP_COMMIT: 'false' })
   const aloneUser = await registerUser(aloneApp)
   const a = new Ctx(aloneApp, aloneUser, await createWorkspace(aloneApp, aloneUser))
   const aloneEtags = await seedAll(a)
-  const committedAt = (i: number): number => grouped[i]?.statusCode === 412 ? Infinity : (grouped[i] as Res).json<WriteResult>().revision
+  const committedAt = (i: number): number => {
+    for (let j = i; j >= 0; j--) {
+      const r = grouped[j] as Res
+      if (r.statusCode < 300) return r.json<WriteResult>().revision + (j === i ? 0 : 0.5)
+    }
+    return 0
+  }
   const alone: Res[] = []
-  for (const i of range(0, 19).sort((x, y) => committedAt(x) - committedAt(y) || x - y)) alone[i] = await send(i, a, aloneEtags)
-  for (const i of range(0, 19)) t.same(normal(grouped[i] as Res, c), normal(alone[i] as Res, a), `request ${i}: the same response as alone`)
+  for (const i of range(0, n - 1).sort((x, y) => committedAt(x) - committedAt(y) || x - y)) alone[i] = await send(i, a, aloneEtags)
+  for (const i of range(0, n - 1)) t.same(normal(grouped[i] as Res, c), normal(alone[i] as Res, a), `request ${i}: the same response as alone`)
   const feed = async (x: Ctx): Promise<unknown> => (await x.allChanges(seedHead)).changes.map(({ at: _, userId: __, sessionId: ___, ...ch }) => ch)
   t.same(await feed(c), await feed(a), 'the same changes')
-  for (const path of ['/a.txt', '/b.txt', '/c0.txt', '/c1.txt', '/c2.txt', '/new/3.txt']) {
+  for (const path of paths) {
     const history = async (x: Ctx): Promise<unknown> => normal(await x.getUrl(`/v1/workspaces/${x.ws}/history${path}?limit=100`), x)
     t.same(await history(c), await history(a), `the same history of ${path}`)
     t.same(normal(await c.get(path), c), normal(await a.get(path), a), `the same ${path}`)
   }
+  t.same(normal(await c.getUrl(`/v1/workspaces/${c.ws}/tree?depth=5`), c), normal(await a.getUrl(`/v1/workspaces/${a.ws}/tree?depth=5`), a), 'the same tree')
+  return grouped
+}
+
+t.test('updates without a key, left to the group and sent together: every response, change, history entry and file as alone', async t => {
+  // Requests 1–19 form one group behind request 0; none has a key, so the updates are deferred
+  // and the creates among them (in a new directory: a statement of their own) make the group
+  // send what it holds.
+  const send: Send = (i, c, etags) => {
+    switch (i % 4) {
+      case 0: return c.put('/a.txt', { content: `a${i}` })
+      case 1: return c.put('/b.txt', { content: `b${i}` }, { 'if-match': `"${etags['/b.txt'] ?? ''}"` }) // the first wins
+      case 2: return c.put(`/c${i % 3}.txt`, { content: `c${i}` }, { 'if-match': '*' })
+      default: return c.put(`/new/${i}.txt`, { content: `new${i}` })
+    }
+  }
+  const seedAll = async (c: Ctx): Promise<Record<string, string>> => {
+    const etags: Record<string, string> = {}
+    for (const path of ['/a.txt', '/b.txt', '/c0.txt', '/c1.txt', '/c2.txt']) etags[path] = (await c.write(path, 'seed')).file.etag
+    return etags
+  }
+  const grouped = await groupedAndAlone(t, 20, seedAll, send, ['/a.txt', '/b.txt', '/c0.txt', '/c1.txt', '/c2.txt', '/new/3.txt'])
+  const bWins = range(0, 19).filter(i => i % 4 === 1 && grouped[i]?.statusCode === 200)
+  t.equal(bWins.length, 1, 'one If-Match update of /b.txt wins')
+  t.same(grouped.map((r, i) => i % 4 === 1 ? (bWins.includes(i) ? 200 : 412) === r.statusCode : r.statusCode === (i % 4 === 3 ? 201 : 200)), grouped.map(() => true), 'the others 412; the rest 200, the creates 201')
+})
+
+t.test('creates without a key, left to the group: a file created, then updated, refused, deleted in the same group, as alone', async t => {
+  // Each request i writes /d/<i % 5>.txt, so every file is written four times in the group: the
+  // first creates it (deferred: the group inserts it as the last deferred write left it), the
+  // next updates it (If-Match: the etag the create took), a create of it is refused (409 with the
+  // row the group holds), and the last deletes it (a statement of its own: the group first sends
+  // what it holds). Creates under a new directory take a statement of their own for it.
+  const send: Send = async (i, c) => {
+    const path = `/d/${i % 5}.txt`
+    switch (Math.floor(i / 5)) {
+      case 0: return await c.put(path, { content: `made ${i}` }, { 'if-none-match': '*' })
+      case 1: return await c.put(path, { content: `then ${i}` }, { 'if-match': '*' })
+      case 2: return await c.op({ type: 'create', path, content: `again ${i}` })
+      default: return i % 5 === 4 ? await c.put(`/e/${i}/x.txt`, { content: 'nested' }) : await c.op({ type: 'delete', path })
+    }
+  }
+  const seedAll = async (c: Ctx): Promise<Record<string, string>> => {
+    await c.write('/d/seed.txt', 'seed')
+    return {}
+  }
+  const grouped = await groupedAndAlone(t, 20, seedAll, send, ['/d/0.txt', '/d/4.txt', '/e/19/x.txt'])
+  t.same(grouped.map(r => r.statusCode), [...range(0, 4).map(() => 201), ...range(0, 4).map(() => 200), ...range(0, 4).map(() => 409), 200, 200, 200, 200, 201], 'created, updated, refused, deleted (and one nested create)')
 })
 
 t.test('a group is bounded by the bytes of its requests', async t => {
