@@ -489,7 +489,7 @@ t.test('updates without a key, left to the group and sent together: every respon
 t.test('creates without a key, left to the group: a file created, then updated, refused, deleted in the same group, as alone', async t => {
   // Each request i writes /d/<i % 5>.txt, so every file is written four times in the group: the
   // first creates it (deferred: the group inserts it as the last deferred write left it), the
-  // next updates it (If-Match: the etag the create took), a create of it is refused (409 with the
+  // next updates it (If-Match `*`: it exists by then), a create of it is refused (409 with the
   // row the group holds), and the last deletes it (a statement of its own: the group first sends
   // what it holds). Creates under a new directory take a statement of their own for it.
   const send: Send = async (i, c) => {
