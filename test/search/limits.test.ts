@@ -1,6 +1,6 @@
 import t from 'tap'
 import { request as httpRequest } from 'node:http'
-import { build, createWorkspace, dbClient, listen, registerUser, sleep } from '../helpers/app.js'
+import { build, createTestDatabase, createWorkspace, dbClient, listen, registerUser, sleep } from '../helpers/app.js'
 import { Ctx, setup } from '../helpers/files.js'
 import { expectStatus, isError } from '../helpers/http.js'
 import { connect } from '../helpers/ws.js'
@@ -209,4 +209,29 @@ t.test('RPC search and find answer as the routes do', async t => {
   t.match(find, { type: 'rpc.result', result: { results: [{ path: '/src/app.ts' }] } })
   const wrong = await sock.rpc('search', { workspaceId: ws })
   t.match(wrong, { type: 'rpc.error', error: { code: 'VALIDATION_FAILED' } })
+})
+
+t.test('a parallel plan for the trigram prefilter: the search answers, as rg does', async t => {
+  // On a large database PostgreSQL may read the blobs with parallel workers; the prefilter's
+  // condition, `search_text(content)`, then runs in them. Costs that make every plan parallel
+  // stand in for that size here (set for the database, so every connection of the app has them).
+  const url = await createTestDatabase(t)
+  const admin = await dbClient(t, url)
+  const name = new URL(url).pathname.slice(1)
+  await admin.query(`ALTER DATABASE ${name} SET parallel_setup_cost = 0`)
+  await admin.query(`ALTER DATABASE ${name} SET parallel_tuple_cost = 0`)
+  await admin.query(`ALTER DATABASE ${name} SET min_parallel_table_scan_size = 0`)
+  await admin.query(`ALTER DATABASE ${name} SET min_parallel_index_scan_size = 0`)
+  const c = await setup(t, { DATABASE_URL: url })
+  const files = new Map<string, string>()
+  // More contents than the prefilter's few (FEW_CONTENTS) and more bytes than it reads unaided.
+  for (let i = 0; i < 300; i++) files.set(`/p/f${String(i).padStart(3, '0')}.txt`, `file ${i}\n${'filler line without it\n'.repeat(400)}${i % 7 === 0 ? 'a needle here\n' : ''}`)
+  await insertAll(c, files)
+  const plan = await dbClient(t, url)
+  const { rows } = await plan.query<{ 'QUERY PLAN': string }>('EXPLAIN SELECT sha256 FROM blobs WHERE size > 0')
+  t.match(rows.map(r => r['QUERY PLAN']).join('\n'), /Parallel/, 'a scan of the blobs is planned in parallel here')
+  const r = await searchApi(c, { query: 'needle' })
+  const dir = exportToDisk(t, files)
+  t.same(diff(lineKeys(r), (await rg(dir, ['-F', '-e', 'needle'])).matches), { onlyOurs: [], onlyRg: [] }, 'the same lines as rg')
+  t.equal(r.matches.length, 43)
 })
