@@ -244,7 +244,10 @@ t.test('a server killed mid-group leaves every request all or nothing', async t 
   const send = (i: number): void => { replies.push(put(paths[i] ?? '', i === 5 ? 'blocker' : i % 2 === 0 ? `k${i}` : null).catch((err: unknown) => err as Error)) }
   send(0)
   await untilLockWaits(admin, dbName(url), 1, 'request 0 waits for the workspace lock')
+  // Requests 1–4 queue before request 5 whatever each takes to get there (those with a key look
+  // it up first), so the next group reaches 5's key only after running 1–4.
   for (const i of range(1, 8)) {
+    if (i === 5) await sleep(300)
     send(i)
     await sleep(20)
   }
@@ -252,13 +255,18 @@ t.test('a server killed mid-group leaves every request all or nothing', async t 
   await locker.query('COMMIT')
   const zero = await replies[0]
   t.equal((zero as Res).statusCode, 201, 'request 0 committed alone')
-  // The next group ran members 1–4 and waits in member 5's key claim.
-  await untilLockWaits(admin, dbName(url), 1, 'the group waits on the held key')
-  const { rows: midGroup } = await admin.query<{ relation: string }>(`
-    SELECT l.relation::regclass::text AS relation FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-    WHERE a.datname = $1 AND a.wait_event_type = 'Lock' AND l.granted AND l.mode = 'RowExclusiveLock'`, [dbName(url)])
-  t.ok(midGroup.some(r => r.relation === 'files') && midGroup.some(r => r.relation === 'changes'),
-    'the waiting group has already written files and changes (members before the held key ran): it is mid-group')
+  // The next group ran members 1–4 and waits in member 5's key claim: a backend waiting on a lock
+  // holds its writes to files and changes (polled: the first lock wait seen may come before it).
+  const waitUntil = Date.now() + 20_000
+  let midGroup = false
+  while (!midGroup && Date.now() < waitUntil) {
+    const { rows } = await admin.query<{ relation: string }>(`
+      SELECT l.relation::regclass::text AS relation FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE a.datname = $1 AND a.wait_event_type = 'Lock' AND l.granted AND l.mode = 'RowExclusiveLock'`, [dbName(url)])
+    midGroup = rows.some(r => r.relation === 'files') && rows.some(r => r.relation === 'changes')
+    if (!midGroup) await sleep(20)
+  }
+  t.ok(midGroup, 'the waiting group has already written files and changes (members before the held key ran): it is mid-group')
   server.kill('SIGKILL')
   await server.exited
   await keyHolder.query('ROLLBACK')
