@@ -111,8 +111,9 @@ export interface BlobContent { sha256: string, size: number, bytes: Buffer }
 /**
  * Content-addressed: each distinct content is stored once, whoever wrote it first; many in one
  * statement (a group commit stores all its members' before the first runs). A blob that already
- * exists is locked (FOR KEY SHARE) so retention cannot delete it before this commits. In hash
- * order, so that two transactions storing the same blobs wait for each other instead of deadlocking.
+ * exists is held (FOR KEY SHARE) and its retention mark, if a pass found it unreferenced, cleared:
+ * retention then cannot delete it (src/mutations/retention.ts, `pruneBlobs`). In hash order, so
+ * that two transactions storing the same blobs wait for each other instead of deadlocking.
  */
 export async function storeBlobs (trx: Executor, contents: Iterable<BlobContent>): Promise<void> {
   let missing = [...new Map([...contents].map(c => [c.sha256, c])).values()].sort((a, b) => a.sha256 < b.sha256 ? -1 : 1)
@@ -121,8 +122,10 @@ export async function storeBlobs (trx: Executor, contents: Iterable<BlobContent>
     const stored = new Set(inserted.map(r => r.sha256))
     const existing = missing.filter(c => !stored.has(c.sha256))
     if (existing.length === 0) return
-    const kept = await trx.selectFrom('blobs').select('sha256').where('sha256', 'in', existing.map(c => c.sha256)).forKeyShare().execute()
+    const kept = await trx.selectFrom('blobs').select(['sha256', 'sweep']).where('sha256', 'in', existing.map(c => c.sha256)).forKeyShare().execute()
     const held = new Set(kept.map(r => r.sha256))
+    const marked = kept.filter(r => r.sweep !== null).map(r => r.sha256)
+    if (marked.length > 0) await trx.updateTable('blobs').set({ sweep: null }).where('sha256', 'in', marked).where('sweep', 'is not', null).execute()
     // (deleted by retention between the two statements: inserted again)
     missing = existing.filter(c => !held.has(c.sha256))
   }

@@ -54,6 +54,8 @@ export interface BlobsTable {
   size: number
   content: Uint8Array
   created_at: Timestamp
+  /** the retention pass that found it unreferenced (src/mutations/retention.ts), if any */
+  sweep: string | null
 }
 
 // The columns' CHECK constraints (sql/) allow exactly the values the API names.

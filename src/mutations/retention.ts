@@ -1,4 +1,5 @@
-import { sql } from 'kysely'
+import { randomUUID } from 'node:crypto'
+import { sql, type RawBuilder } from 'kysely'
 import type { Db, Trx } from '../db/schema.js'
 import { KEY_TTL_HOURS } from './idempotency.js'
 
@@ -39,11 +40,12 @@ export async function prune (db: Db, retention: Retention, now = new Date()): Pr
 
 /** One batch per transaction; only one instance prunes at a time (the others skip). */
 async function locked (db: Db, work: (trx: Trx) => Promise<number>): Promise<number> {
-  return await db.transaction().execute(async trx => {
-    const { rows } = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${LOCK}) AS ok`.execute(trx)
-    if (rows[0]?.ok !== true) return 0
-    return await work(trx)
-  })
+  return await db.transaction().execute(async trx => await exclusive(trx) ? await work(trx) : 0)
+}
+
+async function exclusive (trx: Trx): Promise<boolean> {
+  const { rows } = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${LOCK}) AS ok`.execute(trx)
+  return rows[0]?.ok === true
 }
 
 /**
@@ -88,24 +90,74 @@ async function pruneChanges (db: Db, cutoff: Date): Promise<number> {
   }
 }
 
-async function pruneBlobs (db: Db): Promise<number> {
+/**
+ * Blobs that no file and no retained history entry refers to, found without an index per
+ * reference (sql/014-blob-sweep.sql) and deleted in a pass of four steps:
+ *
+ * 1. Candidates: the blobs older than 10 minutes that nothing refers to (hash anti-joins; one
+ *    instance at a time looks, as for the other kinds).
+ * 2. Each is marked with this pass's id, skipping any a writer holds right now. The mark locks
+ *    the row FOR UPDATE, which waits for no one and which a writer's FOR KEY SHARE waits for.
+ * 3. Confirmed: the marked ones that nothing refers to in a snapshot taken after the marks
+ *    committed. A writer that held a blob before its mark committed has committed its reference
+ *    by then (so it is seen); one that holds it later sees the mark and clears it (`storeBlobs`).
+ * 4. Deleted only while still marked by this pass; the rest have their mark cleared.
+ *
+ * Every reference a transaction creates is to a blob it stored or held (`storeBlobs`), or is
+ * copied from a row that cannot go before it commits: a move or copy within a workspace whose
+ * lock it holds, a revert from that workspace's history (retention takes the same lock), a fork
+ * from its source, held FOR SHARE. Passes of two instances can interleave: each has its own id.
+ */
+export interface SweepHooks {
+  /** after step 2 (the marks are committed) */
+  marked?: () => Promise<void>
+  /** after step 3, before the deletes */
+  confirmed?: () => Promise<void>
+}
+
+export async function pruneBlobs (db: Db, hooks: SweepHooks = {}): Promise<number> {
+  const limit = BATCH * 100
   let total = 0
   for (;;) {
-    const deleted = await locked(db, async trx => {
-      const { rows } = await sql<{ sha256: string }>`
-        DELETE FROM blobs WHERE sha256 IN (
-          SELECT b.sha256 FROM blobs b
-           WHERE b.created_at < now() - interval '10 minutes'
-             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.blob_sha256 = b.sha256)
-             AND NOT EXISTS (SELECT 1 FROM change_entries e WHERE e.sha_before = b.sha256)
-             AND NOT EXISTS (SELECT 1 FROM change_entries e WHERE e.sha_after = b.sha256)
-           LIMIT ${BATCH})
-        RETURNING sha256`.execute(trx)
-      return rows.length
-    })
-    total += deleted
-    if (deleted < BATCH) return total
+    const pass = randomUUID()
+    const candidates = await db.transaction().execute(async trx =>
+      await exclusive(trx) ? await unreferenced(trx, sql`b.created_at < now() - interval '10 minutes'`, limit) : [])
+    if (candidates.length === 0) return total
+    for (const batch of chunks(candidates)) {
+      await sql`UPDATE blobs SET sweep = ${pass}::uuid WHERE sha256 IN (
+        SELECT sha256 FROM blobs WHERE sha256 = ANY(${batch}::text[]) FOR UPDATE SKIP LOCKED)`.execute(db)
+    }
+    await hooks.marked?.()
+    const confirmed = await unreferenced(db, sql`b.sha256 = ANY(${candidates}::text[]) AND b.sweep = ${pass}::uuid`, limit)
+    await hooks.confirmed?.()
+    for (const batch of chunks(confirmed)) {
+      const { rows } = await sql<{ sha256: string }>`DELETE FROM blobs WHERE sha256 = ANY(${batch}::text[]) AND sweep = ${pass}::uuid
+        RETURNING sha256`.execute(db)
+      total += rows.length
+    }
+    const kept = new Set(confirmed)
+    const referenced = candidates.filter(c => !kept.has(c))
+    for (const batch of chunks(referenced)) {
+      await sql`UPDATE blobs SET sweep = NULL WHERE sha256 = ANY(${batch}::text[]) AND sweep = ${pass}::uuid`.execute(db)
+    }
+    if (candidates.length < limit) return total
   }
+}
+
+/** The blobs matching `where` that no file and no history entry refers to, at most `limit`. */
+async function unreferenced (db: Db | Trx, where: RawBuilder<unknown>, limit: number): Promise<string[]> {
+  const { rows } = await sql<{ sha256: string }>`
+    SELECT b.sha256 FROM blobs b
+     WHERE ${where}
+       AND NOT EXISTS (SELECT 1 FROM files f WHERE f.blob_sha256 = b.sha256)
+       AND NOT EXISTS (SELECT 1 FROM change_entries e WHERE e.sha_before = b.sha256)
+       AND NOT EXISTS (SELECT 1 FROM change_entries e WHERE e.sha_after = b.sha256)
+     LIMIT ${limit}`.execute(db)
+  return rows.map(r => r.sha256)
+}
+
+function * chunks<T> (items: T[]): Generator<T[]> {
+  for (let i = 0; i < items.length; i += BATCH) yield items.slice(i, i + BATCH)
 }
 
 async function pruneKeys (db: Db): Promise<number> {
