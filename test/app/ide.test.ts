@@ -77,10 +77,13 @@ t.test('two users in one workspace: each change through the page reaches the oth
   await ada.page.getByRole('button', { name: 'New folder' }).click()
   await ada.page.getByRole('dialog').getByLabel('Path of the new folder').fill('/tmp')
   await ada.page.getByRole('dialog').getByRole('button', { name: 'Create' }).click()
+  // (as for the steps above: from the change landing in Ada's own tree, not from her click)
+  await treeItem(ada.page, '/tmp').waitFor()
   await treeItem(bob.page, '/tmp').waitFor({ timeout: SEEN_WITHIN_MS })
   await treeItem(ada.page, '/tmp').click()
   await treeItem(ada.page, '/tmp').press('Delete')
   await ada.page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click()
+  await treeItem(ada.page, '/tmp').waitFor({ state: 'detached' })
   await treeItem(bob.page, '/tmp').waitFor({ state: 'detached', timeout: SEEN_WITHIN_MS })
 
   // Both trees are GET /tree at the same revision.
