@@ -90,6 +90,14 @@ async function pruneChanges (db: Db, cutoff: Date): Promise<number> {
   }
 }
 
+/** Pauses between a pass's steps, for tests that put a writer there. */
+export interface SweepHooks {
+  /** after step 2 (the marks are committed) */
+  marked?: () => Promise<void>
+  /** after step 3, before the deletes */
+  confirmed?: () => Promise<void>
+}
+
 /**
  * Blobs that no file and no retained history entry refers to, found without an index per
  * reference (sql/014-blob-sweep.sql) and deleted in a pass of four steps:
@@ -108,13 +116,6 @@ async function pruneChanges (db: Db, cutoff: Date): Promise<number> {
  * lock it holds, a revert from that workspace's history (retention takes the same lock), a fork
  * from its source, held FOR SHARE. Passes of two instances can interleave: each has its own id.
  */
-export interface SweepHooks {
-  /** after step 2 (the marks are committed) */
-  marked?: () => Promise<void>
-  /** after step 3, before the deletes */
-  confirmed?: () => Promise<void>
-}
-
 export async function pruneBlobs (db: Db, hooks: SweepHooks = {}): Promise<number> {
   const limit = BATCH * 100
   let total = 0
@@ -130,17 +131,20 @@ export async function pruneBlobs (db: Db, hooks: SweepHooks = {}): Promise<numbe
     await hooks.marked?.()
     const confirmed = await unreferenced(db, sql`b.sha256 = ANY(${candidates}::text[]) AND b.sweep = ${pass}::uuid`, limit)
     await hooks.confirmed?.()
+    let deleted = 0
     for (const batch of chunks(confirmed)) {
       const { rows } = await sql<{ sha256: string }>`DELETE FROM blobs WHERE sha256 = ANY(${batch}::text[]) AND sweep = ${pass}::uuid
         RETURNING sha256`.execute(db)
-      total += rows.length
+      deleted += rows.length
     }
+    total += deleted
     const kept = new Set(confirmed)
     const referenced = candidates.filter(c => !kept.has(c))
     for (const batch of chunks(referenced)) {
       await sql`UPDATE blobs SET sweep = NULL WHERE sha256 = ANY(${batch}::text[]) AND sweep = ${pass}::uuid`.execute(db)
     }
-    if (candidates.length < limit) return total
+    // (a full pass that deleted nothing would find the same candidates again: the next run goes on)
+    if (candidates.length < limit || deleted === 0) return total
   }
 }
 
