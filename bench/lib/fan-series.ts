@@ -35,8 +35,9 @@ export interface Series {
 }
 
 /**
- * One fan-out series: 100 subscribers at RATE_100 (after a warm-up phase alike), 900 more, 1,000 at RATE_1000, 1,000 at
- * RATE_SAT (above capacity: deliveries/s is then the sustained capacity).
+ * One fan-out series: 100 subscribers at RATE_100 (after a warm-up phase alike), 900 more,
+ * 1,000 at RATE_1000, 1,000 at RATE_SAT (above capacity: deliveries/s is then the sustained
+ * capacity).
  */
 export async function fanSeries (settings: Settings, { label, rssPid, serverPids, subs, connect, fire }: Series): Promise<FanSet> {
   const phase = async (tag: string, count: number, events: number, seconds: number, eventsPerFire = 1): Promise<FanoutRun> => {
