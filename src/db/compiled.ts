@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { createQueryId, type Compilable, type CompiledQuery, type QueryResult } from 'kysely'
+import { createQueryId, sql, type Compilable, type CompiledQuery, type QueryResult, type RawBuilder } from 'kysely'
 import type { Executor } from './schema.js'
 
 /** Most statement texts given a prepared statement's name (each connection prepares those it runs). */
@@ -88,27 +88,22 @@ function checkParameters (compiled: CompiledQuery, params: readonly unknown[]): 
   }
 }
 
-/**
- * Rows to insert, with what decides their statement's SQL text (`shape`) and its parameters, as
- * Kysely's insert compiles them: a column for each key first seen with a value, in that order,
- * and for each row its values in column order (a row without one gets DEFAULT, no parameter).
- */
-export interface InsertShape<T> { rows: T[], shape: string, params: unknown[] }
+/** Columns of a table as rows name them, each with its PostgreSQL type (`unnestOf`). */
+export type ColumnTypes<T> = ReadonlyArray<readonly [keyof T & string, string]>
 
-export function insertShape<T extends object> (rows: T[]): InsertShape<T> {
-  const columns: string[] = []
-  for (const row of rows) {
-    for (const [key, value] of Object.entries(row)) if (value !== undefined && !columns.includes(key)) columns.push(key)
-  }
-  const params: unknown[] = []
-  let shape = columns.join(',')
-  for (const row of rows) {
-    shape += ':'
-    for (const column of columns) {
-      const value: unknown = Reflect.get(row, column)
-      shape += value === undefined ? '0' : '1'
-      if (value !== undefined) params.push(value)
-    }
-  }
-  return { rows, shape, params }
+/** The rows as one array per column, in `columns`' order (null for a value a row lacks). */
+export function columnArrays<T extends object> (columns: ColumnTypes<T>, rows: readonly T[]): unknown[][] {
+  return columns.map(([column]) => rows.map(row => Reflect.get(row, column) ?? null))
+}
+
+/**
+ * `select * from unnest($1::type[], $2::type[], …)` over `columnArrays`: rows sent as one array
+ * parameter per column. Unlike a VALUES list, the statement's text is the same for any number of
+ * rows, so `compiledPerShape` compiles it, and each connection prepares it, once. A VALUES list
+ * made a new statement for every row count: PostgreSQL keeps each prepared statement for the
+ * connection's life (a 15-row group's changes took 0.6 MB of a backend's memory), and past
+ * `MAX_SHAPES` of them every write was parsed and planned again (bench/README.md, 2026-12-04).
+ */
+export function unnestOf<T> (columns: ColumnTypes<T>, arrays: unknown[][]): RawBuilder<unknown> {
+  return sql`select * from unnest(${sql.join(columns.map(([, type], i) => sql`${arrays[i]}::${sql.raw(type)}[]`))})`
 }

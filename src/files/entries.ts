@@ -1,6 +1,7 @@
 import { sql, type Insertable, type QueryCreator, type Updateable, type UpdateQueryBuilder, type UpdateResult } from 'kysely'
 import type { ActivityTable, ChangeEntriesTable, ChangesTable, Database, EntryState, Executor, FileRow, FilesTable, Trx } from '../db/schema.js'
-import { compiledPerShape, insertShape, type InsertShape } from '../db/compiled.js'
+import { columnArrays, compiledPerShape, unnestOf, type ColumnTypes } from '../db/compiled.js'
+import { ACTIVITY_COLUMNS } from '../mutations/activity.js'
 import type { Actor } from '../accounts/auth.js'
 import { errors } from '../core/errors.js'
 import { ancestorsOf, depthOf, parentOf } from './paths.js'
@@ -179,60 +180,74 @@ export async function runWrites (trx: Trx, writes: DeferredWrite[]): Promise<voi
 interface Recording {
   workspaceId: string
   head: number
-  changes: InsertShape<Insertable<ChangesTable>>
-  entries: InsertShape<Insertable<ChangeEntriesTable>>
+  /** each `*_COLUMNS`' rows as `columnArrays` */
+  changes: unknown[][]
+  entries: unknown[][]
   /** one file's update (a request's own) */
   write: FileUpdate | undefined
-  /** the new rows of the files a group's deferred changes update */
-  rows: FileRow[]
+  /** the new rows of the files a group's deferred changes update (FILE_UPDATE_COLUMNS) */
+  rows: unknown[][] | undefined
   /** new files' rows: a request's own create, or those of a group's deferred changes */
-  inserts: InsertShape<Insertable<FilesTable>> | undefined
+  inserts: unknown[][] | undefined
   /** activity entries inserted with them (a group's, at its end) */
-  activity: InsertShape<Insertable<ActivityTable>> | undefined
+  activity: unknown[][] | undefined
 }
+
+const CHANGE_COLUMNS: ColumnTypes<Insertable<ChangesTable>> = [['workspace_id', 'uuid'], ['revision', 'bigint'], ['op', 'text'], ['kind', 'text'],
+  ['path', 'text'], ['new_path', 'text'], ['etag', 'bigint'], ['version', 'integer'], ['sha256', 'text'], ['size', 'bigint'],
+  ['user_id', 'uuid'], ['session_id', 'uuid'], ['op_id', 'text'], ['at', 'timestamptz']]
+const ENTRY_COLUMNS: ColumnTypes<Insertable<ChangeEntriesTable>> = [['workspace_id', 'uuid'], ['revision', 'bigint'], ['seq', 'integer'],
+  ['path_before', 'text'], ['path_after', 'text'], ['before', 'jsonb'], ['after', 'jsonb'], ['sha_before', 'text'], ['sha_after', 'text']]
+const FILE_COLUMNS: ColumnTypes<Insertable<FilesTable>> = [['workspace_id', 'uuid'], ['path', 'text'], ['parent', 'text'], ['depth', 'integer'],
+  ['kind', 'text'], ['blob_sha256', 'text'], ['size', 'bigint'], ['mime_type', 'text'], ['metadata', 'jsonb'], ['version', 'integer'],
+  ['etag', 'bigint'], ['created_at', 'timestamptz'], ['created_by', 'uuid'], ['updated_at', 'timestamptz'], ['updated_by', 'uuid'],
+  ['executable', 'boolean']]
+/** What a deferred update sets (and `path`, which row): every column an update of content may change. */
+const FILE_UPDATE_COLUMNS: ColumnTypes<FileRow> = [['path', 'text'], ['blob_sha256', 'text'], ['size', 'bigint'], ['mime_type', 'text'],
+  ['executable', 'boolean'], ['version', 'integer'], ['etag', 'bigint'], ['updated_at', 'timestamptz'], ['updated_by', 'uuid']]
+
+const names = <T>(columns: ColumnTypes<T>): Array<keyof T & string> => columns.map(([column]) => column)
 
 /** A request's own deferred write, as `recordChanges` sends it. */
 function ownWrite (w: DeferredWrite | undefined): Pick<Recording, 'write' | 'inserts'> {
   if (w === undefined) return { write: undefined, inserts: undefined }
-  return w.set === null ? { write: undefined, inserts: insertShape([insertable(w.row)]) } : { write: { set: w.set, row: w.row }, inserts: undefined }
+  return w.set === null ? { write: undefined, inserts: columnArrays(FILE_COLUMNS, [insertable(w.row)]) } : { write: { set: w.set, row: w.row }, inserts: undefined }
 }
-
-/** A file row's new values, as the deferred update sends them (one row of its VALUES list). */
-const rowValues = (r: FileRow): unknown[] => [r.path, r.blob_sha256, r.size, r.mime_type, r.executable, r.version, r.etag, r.updated_at, r.updated_by]
 
 /** Adds a data-modifying CTE whose rows nothing reads (so the statement's tables need not name it). */
 function also (q: QueryCreator<Database>, name: string, cte: Parameters<QueryCreator<Database>['with']>[1]): QueryCreator<Database> {
   return q.with(name, cte) as unknown as QueryCreator<Database>
 }
 
-/** The one statement of a write's changes (`saveChanges`, `saveDeferred`), compiled once per shape. */
+/**
+ * The one statement of a write's changes (`saveChanges`, `saveDeferred`). Its rows go as one
+ * array per column (`unnestOf`), so its text depends only on which parts it has, not on how many
+ * rows each holds: compiled, and prepared on each connection, once per kind.
+ */
 const recordChanges = compiledPerShape((db, r: Recording) => {
   const { write, rows, inserts, activity } = r
   let q: QueryCreator<Database> = db
   if (write !== undefined) q = also(q, 'w', () => updateOf(db, write))
-  if (rows.length > 0) {
-    const values = rows.map(row => {
-      const [path, sha, size, mime, executable, version, etag, at, by] = rowValues(row)
-      return sql`(${path}::text, ${sha}::text, ${size}::bigint, ${mime}::text, ${executable}::boolean, ${version}::integer, ${etag}::bigint, ${at}::timestamptz, ${by}::uuid)`
-    })
+  if (rows !== undefined) {
     // (parenthesised: Kysely writes a raw CTE as it is)
     q = also(q, 'f', () => sql`(update files as f set blob_sha256 = v.blob_sha256, size = v.size, mime_type = v.mime_type, executable = v.executable,
       version = v.version, etag = v.etag, updated_at = v.updated_at, updated_by = v.updated_by
-      from (values ${sql.join(values)}) as v (path, blob_sha256, size, mime_type, executable, version, etag, updated_at, updated_by)
+      from (${unnestOf(FILE_UPDATE_COLUMNS, rows)}) as v (${sql.raw(names(FILE_UPDATE_COLUMNS).join(', '))})
       where f.workspace_id = ${r.workspaceId} and f.path = v.path collate "C")`)
   }
-  if (inserts !== undefined) q = also(q, 'n', () => db.insertInto('files').values(inserts.rows))
-  q = also(also(q, 'c', () => db.insertInto('changes').values(r.changes.rows)), 'e', () => db.insertInto('change_entries').values(r.entries.rows))
-  if (activity !== undefined) q = also(q, 'a', () => db.insertInto('activity').values(activity.rows))
+  if (inserts !== undefined) q = also(q, 'n', () => db.insertInto('files').columns(names(FILE_COLUMNS)).expression(unnestOf(FILE_COLUMNS, inserts)))
+  q = also(also(q, 'c', () => db.insertInto('changes').columns(names(CHANGE_COLUMNS)).expression(unnestOf(CHANGE_COLUMNS, r.changes))),
+    'e', () => db.insertInto('change_entries').columns(names(ENTRY_COLUMNS)).expression(unnestOf(ENTRY_COLUMNS, r.entries)))
+  if (activity !== undefined) q = also(q, 'a', () => db.insertInto('activity').columns(names(ACTIVITY_COLUMNS)).expression(unnestOf(ACTIVITY_COLUMNS, activity)))
   return q.updateTable('workspaces').set({ revision: r.head }).where('id', '=', r.workspaceId)
 },
-r => `${r.write === undefined ? '-' : Object.keys(r.write.set).join(',')}/${r.rows.length}/${r.inserts?.shape ?? '-'}/${r.changes.shape}/${r.entries.shape}/${r.activity?.shape ?? '-'}`,
+r => `${r.write === undefined ? '-' : Object.keys(r.write.set).join(',')}/${r.rows === undefined ? '-' : 'f'}/${r.inserts === undefined ? '-' : 'n'}/${r.activity === undefined ? '-' : 'a'}`,
 r => [
   ...r.write === undefined ? [] : [...Object.values(r.write.set).filter(v => v !== undefined), r.write.row.workspace_id, r.write.row.path],
-  ...r.rows.length === 0 ? [] : [...r.rows.flatMap(rowValues), r.workspaceId],
-  ...r.inserts?.params ?? [],
-  ...r.changes.params, ...r.entries.params,
-  ...r.activity?.params ?? [],
+  ...r.rows === undefined ? [] : [...r.rows, r.workspaceId],
+  ...r.inserts ?? [],
+  ...r.changes, ...r.entries,
+  ...r.activity ?? [],
   r.head, r.workspaceId
 ])
 
@@ -261,7 +276,7 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
   if (changeRows.length <= CHUNK && entryRows.length > 0 && entryRows.length <= CHUNK && writes.length <= 1) {
     const write = writes.pop()
     if (write !== undefined) memoOf(trx, workspaceId)?.expect(write.row)
-    await recordChanges(trx, { workspaceId, head, changes: insertShape(changeRows), entries: insertShape(entryRows), ...ownWrite(write), rows: [], activity: undefined })
+    await recordChanges(trx, { workspaceId, head, changes: columnArrays(CHANGE_COLUMNS, changeRows), entries: columnArrays(ENTRY_COLUMNS, entryRows), ...ownWrite(write), rows: undefined, activity: undefined })
     movedHead(trx, workspaceId, head)
     return
   }
@@ -287,12 +302,12 @@ export async function saveDeferred (trx: Executor, workspaceId: string, changes:
   await recordChanges(trx, {
     workspaceId,
     head,
-    changes: insertShape(changeRows),
-    entries: insertShape(entryRows),
+    changes: columnArrays(CHANGE_COLUMNS, changeRows),
+    entries: columnArrays(ENTRY_COLUMNS, entryRows),
     write: undefined,
-    rows,
-    inserts: created.length === 0 ? undefined : insertShape(created.map(insertable)),
-    activity: activity.length === 0 ? undefined : insertShape(activity)
+    rows: rows.length === 0 ? undefined : columnArrays(FILE_UPDATE_COLUMNS, rows),
+    inserts: created.length === 0 ? undefined : columnArrays(FILE_COLUMNS, created.map(insertable)),
+    activity: activity.length === 0 ? undefined : columnArrays(ACTIVITY_COLUMNS, activity)
   })
 }
 

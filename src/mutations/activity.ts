@@ -2,7 +2,7 @@ import type { Insertable } from 'kysely'
 import type { ActivityRow, ActivityTable, Db, Executor } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { errors } from '../core/errors.js'
-import { compiledPerShape } from '../db/compiled.js'
+import { columnArrays, compiledPerShape, unnestOf, type ColumnTypes } from '../db/compiled.js'
 import { mdCode, mdFence, mdText } from './markdown.js'
 import type { ReadLog } from './read-log.js'
 import type { ActivityPage, ActivityRecord, SessionSummary } from '../../schemas/sessions.js'
@@ -92,19 +92,20 @@ export async function insertActivities (db: Executor, entries: NewActivity[]): P
   await insertActivityRows(db, entries.map(activityRow))
 }
 
-/** Rows per statement: PostgreSQL takes at most 65,535 parameters, 16 per row here. */
+/** Rows per statement (one array per column, so any number would do: this bounds a statement's size). */
 export const ACTIVITY_ROWS_PER_STATEMENT = 1000
 
 export async function insertActivityRows (db: Executor, rows: Array<Insertable<ActivityTable>>): Promise<void> {
-  for (let i = 0; i < rows.length; i += ACTIVITY_ROWS_PER_STATEMENT) await insertRows(db, rows.slice(i, i + ACTIVITY_ROWS_PER_STATEMENT))
+  for (let i = 0; i < rows.length; i += ACTIVITY_ROWS_PER_STATEMENT) await insertRows(db, columnArrays(ACTIVITY_COLUMNS, rows.slice(i, i + ACTIVITY_ROWS_PER_STATEMENT)))
 }
 
-const insertRows = compiledPerShape((db, rows: Array<Insertable<ActivityTable>>) => db.insertInto('activity').values(rows),
-  rows => String(rows.length), rows => rows.flatMap(r => ACTIVITY_COLUMNS.map(c => r[c])))
+const insertRows = compiledPerShape((db, rows: unknown[][]) => db.insertInto('activity').columns(ACTIVITY_COLUMNS.map(([column]) => column)).expression(unnestOf(ACTIVITY_COLUMNS, rows)),
+  () => '', rows => rows)
 
-/** Every column an entry is inserted with, in the order `activityRow` names them. */
-const ACTIVITY_COLUMNS = ['session_id', 'user_id', 'workspace_id', 'at', 'type', 'op', 'path', 'new_path', 'status', 'code',
-  'revision', 'duration_ms', 'details', 'context', 'message', 'stack'] as const satisfies ReadonlyArray<keyof Insertable<ActivityTable>>
+/** Every column an entry is inserted with, in the order `activityRow` names them, with its type. */
+export const ACTIVITY_COLUMNS: ColumnTypes<Insertable<ActivityTable>> = [['session_id', 'uuid'], ['user_id', 'uuid'], ['workspace_id', 'uuid'],
+  ['at', 'timestamptz'], ['type', 'text'], ['op', 'text'], ['path', 'text'], ['new_path', 'text'], ['status', 'integer'], ['code', 'text'],
+  ['revision', 'bigint'], ['duration_ms', 'integer'], ['details', 'jsonb'], ['context', 'text'], ['message', 'text'], ['stack', 'text']]
 
 function activityRow (entry: NewActivity): Insertable<ActivityTable> {
   const e = settle(entry)
