@@ -229,11 +229,16 @@ const recordChanges = compiledPerShape((db, r: Recording) => {
   let q: QueryCreator<Database> = db
   if (write !== undefined) q = also(q, 'w', () => updateOf(db, write))
   if (rows !== undefined) {
-    // (parenthesised: Kysely writes a raw CTE as it is)
+    // (parenthesised: Kysely writes a raw CTE as it is.) Each row is found by one probe of the
+    // primary key (a LATERAL with a LIMIT is not flattened into a join) and updated by its ctid:
+    // joined to the files instead, the plan kept for this statement, made for the average
+    // workspace (in a database of small ones, a few files), read all of a big workspace's files
+    // on every group (sql/015-probes-per-path.sql). The workspace's lock keeps each ctid as read.
     q = also(q, 'f', () => sql`(update files as f set blob_sha256 = v.blob_sha256, size = v.size, mime_type = v.mime_type, executable = v.executable,
       version = v.version, etag = v.etag, updated_at = v.updated_at, updated_by = v.updated_by
-      from (${unnestOf(FILE_UPDATE_COLUMNS, rows)}) as v (${sql.raw(names(FILE_UPDATE_COLUMNS).join(', '))})
-      where f.workspace_id = ${r.workspaceId} and f.path = v.path collate "C")`)
+      from (select v.*, t.ctid as tid from (${unnestOf(FILE_UPDATE_COLUMNS, rows)}) as v (${sql.raw(names(FILE_UPDATE_COLUMNS).join(', '))})
+        cross join lateral (select ctid from files where workspace_id = ${r.workspaceId} and path = v.path collate "C" limit 1) as t) as v
+      where f.ctid = v.tid)`)
   }
   if (inserts !== undefined) q = also(q, 'n', () => db.insertInto('files').columns(names(FILE_COLUMNS)).expression(unnestOf(FILE_COLUMNS, inserts)))
   q = also(also(q, 'c', () => db.insertInto('changes').columns(names(CHANGE_COLUMNS)).expression(unnestOf(CHANGE_COLUMNS, r.changes))),
