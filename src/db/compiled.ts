@@ -88,22 +88,37 @@ function checkParameters (compiled: CompiledQuery, params: readonly unknown[]): 
   }
 }
 
-/** Columns of a table as rows name them, each with its PostgreSQL type (`unnestOf`). */
+/** Columns of a table as rows name them, each with its PostgreSQL type (`recordsOf`). */
 export type ColumnTypes<T> = ReadonlyArray<readonly [keyof T & string, string]>
 
-/** The rows as one array per column, in `columns`' order (null for a value a row lacks). */
-export function columnArrays<T extends object> (columns: ColumnTypes<T>, rows: readonly T[]): unknown[][] {
-  return columns.map(([column]) => rows.map(row => Reflect.get(row, column) ?? null))
+/**
+ * The rows as one JSON text, each with its `columns` only (a value a row lacks is null): one
+ * native `JSON.stringify`, where an array per column cost a string per value escaped in
+ * JavaScript (a fifth of what a write allocated). PostgreSQL's JSON refuses a lone surrogate,
+ * which JSON.stringify writes as an escape: such strings are made well-formed first (U+FFFD),
+ * as sending them as text did.
+ */
+export function rowsJson<T extends object> (columns: ColumnTypes<T>, rows: readonly T[]): string {
+  const keys = columns.map(([column]) => column)
+  const json = JSON.stringify(rows, keys)
+  if (!json.includes('\\ud')) return json
+  return JSON.stringify(rows.map(row => Object.fromEntries(keys.map(key => {
+    const value: unknown = Reflect.get(row, key)
+    return [key, typeof value === 'string' ? value.toWellFormed() : value]
+  }))), keys)
 }
 
 /**
- * `select * from unnest($1::type[], $2::type[], …)` over `columnArrays`: rows sent as one array
- * parameter per column. Unlike a VALUES list, the statement's text is the same for any number of
- * rows, so `compiledPerShape` compiles it, and each connection prepares it, once. A VALUES list
- * made a new statement for every row count: PostgreSQL keeps each prepared statement for the
+ * `select … from json_to_recordset($1::json) as r(column type, …)` over `rowsJson`: rows sent as
+ * one parameter. Unlike a VALUES list, the statement's text is the same for any number of rows,
+ * so `compiledPerShape` compiles it, and each connection prepares it, once. A VALUES list made a
+ * new statement for every row count: PostgreSQL keeps each prepared statement for the
  * connection's life (a 15-row group's changes took 0.6 MB of a backend's memory), and past
  * `MAX_SHAPES` of them every write was parsed and planned again (bench/README.md, 2026-12-04).
+ * A jsonb column's value is its JSON text (a string), read as text and cast.
  */
-export function unnestOf<T> (columns: ColumnTypes<T>, arrays: unknown[][]): RawBuilder<unknown> {
-  return sql`select * from unnest(${sql.join(columns.map(([, type], i) => sql`${arrays[i]}::${sql.raw(type)}[]`))})`
+export function recordsOf<T> (columns: ColumnTypes<T>, json: string): RawBuilder<unknown> {
+  const list = sql.join(columns.map(([column, type]) => type === 'jsonb' ? sql`${sql.id(column)}::jsonb` : sql.id(column)))
+  const defs = sql.join(columns.map(([column, type]) => sql`${sql.id(column)} ${sql.raw(type === 'jsonb' ? 'text' : type)}`))
+  return sql`select ${list} from json_to_recordset(${json}::json) as r(${defs})`
 }

@@ -1,6 +1,6 @@
 import { sql, type Insertable, type QueryCreator, type Updateable, type UpdateQueryBuilder, type UpdateResult } from 'kysely'
 import type { ActivityTable, ChangeEntriesTable, ChangesTable, Database, EntryState, Executor, FileRow, FilesTable, Trx } from '../db/schema.js'
-import { columnArrays, compiledPerShape, unnestOf, type ColumnTypes } from '../db/compiled.js'
+import { rowsJson, compiledPerShape, recordsOf, type ColumnTypes } from '../db/compiled.js'
 import { ACTIVITY_COLUMNS } from '../mutations/activity.js'
 import type { Actor } from '../accounts/auth.js'
 import { errors } from '../core/errors.js'
@@ -180,17 +180,17 @@ export async function runWrites (trx: Trx, writes: DeferredWrite[]): Promise<voi
 interface Recording {
   workspaceId: string
   head: number
-  /** each `*_COLUMNS`' rows as `columnArrays` */
-  changes: unknown[][]
-  entries: unknown[][]
+  /** each `*_COLUMNS`' rows as `rowsJson` */
+  changes: string
+  entries: string
   /** one file's update (a request's own) */
   write: FileUpdate | undefined
   /** the new rows of the files a group's deferred changes update (FILE_UPDATE_COLUMNS) */
-  rows: unknown[][] | undefined
+  rows: string | undefined
   /** new files' rows: a request's own create, or those of a group's deferred changes */
-  inserts: unknown[][] | undefined
+  inserts: string | undefined
   /** activity entries inserted with them (a group's, at its end) */
-  activity: unknown[][] | undefined
+  activity: string | undefined
 }
 
 const CHANGE_COLUMNS: ColumnTypes<Insertable<ChangesTable>> = [['workspace_id', 'uuid'], ['revision', 'bigint'], ['op', 'text'], ['kind', 'text'],
@@ -211,7 +211,7 @@ const names = <T>(columns: ColumnTypes<T>): Array<keyof T & string> => columns.m
 /** A request's own deferred write, as `recordChanges` sends it. */
 function ownWrite (w: DeferredWrite | undefined): Pick<Recording, 'write' | 'inserts'> {
   if (w === undefined) return { write: undefined, inserts: undefined }
-  return w.set === null ? { write: undefined, inserts: columnArrays(FILE_COLUMNS, [insertable(w.row)]) } : { write: { set: w.set, row: w.row }, inserts: undefined }
+  return w.set === null ? { write: undefined, inserts: rowsJson(FILE_COLUMNS, [insertable(w.row)]) } : { write: { set: w.set, row: w.row }, inserts: undefined }
 }
 
 /** Adds a data-modifying CTE whose rows nothing reads (so the statement's tables need not name it). */
@@ -220,8 +220,8 @@ function also (q: QueryCreator<Database>, name: string, cte: Parameters<QueryCre
 }
 
 /**
- * The one statement of a write's changes (`saveChanges`, `saveDeferred`). Its rows go as one
- * array per column (`unnestOf`), so its text depends only on which parts it has, not on how many
+ * The one statement of a write's changes (`saveChanges`, `saveDeferred`). Each table's rows go as
+ * one JSON parameter (`recordsOf`), so its text depends only on which parts it has, not on how many
  * rows each holds: compiled, and prepared on each connection, once per kind.
  */
 const recordChanges = compiledPerShape((db, r: Recording) => {
@@ -236,23 +236,23 @@ const recordChanges = compiledPerShape((db, r: Recording) => {
     // on every group (sql/015-probes-per-path.sql). The workspace's lock keeps each ctid as read.
     q = also(q, 'f', () => sql`(update files as f set blob_sha256 = v.blob_sha256, size = v.size, mime_type = v.mime_type, executable = v.executable,
       version = v.version, etag = v.etag, updated_at = v.updated_at, updated_by = v.updated_by
-      from (select v.*, t.ctid as tid from (${unnestOf(FILE_UPDATE_COLUMNS, rows)}) as v (${sql.raw(names(FILE_UPDATE_COLUMNS).join(', '))})
+      from (select v.*, t.ctid as tid from (${recordsOf(FILE_UPDATE_COLUMNS, rows)}) as v (${sql.raw(names(FILE_UPDATE_COLUMNS).join(', '))})
         cross join lateral (select ctid from files where workspace_id = ${r.workspaceId} and path = v.path collate "C" limit 1) as t) as v
       where f.ctid = v.tid)`)
   }
-  if (inserts !== undefined) q = also(q, 'n', () => db.insertInto('files').columns(names(FILE_COLUMNS)).expression(unnestOf(FILE_COLUMNS, inserts)))
-  q = also(also(q, 'c', () => db.insertInto('changes').columns(names(CHANGE_COLUMNS)).expression(unnestOf(CHANGE_COLUMNS, r.changes))),
-    'e', () => db.insertInto('change_entries').columns(names(ENTRY_COLUMNS)).expression(unnestOf(ENTRY_COLUMNS, r.entries)))
-  if (activity !== undefined) q = also(q, 'a', () => db.insertInto('activity').columns(names(ACTIVITY_COLUMNS)).expression(unnestOf(ACTIVITY_COLUMNS, activity)))
+  if (inserts !== undefined) q = also(q, 'n', () => db.insertInto('files').columns(names(FILE_COLUMNS)).expression(recordsOf(FILE_COLUMNS, inserts)))
+  q = also(also(q, 'c', () => db.insertInto('changes').columns(names(CHANGE_COLUMNS)).expression(recordsOf(CHANGE_COLUMNS, r.changes))),
+    'e', () => db.insertInto('change_entries').columns(names(ENTRY_COLUMNS)).expression(recordsOf(ENTRY_COLUMNS, r.entries)))
+  if (activity !== undefined) q = also(q, 'a', () => db.insertInto('activity').columns(names(ACTIVITY_COLUMNS)).expression(recordsOf(ACTIVITY_COLUMNS, activity)))
   return q.updateTable('workspaces').set({ revision: r.head }).where('id', '=', r.workspaceId)
 },
 r => `${r.write === undefined ? '-' : Object.keys(r.write.set).join(',')}/${r.rows === undefined ? '-' : 'f'}/${r.inserts === undefined ? '-' : 'n'}/${r.activity === undefined ? '-' : 'a'}`,
 r => [
   ...r.write === undefined ? [] : [...Object.values(r.write.set).filter(v => v !== undefined), r.write.row.workspace_id, r.write.row.path],
-  ...r.rows === undefined ? [] : [...r.rows, r.workspaceId],
-  ...r.inserts ?? [],
-  ...r.changes, ...r.entries,
-  ...r.activity ?? [],
+  ...r.rows === undefined ? [] : [r.rows, r.workspaceId],
+  ...r.inserts === undefined ? [] : [r.inserts],
+  r.changes, r.entries,
+  ...r.activity === undefined ? [] : [r.activity],
   r.head, r.workspaceId
 ])
 
@@ -281,7 +281,7 @@ export async function saveChanges (trx: Trx, workspaceId: string, changes: Recor
   if (changeRows.length <= CHUNK && entryRows.length > 0 && entryRows.length <= CHUNK && writes.length <= 1) {
     const write = writes.pop()
     if (write !== undefined) memoOf(trx, workspaceId)?.expect(write.row)
-    await recordChanges(trx, { workspaceId, head, changes: columnArrays(CHANGE_COLUMNS, changeRows), entries: columnArrays(ENTRY_COLUMNS, entryRows), ...ownWrite(write), rows: undefined, activity: undefined })
+    await recordChanges(trx, { workspaceId, head, changes: rowsJson(CHANGE_COLUMNS, changeRows), entries: rowsJson(ENTRY_COLUMNS, entryRows), ...ownWrite(write), rows: undefined, activity: undefined })
     movedHead(trx, workspaceId, head)
     return
   }
@@ -307,12 +307,12 @@ export async function saveDeferred (trx: Executor, workspaceId: string, changes:
   await recordChanges(trx, {
     workspaceId,
     head,
-    changes: columnArrays(CHANGE_COLUMNS, changeRows),
-    entries: columnArrays(ENTRY_COLUMNS, entryRows),
+    changes: rowsJson(CHANGE_COLUMNS, changeRows),
+    entries: rowsJson(ENTRY_COLUMNS, entryRows),
     write: undefined,
-    rows: rows.length === 0 ? undefined : columnArrays(FILE_UPDATE_COLUMNS, rows),
-    inserts: created.length === 0 ? undefined : columnArrays(FILE_COLUMNS, created.map(insertable)),
-    activity: activity.length === 0 ? undefined : columnArrays(ACTIVITY_COLUMNS, activity)
+    rows: rows.length === 0 ? undefined : rowsJson(FILE_UPDATE_COLUMNS, rows),
+    inserts: created.length === 0 ? undefined : rowsJson(FILE_COLUMNS, created.map(insertable)),
+    activity: activity.length === 0 ? undefined : rowsJson(ACTIVITY_COLUMNS, activity)
   })
 }
 

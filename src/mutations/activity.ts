@@ -2,7 +2,7 @@ import type { Insertable } from 'kysely'
 import type { ActivityRow, ActivityTable, Db, Executor } from '../db/schema.js'
 import type { Actor } from '../accounts/auth.js'
 import { errors } from '../core/errors.js'
-import { columnArrays, compiledPerShape, unnestOf, type ColumnTypes } from '../db/compiled.js'
+import { rowsJson, compiledPerShape, recordsOf, type ColumnTypes } from '../db/compiled.js'
 import { mdCode, mdFence, mdText } from './markdown.js'
 import type { ReadLog } from './read-log.js'
 import type { ActivityPage, ActivityRecord, SessionSummary } from '../../schemas/sessions.js'
@@ -92,15 +92,15 @@ export async function insertActivities (db: Executor, entries: NewActivity[]): P
   await insertActivityRows(db, entries.map(activityRow))
 }
 
-/** Rows per statement (one array per column, so any number would do: this bounds a statement's size). */
+/** Rows per statement (one JSON parameter, so any number would do: this bounds a statement's size). */
 export const ACTIVITY_ROWS_PER_STATEMENT = 1000
 
 export async function insertActivityRows (db: Executor, rows: Array<Insertable<ActivityTable>>): Promise<void> {
-  for (let i = 0; i < rows.length; i += ACTIVITY_ROWS_PER_STATEMENT) await insertRows(db, columnArrays(ACTIVITY_COLUMNS, rows.slice(i, i + ACTIVITY_ROWS_PER_STATEMENT)))
+  for (let i = 0; i < rows.length; i += ACTIVITY_ROWS_PER_STATEMENT) await insertRows(db, rowsJson(ACTIVITY_COLUMNS, rows.slice(i, i + ACTIVITY_ROWS_PER_STATEMENT)))
 }
 
-const insertRows = compiledPerShape((db, rows: unknown[][]) => db.insertInto('activity').columns(ACTIVITY_COLUMNS.map(([column]) => column)).expression(unnestOf(ACTIVITY_COLUMNS, rows)),
-  () => '', rows => rows)
+const insertRows = compiledPerShape((db, rows: string) => db.insertInto('activity').columns(ACTIVITY_COLUMNS.map(([column]) => column)).expression(recordsOf(ACTIVITY_COLUMNS, rows)),
+  () => '', rows => [rows])
 
 /** Every column an entry is inserted with, in the order `activityRow` names them, with its type. */
 export const ACTIVITY_COLUMNS: ColumnTypes<Insertable<ActivityTable>> = [['session_id', 'uuid'], ['user_id', 'uuid'], ['workspace_id', 'uuid'],
